@@ -1,0 +1,1 @@
+"""loyalty: a loyalty-program backend with a double-entry points ledger."""

@@ -1,0 +1,189 @@
+"""The ASGI application: GraphQL, health, readiness and metrics."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.schema import BaseSchema
+
+from loyalty import migrate
+from loyalty.auth import service as auth
+from loyalty.auth.service import Principal
+from loyalty.config import Settings, get_settings
+from loyalty.db import Database
+from loyalty.graphql.context import Context
+from loyalty.graphql.schema import build_schema
+from loyalty.metrics import HTTP_REQUESTS
+
+
+class MemberTokenSecret:
+    """The signing secret, read (or generated) once per process."""
+
+    def __init__(self, db: Database, configured: str | None) -> None:
+        self._db = db
+        self._value = configured
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> str:
+        if self._value is None:
+            async with self._lock:
+                if self._value is None:
+                    async with self._db.transaction() as session:
+                        self._value = await auth.signing_secret(session, configured=None)
+        return self._value
+
+
+def _unauthenticated(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+class LoyaltyGraphQL(GraphQL):
+    """Authenticates every request before GraphQL runs; 401 when the credentials are bad."""
+
+    def __init__(self, schema: BaseSchema, *, db: Database, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.debug else None,
+            allow_queries_via_get=settings.debug,
+        )
+        self.db = db
+        self.settings = settings
+        self.member_token_secret = MemberTokenSecret(db, settings.secret_key)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await Response(status_code=404)(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if request.method == "GET" and "query" not in request.query_params:
+            await super().__call__(scope, receive, send)
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            await _unauthenticated("Send Authorization: Bearer <API key or member token>.")(
+                scope, receive, send
+            )
+            return
+        session = self.db.read_session()
+        try:
+            principal = await self._authenticate(session, token.strip())
+            if principal is None:
+                await session.close()
+                await _unauthenticated("Unknown, revoked or expired credentials.")(
+                    scope, receive, send
+                )
+                return
+            await session.rollback()
+        except BaseException:
+            await session.close()
+            raise
+        context = Context(
+            db=self.db,
+            settings=self.settings,
+            principal=principal,
+            session=session,
+            member_token_secret=self.member_token_secret,
+        )
+        scope.setdefault("state", {})["context"] = context
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await context.close()
+
+    async def _authenticate(self, session, token: str) -> Principal | None:  # type: ignore[no-untyped-def]
+        if token.startswith(auth.KEY_PREFIX):
+            found = await auth.authenticate_api_key(session, secret=token)
+            if found is None:
+                return None
+            if found.needs_touch:
+                async with self.db.transaction() as write:
+                    await auth.touch_api_key(write, key_id=found.principal.api_key_id or 0)
+            return found.principal
+        return auth.authenticate_member_token(token, secret=await self.member_token_secret())
+
+    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        return request.state.context
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_status(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            HTTP_REQUESTS.labels(scope["path"], str(status)).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:
+    settings = settings or get_settings()
+    database = db or Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        busy_timeout=settings.sqlite_busy_timeout_seconds,
+    )
+    graphql_app = LoyaltyGraphQL(build_schema(settings), db=database, settings=settings)
+    head = migrate.head_revision()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with database.read_engine.connect() as connection:
+                revision = await migrate.current_revision(connection)
+        except Exception as error:
+            return JSONResponse({"status": "unavailable", "error": type(error).__name__}, 503)
+        if revision != head:
+            return JSONResponse(
+                {"status": "migrations pending", "revision": revision, "head": head}, 503
+            )
+        return JSONResponse({"status": "ready", "revision": revision})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.db = database
+    app.state.settings = settings
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,173 @@
+"""Who is calling: API keys (admin, pos, app) and member tokens.
+
+API key secrets carry 256 bits of randomness, so a SHA-256 digest is a safe and fast way to
+store them (a slow password hash would only add latency to every request); the secret is
+shown once, when the key is created.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.auth.models import API_KEY_ROLES, ApiKey, InstanceSecret, Role
+from loyalty.db import insert_ignoring_conflicts, utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.members.models import MemberStatus
+from loyalty.members.service import get_member
+from loyalty.validation import required_text
+
+KEY_PREFIX = "lyk_"
+TOKEN_ISSUER = "loyalty"
+TOKEN_AUDIENCE = "loyalty:member"
+SIGNING_SECRET_NAME = "member_token_signing_key"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    role: Role
+    scope: str
+    """Namespace of the caller's idempotency keys."""
+    member_id: int | None = None
+    api_key_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    secret: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_api_key(session: AsyncSession, *, role: str, name: str) -> CreatedKey:
+    if role not in API_KEY_ROLES:
+        raise invalid(f"Role must be one of {', '.join(API_KEY_ROLES)}.", "role")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        name=required_text(name, 100, "name"),
+        role=role,
+        prefix=secret[:12],
+        secret_hash=_digest(secret),
+        created_at=utcnow(),
+    )
+    session.add(key)
+    await session.flush()
+    return CreatedKey(key=key, secret=secret)
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    return list((await session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
+
+
+async def revoke_api_key(session: AsyncSession, *, key_id_or_prefix: str) -> ApiKey:
+    condition = ApiKey.prefix == key_id_or_prefix
+    if key_id_or_prefix.isdigit():
+        condition = or_(condition, ApiKey.id == int(key_id_or_prefix))
+    key = await session.scalar(select(ApiKey).where(condition))
+    if key is None:
+        raise not_found("API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+
+
+@dataclass(frozen=True)
+class KeyLookup:
+    principal: Principal
+    needs_touch: bool
+    """``last_used_at`` is older than LAST_USED_RESOLUTION: record this use."""
+
+
+async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLookup | None:
+    """The caller an API key names; None when it is unknown or revoked. Reads only."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 100:
+        return None
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.role, ApiKey.last_used_at).where(
+                ApiKey.secret_hash == _digest(secret), ApiKey.revoked_at.is_(None)
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
+    return KeyLookup(
+        principal=Principal(role=Role(row.role), scope=f"key:{row.id}", api_key_id=row.id),
+        needs_touch=stale,
+    )
+
+
+async def touch_api_key(session: AsyncSession, *, key_id: int) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+
+
+async def signing_secret(session: AsyncSession, *, configured: str | None) -> str:
+    """LOYALTY_SECRET_KEY, or a key generated on first use and kept in the database."""
+    if configured:
+        return configured
+    await session.execute(
+        insert_ignoring_conflicts(session, InstanceSecret).values(
+            name=SIGNING_SECRET_NAME, value=secrets.token_urlsafe(48), created_at=utcnow()
+        )
+    )
+    return await session.scalar(
+        select(InstanceSecret.value).where(InstanceSecret.name == SIGNING_SECRET_NAME)
+    )
+
+
+def issue_member_token(
+    *, member_id: int, secret: str, ttl: timedelta, now: datetime | None = None
+) -> tuple[str, datetime]:
+    issued = now or utcnow()
+    expires = issued + ttl
+    claims = {
+        "sub": str(member_id),
+        "iss": TOKEN_ISSUER,
+        "aud": TOKEN_AUDIENCE,
+        "iat": int(issued.timestamp()),
+        "exp": int(expires.timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256"), expires.replace(microsecond=0)
+
+
+def authenticate_member_token(token: str, *, secret: str) -> Principal | None:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=TOKEN_AUDIENCE,
+            issuer=TOKEN_ISSUER,
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject.isdigit():
+        return None
+    member_id = int(subject)
+    return Principal(role=Role.MEMBER, scope=f"member:{member_id}", member_id=member_id)
+
+
+async def issue_token_for_member(
+    session: AsyncSession, *, member_id: int, secret: str, ttl: timedelta
+) -> tuple[str, datetime]:
+    """A member token for a member that exists and whose account is not closed."""
+    member = await get_member(session, member_id=member_id)
+    if member.status == MemberStatus.CLOSED:
+        raise DomainError(
+            ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
+        )
+    return issue_member_token(member_id=member.id, secret=secret, ttl=ttl)

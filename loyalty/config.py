@@ -1,0 +1,29 @@
+"""Runtime settings, all read from ``LOYALTY_*`` environment variables."""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./loyalty.db"
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs member tokens; when unset a key is generated once and kept in the DB.",
+    )
+    debug: bool = False
+    page_size_max: int = Field(default=100, ge=1, le=1000)
+    member_token_ttl_seconds: int = Field(default=3600, ge=60)
+    db_pool_size: int = Field(default=10, ge=1)
+    sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_query_depth: int = Field(default=10, ge=2)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2000, ge=100)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

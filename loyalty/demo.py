@@ -1,0 +1,81 @@
+"""Demo data for ``loyalty serve --demo``: a program, tiers and members with purchase history."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import Database, utcnow
+from loyalty.members import service as members
+from loyalty.members.models import Channel, Member
+from loyalty.program import service as program
+from loyalty.purchases import service as purchases
+from loyalty.tiers.models import Tier
+
+DEMO_SCOPE = "demo"
+TIERS = (
+    ("Bronze", 1, 0, Decimal("1"), ["Member prices"]),
+    ("Silver", 2, 500, Decimal("1.25"), ["Member prices", "Free shipping"]),
+    ("Gold", 3, 2000, Decimal("1.5"), ["Member prices", "Free shipping", "Birthday gift"]),
+)
+MEMBERS = (
+    ("demo-ada", "ada@example.com", "+14155550101", "Ada", "Lovelace"),
+    ("demo-grace", "grace@example.com", "+14155550102", "Grace", "Hopper"),
+    ("demo-alan", "alan@example.com", None, "Alan", "Turing"),
+    ("demo-katherine", None, "+14155550104", "Katherine", "Johnson"),
+    ("demo-edsger", "edsger@example.com", None, "Edsger", "Dijkstra"),
+)
+
+
+async def seed_if_empty(db: Database) -> bool:
+    """Seed once: returns False when the database already has members."""
+    async with db.transaction() as session:
+        if await session.scalar(select(func.count()).select_from(Member)):
+            return False
+        await _seed(session)
+    return True
+
+
+async def _seed(session: AsyncSession) -> None:
+    await program.update_program(
+        session,
+        changes=program.ProgramChanges(name="Demo Coffee Co.", currency="USD", points_per_unit="1"),
+    )
+    session.add_all(
+        Tier(name=name, rank=rank, threshold=threshold, multiplier=multiplier, benefits=benefits)
+        for name, rank, threshold, multiplier, benefits in TIERS
+    )
+    await session.flush()
+    now = utcnow()
+    channels = list(Channel)
+    for index, (external_id, email, phone, first, last) in enumerate(MEMBERS):
+        member = await members.enroll_member(
+            session,
+            enrollment=members.Enrollment(
+                external_id=external_id,
+                email=email,
+                phone=phone,
+                first_name=first,
+                last_name=last,
+                channel=channels[index % len(channels)],
+            ),
+        )
+        for visit in range(3 + index):
+            order_id = f"demo-{external_id}-{visit + 1}"
+            await purchases.record_purchase(
+                session,
+                scope=DEMO_SCOPE,
+                idempotency_key=order_id,
+                purchase=purchases.PurchaseIn(
+                    order_id=order_id,
+                    channel=channels[(index + visit) % len(channels)],
+                    store_id=f"store-{visit % 3 + 1}",
+                    total=purchases.MoneyIn(
+                        amount=f"{12 + 7 * visit + 3 * index}.{(visit * 25) % 100:02d}",
+                        currency="USD",
+                    ),
+                    member_id=member.id,
+                    occurred_at=now - timedelta(days=30 - 5 * visit, hours=index),
+                ),
+            )

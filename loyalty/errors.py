@@ -1,0 +1,36 @@
+"""The error model every service speaks: a code clients can switch on, a field path, a message."""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID = "INVALID"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    LIMIT_REACHED = "LIMIT_REACHED"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    MEMBER_INACTIVE = "MEMBER_INACTIVE"
+    CURRENCY_NOT_SUPPORTED = "CURRENCY_NOT_SUPPORTED"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    ALREADY_REFUNDED = "ALREADY_REFUNDED"
+    ALREADY_CANCELLED = "ALREADY_CANCELLED"
+
+
+class DomainError(Exception):
+    """A business failure: reported to the caller as a UserError, and the transaction rolls back."""
+
+    def __init__(self, code: ErrorCode, message: str, field: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def invalid(message: str, *field: str) -> DomainError:
+    return DomainError(ErrorCode.INVALID, message, list(field) or None)
+
+
+def not_found(what: str, *field: str) -> DomainError:
+    return DomainError(ErrorCode.NOT_FOUND, f"{what} not found.", list(field) or None)

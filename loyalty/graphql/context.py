@@ -1,0 +1,61 @@
+"""Per-request state: the caller, a read session, the DataLoaders and the write boundary."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.auth.service import Principal
+from loyalty.config import Settings
+from loyalty.db import Database
+from loyalty.graphql.dataloaders import Loaders
+
+R = TypeVar("R")
+
+
+class Context:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        principal: Principal,
+        session: AsyncSession | None,
+        member_token_secret: Callable[[], Awaitable[str]],
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.principal = principal
+        self.member_token_secret = member_token_secret
+        self._session = session
+        self._session_lock = asyncio.Lock()
+        self.loaders = Loaders(self.read)
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
+        """Run ``work`` on the request's read session.
+
+        GraphQL resolves sibling fields concurrently, and one AsyncSession allows one
+        operation at a time, so reads take turns on it.
+        """
+        async with self._session_lock:
+            if self._session is None:
+                self._session = self.db.read_session()
+            return await work(self._session)
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
+        """Run ``work`` in one write transaction; reads after it see what it committed."""
+        async with self.db.transaction() as session:
+            result = await work(session)
+        await self.refresh_reads()
+        return result
+
+    async def refresh_reads(self) -> None:
+        async with self._session_lock:
+            if self._session is not None:
+                await self._session.rollback()
+        self.loaders = Loaders(self.read)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

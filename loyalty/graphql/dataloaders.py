@@ -1,0 +1,31 @@
+"""Per-request DataLoaders: a page of members costs one query per related type, not per row."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from loyalty.members.models import Member
+from loyalty.purchases.models import Purchase
+from loyalty.tiers.models import Tier
+
+T = TypeVar("T")
+Read = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
+
+
+def _by_id(read: Read, model: Any) -> Callable[[Sequence[int]], Awaitable[list[Any]]]:
+    async def load(ids: Sequence[int]) -> list[Any]:
+        rows = await read(lambda session: session.scalars(select(model).where(model.id.in_(ids))))
+        found = {row.id: row for row in rows}
+        return [found.get(i) for i in ids]
+
+    return load
+
+
+class Loaders:
+    def __init__(self, read: Read) -> None:
+        self.tier: DataLoader[int, Tier | None] = DataLoader(_by_id(read, Tier))
+        self.member: DataLoader[int, Member | None] = DataLoader(_by_id(read, Member))
+        self.purchase: DataLoader[int, Purchase | None] = DataLoader(_by_id(read, Purchase))

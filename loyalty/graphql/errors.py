@@ -1,0 +1,76 @@
+"""UserErrors for business failures, and the formatting of every other GraphQL error."""
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.extensions import SchemaExtension
+
+from loyalty.errors import DomainError
+from loyalty.errors import ErrorCode as DomainErrorCode
+
+logger = logging.getLogger("loyalty.graphql")
+
+ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+
+
+@strawberry.type
+class UserError:
+    code: ErrorCode
+    field: list[str] | None
+    message: str
+
+    @classmethod
+    def of(cls, error: DomainError) -> "UserError":
+        return cls(code=error.code, field=error.field, message=error.message)
+
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+async def mutate(
+    info: strawberry.Info,
+    payload: Callable[..., P],
+    work: Callable[[AsyncSession], Awaitable[R]],
+    shape: Callable[[R], dict[str, Any]],
+) -> P:
+    """Run a mutation's service call in one transaction; a DomainError rolls back to a UserError."""
+    try:
+        result = await info.context.write(work)
+    except DomainError as error:
+        return payload(errors=[UserError.of(error)])
+    return payload(errors=[], **shape(result))
+
+
+class ErrorFormatting(SchemaExtension):
+    """DomainErrors raised in queries keep their code; unexpected exceptions are masked."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        result.errors = [self._format(error) for error in result.errors]
+
+    @staticmethod
+    def _format(error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            return error
+        if isinstance(original, DomainError):
+            code, message = original.code.value, original.message
+        else:
+            logger.error("unexpected error in %s", error.path, exc_info=original)
+            code, message = "INTERNAL", "Internal error."
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": code},
+        )

@@ -1,0 +1,59 @@
+"""The schema: every domain's queries and mutations, behind the request-hygiene extensions."""
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from loyalty.config import Settings
+from loyalty.graphql.auth import AuthMutations
+from loyalty.graphql.errors import ErrorFormatting
+from loyalty.graphql.ledger import LedgerMutations
+from loyalty.graphql.members import MemberMutations, MemberQueries
+from loyalty.graphql.program import ProgramMutations, ProgramQueries
+from loyalty.graphql.purchases import PurchaseMutations
+from loyalty.graphql.scalars import SCALARS
+
+
+@strawberry.type
+class Query(MemberQueries, ProgramQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(
+    MemberMutations, PurchaseMutations, LedgerMutations, ProgramMutations, AuthMutations
+):
+    pass
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        ErrorFormatting,
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not settings.debug:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema(Settings(debug=True)).as_str() + "\n"

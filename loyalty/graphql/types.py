@@ -1,0 +1,220 @@
+"""GraphQL object types. Resolvers read ORM rows and service views; they never write."""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+import strawberry
+from strawberry import Parent
+
+from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.scalars import DecimalString
+from loyalty.ids import encode_id
+from loyalty.ledger import service as ledger
+from loyalty.ledger.models import Account
+from loyalty.ledger.models import EntryKind as DomainEntryKind
+from loyalty.members.models import Channel as DomainChannel
+from loyalty.members.models import Member as MemberRow
+from loyalty.members.models import MemberStatus as DomainMemberStatus
+from loyalty.money import format_amount, plain
+from loyalty.pagination import page_request
+from loyalty.program.models import Program as ProgramRow
+from loyalty.purchases import service as purchases
+from loyalty.purchases.models import Purchase as PurchaseRow
+from loyalty.purchases.models import PurchaseStatus as DomainPurchaseStatus
+from loyalty.tiers.models import Tier as TierRow
+
+MemberStatus = strawberry.enum(DomainMemberStatus, name="MemberStatus")
+Channel = strawberry.enum(DomainChannel, name="Channel")
+LedgerEntryKind = strawberry.enum(DomainEntryKind, name="LedgerEntryKind")
+PurchaseStatus = strawberry.enum(DomainPurchaseStatus, name="PurchaseStatus")
+
+
+@strawberry.enum(description="The member balance a ledger entry posts to.")
+class PointsBucket(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    PENDING = "PENDING"
+
+
+@strawberry.type
+class Money:
+    amount: DecimalString
+    currency: str
+
+
+@strawberry.type
+class Program:
+    name: str
+    currency: str
+    pending_days: int
+    points_expire_after_days: int | None
+    tier_window_days: int
+
+    @strawberry.field(description="Points earned per 1.00 of the program's currency.")
+    def points_per_unit(self, root: Parent[ProgramRow]) -> DecimalString:
+        return DecimalString(plain(root.points_per_unit))
+
+
+@strawberry.type
+class Tier:
+    name: str
+    rank: int
+    threshold: int
+    benefits: list[str]
+
+    @strawberry.field
+    def id(self, root: Parent[TierRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Tier", root.id))
+
+    @strawberry.field(description="Applied to points earned from purchases.")
+    def multiplier(self, root: Parent[TierRow]) -> DecimalString:
+        return DecimalString(plain(root.multiplier))
+
+
+@strawberry.type
+class Points:
+    available: int
+    pending: int
+    lifetime_earned: int
+    redeemed: int
+    expired: int
+
+
+@strawberry.type
+class Member:
+    external_id: str
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    status: MemberStatus
+    enrolled_at: datetime
+
+    @strawberry.field
+    def id(self, root: Parent[MemberRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Member", root.id))
+
+    @strawberry.field
+    def points(self, root: Parent[MemberRow]) -> Points:
+        return Points(
+            available=root.points_available,
+            pending=root.points_pending,
+            lifetime_earned=root.lifetime_earned,
+            redeemed=root.points_redeemed,
+            expired=root.points_expired,
+        )
+
+    @strawberry.field
+    async def tier(self, root: Parent[MemberRow], info: strawberry.Info) -> Tier | None:
+        if root.tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.tier_id)
+
+    @strawberry.field(description="The member's ledger entries, newest first.")
+    async def ledger(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection["LedgerEntry"]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.read(
+            lambda session: ledger.member_entries(session, member_id=root.id, page=request)
+        )
+        return to_connection(page, after_given=after is not None)
+
+    @strawberry.field(description="The member's purchases, newest first.")
+    async def purchases(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection["Purchase"]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.read(
+            lambda session: purchases.member_purchases(session, member_id=root.id, page=request)
+        )
+        return to_connection(page, after_given=after is not None)
+
+
+@strawberry.type
+class PurchaseLine:
+    sku: str | None
+    category: str | None
+    quantity: int
+    unit_price: Money | None
+
+
+@strawberry.type
+class Purchase:
+    order_id: str
+    channel: Channel
+    store_id: str | None
+    occurred_at: datetime
+    created_at: datetime
+    points_awarded: int
+    points_refunded: int
+    status: PurchaseStatus
+
+    @strawberry.field
+    def id(self, root: Parent[PurchaseRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Purchase", root.id))
+
+    @strawberry.field
+    def total(self, root: Parent[PurchaseRow]) -> Money:
+        return Money(amount=DecimalString(format_amount(root.total_amount)), currency=root.currency)
+
+    @strawberry.field
+    def lines(self, root: Parent[PurchaseRow]) -> list[PurchaseLine]:
+        return [
+            PurchaseLine(
+                sku=line["sku"],
+                category=line["category"],
+                quantity=line["quantity"],
+                unit_price=(
+                    None
+                    if line["unit_price"] is None
+                    else Money(
+                        amount=DecimalString(format_amount(Decimal(line["unit_price"]))),
+                        currency=root.currency,
+                    )
+                ),
+            )
+            for line in root.lines
+        ]
+
+    @strawberry.field
+    async def member(self, root: Parent[PurchaseRow], info: strawberry.Info) -> Member:
+        return await info.context.loaders.member.load(root.member_id)
+
+
+@strawberry.type
+class LedgerEntry:
+    kind: LedgerEntryKind
+    points: int = strawberry.field(description="Signed: credits are positive, debits negative.")
+    balance_after: int | None = strawberry.field(
+        description="The running balance of the bucket this entry posts to, after it."
+    )
+    occurred_at: datetime
+    created_at: datetime
+    reason: str | None
+
+    @strawberry.field
+    def id(self, root: Parent[ledger.EntryView]) -> strawberry.ID:
+        return strawberry.ID(encode_id("LedgerEntry", root.id))
+
+    @strawberry.field
+    def bucket(self, root: Parent[ledger.EntryView]) -> PointsBucket:
+        if root.account == Account.MEMBER_PENDING:
+            return PointsBucket.PENDING
+        return PointsBucket.AVAILABLE
+
+    @strawberry.field
+    async def purchase(
+        self, root: Parent[ledger.EntryView], info: strawberry.Info
+    ) -> Purchase | None:
+        if root.purchase_id is None:
+            return None
+        return await info.context.loaders.purchase.load(root.purchase_id)

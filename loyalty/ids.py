@@ -1,0 +1,27 @@
+"""Opaque global IDs: base64url("Type:pk"), so clients never depend on key shapes."""
+
+import base64
+import binascii
+
+
+def encode_id(type_name: str, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_id(type_name: str, global_id: str) -> int | None:
+    """The primary key an ID names, or None when it is not an ID of this type."""
+    if not global_id or len(global_id) > 64:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    prefix, _, pk = raw.partition(":")
+    if prefix != type_name or not pk.isdigit() or len(pk) > 18:
+        return None
+    return int(pk)
+
+
+def key_or_zero(type_name: str, global_id: str) -> int:
+    """The key an ID names, or 0 (which names no row) so lookups answer NOT_FOUND."""
+    return decode_id(type_name, global_id) or 0

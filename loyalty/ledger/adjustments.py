@@ -1,0 +1,77 @@
+"""adjustPoints: an admin's signed correction, itself a balanced ledger transaction."""
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.idempotency import service as idempotency
+from loyalty.ledger import service as ledger
+from loyalty.ledger.models import Account, EntryKind
+from loyalty.members import service as members
+from loyalty.members.models import Member, MemberStatus
+from loyalty.validation import required_text
+
+MAX_ADJUSTMENT = 100_000_000
+
+
+@dataclass(frozen=True)
+class AdjustmentIn:
+    member_id: int
+    points: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class AdjustmentResult:
+    entry: ledger.EntryView
+    member: Member
+
+
+async def adjust_points(
+    session: AsyncSession, *, scope: str, idempotency_key: str, adjustment: AdjustmentIn
+) -> AdjustmentResult:
+    """Credit or debit available points; a debit never takes available below zero."""
+    if adjustment.points == 0 or abs(adjustment.points) > MAX_ADJUSTMENT:
+        raise invalid(f"Must be non-zero and at most {MAX_ADJUSTMENT:,} either way.", "points")
+    reason = required_text(adjustment.reason, 500, "reason")
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="adjustPoints",
+        request=asdict(adjustment),
+    )
+    if isinstance(claim, idempotency.Replay):
+        return await _replayed(session, claim.result)
+    member = await members.lock_member(session, member_id=adjustment.member_id)
+    if member.status == MemberStatus.CLOSED:
+        raise DomainError(
+            ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
+        )
+    posted = await ledger.post(
+        session,
+        ledger.Movement(
+            kind=EntryKind.ADJUST,
+            member_id=member.id,
+            counter_account=Account.PROGRAM_ADJUSTMENT,
+            occurred_at=utcnow(),
+            available=adjustment.points,
+            lifetime_earned=max(adjustment.points, 0),
+            reason=reason,
+        ),
+    )
+    await idempotency.complete(
+        session, claimed=claim, result={"entry_id": posted.entry.id, "member_id": member.id}
+    )
+    return AdjustmentResult(entry=posted.entry, member=posted.member)
+
+
+async def _replayed(session: AsyncSession, result: dict[str, Any]) -> AdjustmentResult:
+    entry = await ledger.get_entry(session, entry_id=result["entry_id"])
+    member = await members.find_member(session, member_id=result["member_id"])
+    if entry is None or member is None:
+        raise not_found("Ledger entry")
+    return AdjustmentResult(entry=entry, member=member)

@@ -1,0 +1,62 @@
+"""The double-entry points ledger.
+
+A ``LedgerTransaction`` is one points movement; its ``LedgerEntry`` rows (postings) sum to zero
+across a member's accounts and the program's accounts. Member postings carry ``balance_after``,
+the running balance of that member account. Program accounts keep no running balance, so no
+single row becomes a hot spot that every purchase has to lock.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty.db import Base, BigIntPK, UTCDateTime, utcnow
+
+
+class EntryKind(StrEnum):
+    EARN = "EARN"
+    BONUS = "BONUS"
+    REDEEM = "REDEEM"
+    REDEMPTION_CANCEL = "REDEMPTION_CANCEL"
+    REFUND_CLAWBACK = "REFUND_CLAWBACK"
+    EXPIRE = "EXPIRE"
+    ADJUST = "ADJUST"
+
+
+class Account(StrEnum):
+    MEMBER_AVAILABLE = "MEMBER_AVAILABLE"
+    MEMBER_PENDING = "MEMBER_PENDING"
+    PROGRAM_ISSUANCE = "PROGRAM_ISSUANCE"
+    PROGRAM_ADJUSTMENT = "PROGRAM_ADJUSTMENT"
+    PROGRAM_REDEMPTION = "PROGRAM_REDEMPTION"
+    PROGRAM_EXPIRY = "PROGRAM_EXPIRY"
+
+
+MEMBER_ACCOUNTS = (Account.MEMBER_AVAILABLE, Account.MEMBER_PENDING)
+
+
+class LedgerTransaction(Base):
+    __tablename__ = "ledger_transactions"
+    __table_args__ = (Index("ix_ledger_transactions_member_id_id", "member_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), index=True)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_member_id_id", "member_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)

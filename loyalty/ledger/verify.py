@@ -1,0 +1,207 @@
+"""``loyalty ledger verify``: every invariant of API.md §5 checked with set-based SQL.
+
+Each check is one query over whole tables that returns the offending rows, so it costs the
+same whether one member or ten million are in the ledger, and names each row it finds.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from loyalty.ledger.models import Account
+
+REPORT_LIMIT = 100
+LEDGER_TABLES = ("ledger_transactions", "ledger_entries")
+GUARD_TRIGGERS = tuple(f"{t}_no_{a}" for t in LEDGER_TABLES for a in ("update", "delete"))
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: int
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"invariant {self.invariant} ({self.check}): {self.detail}"
+
+
+@dataclass(frozen=True)
+class Check:
+    invariant: int
+    name: str
+    sql: str
+    describe: Callable[..., str]
+
+
+_MEMBER_ACCOUNTS = f"('{Account.MEMBER_AVAILABLE}', '{Account.MEMBER_PENDING}')"
+
+CHECKS = (
+    Check(
+        2,
+        "unbalanced transaction",
+        """
+        SELECT t.id, COALESCE(SUM(e.points), 0) AS total, COUNT(e.id) AS postings
+        FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+        GROUP BY t.id
+        HAVING COALESCE(SUM(e.points), 0) <> 0 OR COUNT(e.id) < 2
+        """,
+        lambda r: f"transaction {r.id} has {r.postings} postings summing to {r.total}, not 0",
+    ),
+    Check(
+        2,
+        "posting on the wrong account",
+        f"""
+        SELECT e.id, e.transaction_id, e.account, e.member_id, t.member_id AS owner
+        FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+        WHERE (e.account IN {_MEMBER_ACCOUNTS}
+               AND (e.member_id IS NULL OR e.member_id <> t.member_id))
+           OR (e.account NOT IN {_MEMBER_ACCOUNTS} AND e.member_id IS NOT NULL)
+        """,
+        lambda r: (
+            f"entry {r.id} of transaction {r.transaction_id} posts {r.account} "
+            f"for member {r.member_id}, but the transaction belongs to member {r.owner}"
+        ),
+    ),
+    Check(
+        3,
+        "balanceAfter is not the running sum",
+        """
+        SELECT id, member_id, account, balance_after, running FROM (
+            SELECT id, member_id, account, balance_after,
+                   SUM(points) OVER (PARTITION BY member_id, account ORDER BY id
+                                     ROWS UNBOUNDED PRECEDING) AS running
+            FROM ledger_entries WHERE member_id IS NOT NULL
+        ) s
+        WHERE balance_after IS NULL OR balance_after <> running
+        """,
+        lambda r: (
+            f"entry {r.id} ({r.account} of member {r.member_id}) records balanceAfter "
+            f"{r.balance_after}, the running sum is {r.running}"
+        ),
+    ),
+    Check(
+        3,
+        "stored balance differs from the ledger",
+        f"""
+        WITH sums AS (
+            SELECT e.member_id,
+                SUM(CASE WHEN e.account = '{Account.MEMBER_AVAILABLE}' THEN e.points ELSE 0 END)
+                    AS available,
+                SUM(CASE WHEN e.account = '{Account.MEMBER_PENDING}' THEN e.points ELSE 0 END)
+                    AS pending,
+                SUM(CASE WHEN t.kind IN ('EARN', 'BONUS', 'REFUND_CLAWBACK')
+                          OR (t.kind = 'ADJUST' AND e.points > 0) THEN e.points ELSE 0 END)
+                    AS lifetime_earned,
+                SUM(CASE WHEN t.kind IN ('REDEEM', 'REDEMPTION_CANCEL') THEN -e.points ELSE 0 END)
+                    AS redeemed,
+                SUM(CASE WHEN t.kind = 'EXPIRE' THEN -e.points ELSE 0 END) AS expired
+            FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+            WHERE e.member_id IS NOT NULL
+            GROUP BY e.member_id
+        )
+        SELECT m.id,
+            m.points_available, COALESCE(s.available, 0) AS available,
+            m.points_pending, COALESCE(s.pending, 0) AS pending,
+            m.lifetime_earned AS stored_lifetime, COALESCE(s.lifetime_earned, 0) AS lifetime,
+            m.points_redeemed, COALESCE(s.redeemed, 0) AS redeemed,
+            m.points_expired, COALESCE(s.expired, 0) AS expired
+        FROM members m LEFT JOIN sums s ON s.member_id = m.id
+        WHERE m.points_available <> COALESCE(s.available, 0)
+           OR m.points_pending <> COALESCE(s.pending, 0)
+           OR m.lifetime_earned <> COALESCE(s.lifetime_earned, 0)
+           OR m.points_redeemed <> COALESCE(s.redeemed, 0)
+           OR m.points_expired <> COALESCE(s.expired, 0)
+        """,
+        lambda r: (
+            f"member {r.id} stores available={r.points_available} pending={r.points_pending} "
+            f"lifetimeEarned={r.stored_lifetime} redeemed={r.points_redeemed} "
+            f"expired={r.points_expired}; the ledger sums to available={r.available} "
+            f"pending={r.pending} lifetimeEarned={r.lifetime} redeemed={r.redeemed} "
+            f"expired={r.expired}"
+        ),
+    ),
+    Check(
+        3,
+        "purchase award differs from the ledger",
+        f"""
+        SELECT p.id, p.order_id, p.points_awarded, COALESCE(SUM(e.points), 0) AS posted
+        FROM purchases p
+        LEFT JOIN ledger_transactions t ON t.purchase_id = p.id AND t.kind IN ('EARN', 'BONUS')
+        LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+            AND e.account IN {_MEMBER_ACCOUNTS}
+        GROUP BY p.id, p.order_id, p.points_awarded
+        HAVING p.points_awarded <> COALESCE(SUM(e.points), 0)
+        """,
+        lambda r: (
+            f"purchase {r.id} (order {r.order_id}) says it awarded {r.points_awarded} points, "
+            f"the ledger credited {r.posted}"
+        ),
+    ),
+    Check(
+        4,
+        "negative balance",
+        """
+        SELECT id, points_available, points_pending FROM members
+        WHERE points_available < 0 OR points_pending < 0
+        """,
+        lambda r: f"member {r.id} has available={r.points_available} pending={r.points_pending}",
+    ),
+    Check(
+        4,
+        "balance went below zero",
+        """
+        SELECT id, member_id, account, balance_after FROM ledger_entries
+        WHERE member_id IS NOT NULL AND balance_after < 0
+        """,
+        lambda r: f"entry {r.id} took {r.account} of member {r.member_id} to {r.balance_after}",
+    ),
+    Check(
+        5,
+        "idempotency key applied more than once",
+        """
+        SELECT scope, key, COUNT(*) AS uses FROM idempotency_keys
+        GROUP BY scope, key HAVING COUNT(*) > 1
+        """,
+        lambda r: f"key {r.key!r} of caller {r.scope} is stored {r.uses} times",
+    ),
+    Check(
+        5,
+        "idempotency key without a result",
+        "SELECT id, scope, key FROM idempotency_keys WHERE result IS NULL",
+        lambda r: f"key {r.key!r} of caller {r.scope} was claimed but stores no result",
+    ),
+    Check(
+        5,
+        "purchase earned more than once",
+        """
+        SELECT purchase_id, COUNT(*) AS earns FROM ledger_transactions
+        WHERE kind = 'EARN' AND purchase_id IS NOT NULL
+        GROUP BY purchase_id HAVING COUNT(*) > 1
+        """,
+        lambda r: f"purchase {r.purchase_id} has {r.earns} EARN transactions",
+    ),
+)
+
+
+async def _missing_guards(connection: AsyncConnection) -> list[Violation]:
+    if connection.dialect.name == "postgresql":
+        query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D'"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    present = set((await connection.execute(text(query))).scalars())
+    return [
+        Violation(1, "append-only guard missing", f"trigger {name} is missing or disabled")
+        for name in GUARD_TRIGGERS
+        if name not in present
+    ]
+
+
+async def verify(connection: AsyncConnection) -> list[Violation]:
+    """All violations found (at most REPORT_LIMIT per check); empty when the ledger is sound."""
+    violations = await _missing_guards(connection)
+    for check in CHECKS:
+        rows = (await connection.execute(text(f"{check.sql} LIMIT {REPORT_LIMIT}"))).all()
+        violations += [Violation(check.invariant, check.name, check.describe(r)) for r in rows]
+    return violations

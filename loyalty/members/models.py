@@ -1,0 +1,51 @@
+"""Members and their stored balances (kept equal to the ledger's sums in every transaction)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty.db import Base, BigIntPK, UTCDateTime, utcnow
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    CLOSED = "CLOSED"
+
+
+class Channel(StrEnum):
+    IN_STORE = "IN_STORE"
+    ONLINE = "ONLINE"
+    MOBILE_APP = "MOBILE_APP"
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint("points_available >= 0", name="available_non_negative"),
+        CheckConstraint("points_pending >= 0", name="pending_non_negative"),
+        CheckConstraint("lifetime_earned >= 0", name="lifetime_earned_non_negative"),
+        CheckConstraint("points_redeemed >= 0", name="redeemed_non_negative"),
+        CheckConstraint("points_expired >= 0", name="expired_non_negative"),
+        Index("ix_members_email", "email"),
+        Index("ix_members_phone", "phone"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=MemberStatus.ACTIVE)
+    enrollment_channel: Mapped[str | None] = mapped_column(String(16))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), index=True)
+    points_available: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    lifetime_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_redeemed: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_expired: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,164 @@
+"""Member operations: enrollment, profile changes, lookups and search."""
+
+from dataclasses import dataclass, fields
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import insert_ignoring_conflicts, utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.members.models import Channel, Member, MemberStatus
+from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.tiers.models import Tier
+from loyalty.validation import UNSET, Unset, email, optional_text, phone, required_text
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    external_id: str
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True)
+class MemberChanges:
+    email: str | Unset | None = UNSET
+    phone: str | Unset | None = UNSET
+    first_name: str | Unset | None = UNSET
+    last_name: str | Unset | None = UNSET
+    status: MemberStatus | Unset = UNSET
+
+
+_PROFILE_CHECKS = {
+    "email": lambda v: email(v, "email"),
+    "phone": lambda v: phone(v, "phone"),
+    "first_name": lambda v: optional_text(v, 100, "firstName"),
+    "last_name": lambda v: optional_text(v, 100, "lastName"),
+}
+
+
+async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Member:
+    """A new member at the base tier; a second enrollment of one externalId is refused."""
+    values = {
+        "external_id": required_text(enrollment.external_id, 128, "externalId"),
+        **{name: check(getattr(enrollment, name)) for name, check in _PROFILE_CHECKS.items()},
+    }
+    base_tier = select(Tier.id).where(Tier.threshold == 0).order_by(Tier.rank).limit(1)
+    now = utcnow()
+    member_id = await session.scalar(
+        insert_ignoring_conflicts(session, Member)
+        .values(
+            **values,
+            status=MemberStatus.ACTIVE,
+            enrollment_channel=enrollment.channel,
+            enrolled_at=now,
+            updated_at=now,
+            tier_id=base_tier.scalar_subquery(),
+        )
+        .returning(Member.id)
+    )
+    if member_id is None:
+        raise DomainError(
+            ErrorCode.ALREADY_EXISTS,
+            f"A member with externalId {values['external_id']!r} is already enrolled.",
+            ["externalId"],
+        )
+    return await get_member(session, member_id=member_id)
+
+
+async def update_member(
+    session: AsyncSession, *, member_id: int | None, changes: MemberChanges
+) -> Member:
+    member = await lock_member(session, member_id=member_id)
+    for name in (f.name for f in fields(changes)):
+        value = getattr(changes, name)
+        if value is UNSET:
+            continue
+        if name == "status":
+            if value is None:
+                raise invalid("Must not be null.", "status")
+            member.status = MemberStatus(value)
+        else:
+            setattr(member, name, _PROFILE_CHECKS[name](value))
+    member.updated_at = utcnow()
+    await session.flush()
+    return member
+
+
+async def get_member(session: AsyncSession, *, member_id: int | None) -> Member:
+    member = await find_member(session, member_id=member_id)
+    if member is None:
+        raise not_found("Member", "memberId")
+    return member
+
+
+async def find_member(session: AsyncSession, *, member_id: int | None) -> Member | None:
+    if member_id is None:
+        return None
+    return await session.get(Member, member_id)
+
+
+async def find_member_by_external_id(session: AsyncSession, *, external_id: str) -> Member | None:
+    return await session.scalar(select(Member).where(Member.external_id == external_id))
+
+
+async def lock_member(
+    session: AsyncSession,
+    *,
+    member_id: int | None = None,
+    external_id: str | None = None,
+    field: str = "memberId",
+) -> Member:
+    """The member row, locked for this transaction (``FOR UPDATE`` on PostgreSQL)."""
+    if member_id is not None:
+        condition = Member.id == member_id
+    elif external_id is not None:
+        condition = Member.external_id == external_id
+    else:
+        raise not_found("Member", field)
+    member = await session.scalar(
+        select(Member).where(condition).with_for_update().execution_options(populate_existing=True)
+    )
+    if member is None:
+        raise not_found("Member", field)
+    return member
+
+
+def require_active(member: Member) -> None:
+    if member.status != MemberStatus.ACTIVE:
+        raise DomainError(
+            ErrorCode.MEMBER_INACTIVE,
+            f"The member is {member.status.lower()}: it can neither earn nor redeem points.",
+            ["memberId"],
+        )
+
+
+async def search_members(
+    session: AsyncSession, *, search: str | None, page: PageRequest
+) -> Page[Member]:
+    """Members in enrollment order, optionally matching a substring of id, email, phone or name."""
+    statement = select(Member).order_by(Member.id).limit(page.first + 1)
+    if page.after is not None:
+        statement = statement.where(Member.id > page.after)
+    term = (search or "").strip()
+    if term:
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        Member.external_id,
+                        Member.email,
+                        Member.phone,
+                        Member.first_name,
+                        Member.last_name,
+                    )
+                )
+            )
+        )
+    members = list((await session.scalars(statement)).all())
+    return make_page(members, [m.id for m in members], page)

@@ -1,0 +1,23 @@
+"""Every table, imported in one place so Alembic and tests see the whole metadata."""
+
+from loyalty.auth.models import ApiKey, InstanceSecret
+from loyalty.db import Base
+from loyalty.idempotency.models import IdempotencyKey
+from loyalty.ledger.models import LedgerEntry, LedgerTransaction
+from loyalty.members.models import Member
+from loyalty.program.models import Program
+from loyalty.purchases.models import Purchase
+from loyalty.tiers.models import Tier
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "IdempotencyKey",
+    "InstanceSecret",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "Member",
+    "Program",
+    "Purchase",
+    "Tier",
+]

@@ -1,0 +1,30 @@
+"""The program: one per deployment, holding the earning policy every service reads."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty.db import Base, UTCDateTime, utcnow
+
+PROGRAM_ID = 1
+
+
+class Program(Base):
+    __tablename__ = "program"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("points_per_unit >= 0", name="points_per_unit_non_negative"),
+        CheckConstraint("pending_days >= 0", name="pending_days_non_negative"),
+        CheckConstraint("tier_window_days > 0", name="tier_window_days_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=PROGRAM_ID)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    points_per_unit: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    pending_days: Mapped[int] = mapped_column(Integer, default=0)
+    points_expire_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tier_window_days: Mapped[int] = mapped_column(Integer, default=365)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

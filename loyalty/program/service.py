@@ -1,0 +1,82 @@
+"""Program settings: read by every earning operation, changed by admins."""
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import utcnow
+from loyalty.errors import invalid
+from loyalty.money import parse_currency, parse_decimal
+from loyalty.program.models import PROGRAM_ID, Program
+from loyalty.purchases.models import Purchase
+from loyalty.validation import UNSET, Unset, int_between, required_text
+
+
+@dataclass(frozen=True)
+class ProgramChanges:
+    name: str | Unset = UNSET
+    currency: str | Unset = UNSET
+    points_per_unit: str | Unset = UNSET
+    pending_days: int | Unset = UNSET
+    points_expire_after_days: int | Unset | None = UNSET
+    tier_window_days: int | Unset = UNSET
+
+
+async def get_program(session: AsyncSession, *, for_update: bool = False) -> Program:
+    statement = select(Program).where(Program.id == PROGRAM_ID)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.scalars(statement)).one()
+
+
+async def update_program(session: AsyncSession, *, changes: ProgramChanges) -> Program:
+    """Apply the fields that were sent; a currency change is refused once purchases exist."""
+    program = await get_program(session, for_update=True)
+    values = _validated(changes)
+    if "currency" in values and values["currency"] != program.currency:
+        has_purchases = await session.scalar(select(exists().where(Purchase.id.isnot(None))))
+        if has_purchases:
+            raise invalid(
+                "The currency cannot change once purchases are recorded in it.", "currency"
+            )
+    for name, value in values.items():
+        setattr(program, name, value)
+    program.updated_at = utcnow()
+    await session.flush()
+    return program
+
+
+def _validated(changes: ProgramChanges) -> dict[str, object]:
+    sent = {
+        f.name: getattr(changes, f.name)
+        for f in fields(changes)
+        if getattr(changes, f.name) is not UNSET
+    }
+    checks = {
+        "name": lambda v: required_text(v, 200, "name"),
+        "currency": lambda v: parse_currency(v or "", "currency"),
+        "points_per_unit": _points_per_unit,
+        "pending_days": lambda v: int_between(_not_null(v, "pendingDays"), 0, 365, "pendingDays"),
+        "points_expire_after_days": lambda v: (
+            None if v is None else int_between(v, 1, 36500, "pointsExpireAfterDays")
+        ),
+        "tier_window_days": lambda v: int_between(
+            _not_null(v, "tierWindowDays"), 1, 3650, "tierWindowDays"
+        ),
+    }
+    return {name: checks[name](value) for name, value in sent.items()}
+
+
+def _not_null(value: int | None, field: str) -> int:
+    if value is None:
+        raise invalid("Must not be null.", field)
+    return value
+
+
+def _points_per_unit(value: str | None) -> Decimal:
+    rate = parse_decimal(value, "pointsPerUnit")
+    if rate < 0 or rate > 10000:
+        raise invalid("Must be between 0 and 10000.", "pointsPerUnit")
+    return rate

@@ -1,0 +1,219 @@
+"""recordPurchase: the hot path every till and web shop calls on every receipt."""
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import insert_ignoring_conflicts, utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.idempotency import service as idempotency
+from loyalty.ledger import service as ledger
+from loyalty.ledger.models import Account, EntryKind
+from loyalty.members import service as members
+from loyalty.members.models import Channel, Member
+from loyalty.money import parse_positive_amount, require_currency
+from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.program.service import get_program
+from loyalty.purchases.models import Purchase, PurchaseStatus
+from loyalty.tiers.models import Tier
+from loyalty.validation import int_between, optional_text, required_text
+
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+MAX_LINES = 500
+
+
+@dataclass(frozen=True)
+class MoneyIn:
+    amount: object
+    currency: str
+
+
+@dataclass(frozen=True)
+class LineIn:
+    sku: str | None = None
+    category: str | None = None
+    quantity: int = 1
+    unit_price: MoneyIn | None = None
+
+
+@dataclass(frozen=True)
+class PurchaseIn:
+    order_id: str
+    channel: Channel
+    total: MoneyIn
+    member_id: int | None = None
+    member_external_id: str | None = None
+    store_id: str | None = None
+    lines: list[LineIn] = field(default_factory=list)
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    purchase: Purchase
+    points_awarded: int
+    member: Member
+
+
+def points_for(total: Decimal, points_per_unit: Decimal, multiplier: Decimal) -> int:
+    """floor(total × pointsPerUnit × tier multiplier), in exact decimal arithmetic."""
+    return int((total * points_per_unit * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+
+
+async def record_purchase(
+    session: AsyncSession, *, scope: str, idempotency_key: str, purchase: PurchaseIn
+) -> PurchaseResult:
+    """Record a purchase and award its points, once per idempotency key and per orderId."""
+    program = await get_program(session)
+    now = utcnow()
+    values = _validated(purchase, currency=program.currency, now=now)
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="recordPurchase",
+        request=asdict(purchase),
+    )
+    if isinstance(claim, idempotency.Replay):
+        return await _replayed(session, claim.result)
+
+    member = await members.lock_member(
+        session,
+        member_id=purchase.member_id,
+        external_id=values["member_external_id"],
+        field="memberId" if purchase.member_id is not None else "memberExternalId",
+    )
+    members.require_active(member)
+    multiplier = await _tier_multiplier(session, member.tier_id)
+    points = points_for(values["total_amount"], program.points_per_unit, multiplier)
+    occurred_at: datetime = values["occurred_at"]
+
+    recorded = await session.scalar(
+        insert_ignoring_conflicts(session, Purchase)
+        .values(
+            order_id=values["order_id"],
+            member_id=member.id,
+            channel=purchase.channel,
+            store_id=values["store_id"],
+            total_amount=values["total_amount"],
+            currency=program.currency,
+            lines=values["lines"],
+            occurred_at=occurred_at,
+            created_at=now,
+            points_awarded=points,
+            points_refunded=0,
+            status=PurchaseStatus.COMPLETED,
+        )
+        .returning(Purchase)
+    )
+    if recorded is None:
+        raise DomainError(
+            ErrorCode.ALREADY_EXISTS,
+            f"Order {values['order_id']!r} is already recorded.",
+            ["orderId"],
+        )
+    if points:
+        pending = occurred_at + timedelta(days=program.pending_days) > now
+        posted = await ledger.post(
+            session,
+            ledger.Movement(
+                kind=EntryKind.EARN,
+                member_id=member.id,
+                counter_account=Account.PROGRAM_ISSUANCE,
+                occurred_at=occurred_at,
+                available=0 if pending else points,
+                pending=points if pending else 0,
+                lifetime_earned=points,
+                purchase_id=recorded.id,
+            ),
+        )
+        member = posted.member
+    await idempotency.complete(
+        session,
+        claimed=claim,
+        result={"purchase_id": recorded.id, "member_id": member.id, "points_awarded": points},
+    )
+    return PurchaseResult(purchase=recorded, points_awarded=points, member=member)
+
+
+async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseResult:
+    purchase = await session.get(Purchase, result["purchase_id"])
+    member = await session.get(Member, result["member_id"])
+    if purchase is None or member is None:
+        raise not_found("Purchase")
+    return PurchaseResult(purchase=purchase, points_awarded=result["points_awarded"], member=member)
+
+
+async def _tier_multiplier(session: AsyncSession, tier_id: int | None) -> Decimal:
+    """The hook tiers plug into: the earning multiplier of the member's current tier."""
+    if tier_id is None:
+        return Decimal(1)
+    multiplier = await session.scalar(select(Tier.multiplier).where(Tier.id == tier_id))
+    return Decimal(1) if multiplier is None else multiplier
+
+
+def _validated(purchase: PurchaseIn, *, currency: str, now: datetime) -> dict[str, Any]:
+    if (purchase.member_id is None) == (purchase.member_external_id is None):
+        raise invalid("Give exactly one of memberId and memberExternalId.", "memberId")
+    occurred_at = purchase.occurred_at or now
+    if occurred_at.tzinfo is None:
+        raise invalid("Must carry a timezone.", "occurredAt")
+    if occurred_at > now + MAX_FUTURE_SKEW:
+        raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
+    if len(purchase.lines) > MAX_LINES:
+        raise invalid(f"At most {MAX_LINES} lines.", "lines")
+    return {
+        "member_external_id": (
+            None
+            if purchase.member_external_id is None
+            else required_text(purchase.member_external_id, 128, "memberExternalId")
+        ),
+        "order_id": required_text(purchase.order_id, 128, "orderId"),
+        "store_id": optional_text(purchase.store_id, 64, "storeId"),
+        "total_amount": parse_positive_amount(purchase.total.amount, "total", "amount"),
+        "currency": require_currency(purchase.total.currency, currency, "total", "currency"),
+        "lines": [_line(line, index, currency) for index, line in enumerate(purchase.lines)],
+        "occurred_at": occurred_at,
+    }
+
+
+def _line(line: LineIn, index: int, currency: str) -> dict[str, Any]:
+    path = ("lines", str(index))
+    unit_price = None
+    if line.unit_price is not None:
+        amount = parse_positive_amount(line.unit_price.amount, *path, "unitPrice", "amount")
+        require_currency(line.unit_price.currency, currency, *path, "unitPrice", "currency")
+        unit_price = str(amount)
+    return {
+        "sku": optional_text(line.sku, 64, *path, "sku"),
+        "category": optional_text(line.category, 64, *path, "category"),
+        "quantity": int_between(line.quantity, 1, 1_000_000, *path, "quantity"),
+        "unit_price": unit_price,
+    }
+
+
+async def member_purchases(
+    session: AsyncSession, *, member_id: int, page: PageRequest
+) -> Page[Purchase]:
+    """The member's purchases, newest first."""
+    statement = (
+        select(Purchase)
+        .where(Purchase.member_id == member_id)
+        .order_by(Purchase.id.desc())
+        .limit(page.first + 1)
+    )
+    if page.after is not None:
+        statement = statement.where(Purchase.id < page.after)
+    purchases = list((await session.scalars(statement)).all())
+    return make_page(purchases, [p.id for p in purchases], page)
+
+
+async def get_purchase(session: AsyncSession, *, purchase_id: int) -> Purchase:
+    purchase = await session.get(Purchase, purchase_id)
+    if purchase is None:
+        raise not_found("Purchase", "purchaseId")
+    return purchase

@@ -1,0 +1,72 @@
+"""Input checks shared by the services; each failure names the input field it is about."""
+
+import re
+from typing import Final
+
+from loyalty.errors import invalid
+
+
+class Unset:
+    """Marks an optional update field the caller did not send (distinct from null)."""
+
+    _instance: "Unset | None" = None
+
+    def __new__(cls) -> "Unset":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = Unset()
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def required_text(value: str | None, max_length: int, *field: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise invalid("Must not be empty.", *field)
+    if len(text) > max_length:
+        raise invalid(f"Must be at most {max_length} characters.", *field)
+    return text
+
+
+def optional_text(value: str | None, max_length: int, *field: str) -> str | None:
+    if value is None or not value.strip():
+        return None
+    return required_text(value, max_length, *field)
+
+
+def email(value: str | None, *field: str) -> str | None:
+    text = optional_text(value, 254, *field)
+    if text is None:
+        return None
+    if not _EMAIL.match(text):
+        raise invalid(f"{text[:60]!r} is not an email address.", *field)
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def phone(value: str | None, *field: str) -> str | None:
+    """Phone numbers in E.164 form (+ and country code); spaces, dashes and brackets dropped."""
+    text = optional_text(value, 32, *field)
+    if text is None:
+        return None
+    number = _PHONE_SEPARATORS.sub("", text)
+    if not _PHONE.match(number):
+        raise invalid(f"{text!r} is not a phone number in E.164 form such as +14155550100.", *field)
+    return number
+
+
+def int_between(value: int, low: int, high: int, *field: str) -> int:
+    if not low <= value <= high:
+        raise invalid(f"Must be between {low} and {high}.", *field)
+    return value

@@ -1,0 +1,74 @@
+"""GraphQL documents and small helpers the tests share."""
+
+import uuid
+from typing import Any
+
+ENROLL = """
+mutation Enroll($input: EnrollMemberInput!) {
+  enrollMember(input: $input) {
+    member { id externalId email phone firstName lastName status tier { name } }
+    errors { code field message }
+  }
+}
+"""
+
+RECORD_PURCHASE = """
+mutation Record($input: RecordPurchaseInput!) {
+  recordPurchase(input: $input) {
+    purchase { id orderId channel storeId total { amount currency } pointsAwarded status }
+    pointsAwarded
+    member { id points { available pending lifetimeEarned redeemed expired } }
+    errors { code field message }
+  }
+}
+"""
+
+ADJUST = """
+mutation Adjust($input: AdjustPointsInput!) {
+  adjustPoints(input: $input) {
+    entry { id kind points balanceAfter reason }
+    member { id points { available lifetimeEarned } }
+    errors { code field message }
+  }
+}
+"""
+
+MEMBER = """
+query Member($id: ID!) {
+  member(id: $id) {
+    id externalId status
+    points { available pending lifetimeEarned redeemed expired }
+    ledger(first: 10) { edges { node { kind points balanceAfter } } }
+  }
+}
+"""
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+async def enroll(client: Any, external_id: str | None = None, **fields: Any) -> str:
+    data = await client.data(
+        ENROLL, input={"externalId": external_id or f"m-{key()[:12]}", **fields}
+    )
+    payload = data["enrollMember"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["member"]["id"]
+
+
+def purchase_input(member_id: str, amount: str = "25.00", **overrides: Any) -> dict[str, Any]:
+    return {
+        "idempotencyKey": key(),
+        "memberId": member_id,
+        "orderId": f"order-{key()[:16]}",
+        "channel": "IN_STORE",
+        "storeId": "store-1",
+        "total": {"amount": amount, "currency": "USD"},
+        **overrides,
+    }
+
+
+async def record(client: Any, member_id: str, amount: str = "25.00", **overrides: Any) -> dict:
+    data = await client.data(RECORD_PURCHASE, input=purchase_input(member_id, amount, **overrides))
+    return data["recordPurchase"]
