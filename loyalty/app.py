@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -68,7 +68,12 @@ class LoyaltyGraphQL(GraphQL):
             return
         request = Request(scope, receive)
         if request.method == "GET" and "query" not in request.query_params:
-            await super().__call__(scope, receive, send)
+            page = (
+                await self.render_graphql_ide(request)
+                if self.graphql_ide
+                else PlainTextResponse("GraphiQL is served in debug mode only.", 404)
+            )
+            await page(scope, receive, send)
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")

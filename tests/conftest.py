@@ -122,9 +122,12 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
+async def db(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
     database = Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout_seconds)
     yield database
+    if request.node.get_closest_marker("corrupts_ledger"):
+        await database.dispose()
+        return
     async with database.read_engine.connect() as connection:
         violations = await verify(connection)
     await database.dispose()

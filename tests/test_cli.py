@@ -1,0 +1,141 @@
+"""The ``loyalty`` command as an operator uses it."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from loyalty.graphql.schema import export_sdl
+from tests.cli import arun_cli, run_cli
+from tests.conftest import GraphQLClient
+from tests.helpers import MEMBER, enroll, record
+
+
+async def test_the_whole_flow_with_a_key_made_by_the_cli(client, database_url):
+    # given an admin key and a till key created on the command line
+    created = await arun_cli(database_url, "apikey", "create", "--role", "admin", "--name", "hq")
+    assert created.returncode == 0, created.stderr
+    admin = GraphQLClient(client, created.stdout.strip().splitlines()[-1])
+    till = await arun_cli(database_url, "apikey", "create", "--role", "pos", "--name", "till 1")
+    pos = GraphQLClient(client, till.stdout.strip().splitlines()[-1])
+
+    # when a member enrolls, buys twice and gets a correction
+    member_id = await enroll(pos, "card-42", email="ann@example.com", firstName="Ann")
+    assert (await record(pos, member_id, "19.99"))["pointsAwarded"] == 19
+    assert (await record(pos, member_id, "5.00"))["pointsAwarded"] == 5
+    adjusted = await admin.data(
+        """mutation($input: AdjustPointsInput!) { adjustPoints(input: $input) {
+             member { points { available } } errors { code } } }""",
+        input={"idempotencyKey": "fix-1", "memberId": member_id, "points": -4, "reason": "typo"},
+    )
+    assert adjusted["adjustPoints"]["member"]["points"]["available"] == 20
+
+    # then balance and ledger agree, newest first, and the ledger verifies
+    member = (await admin.data(MEMBER, id=member_id))["member"]
+    assert member["points"] == {
+        "available": 20,
+        "pending": 0,
+        "lifetimeEarned": 24,
+        "redeemed": 0,
+        "expired": 0,
+    }
+    assert [
+        (e["node"]["kind"], e["node"]["points"], e["node"]["balanceAfter"])
+        for e in member["ledger"]["edges"]
+    ] == [("ADJUST", -4, 20), ("EARN", 5, 24), ("EARN", 19, 19)]
+    verified = await arun_cli(database_url, "ledger", "verify")
+    assert verified.returncode == 0, verified.stdout
+
+    # and a revoked key is refused from then on
+    listed = await arun_cli(database_url, "apikey", "list")
+    assert "till 1" in listed.stdout and "hq" in listed.stdout
+    key_id = next(line.split()[0] for line in listed.stdout.splitlines() if "till 1" in line)
+    revoked = await arun_cli(database_url, "apikey", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    refused = await pos.post("{ program { name } }")
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_apikey_create_refuses_an_unknown_role(database_url):
+    result = await arun_cli(database_url, "apikey", "create", "--role", "root", "--name", "x")
+    assert result.returncode == 2
+    assert "Role must be one of admin, pos, app" in result.stderr
+
+
+def test_schema_export_prints_the_sdl():
+    result = run_cli("sqlite+aiosqlite:///unused.db", "schema", "export")
+    assert result.returncode == 0
+    assert result.stdout == export_sdl()
+
+
+def test_db_upgrade_is_safe_twice_and_works_from_any_directory(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "loyalty", "db", "upgrade"],
+            env={**os.environ, "LOYALTY_DATABASE_URL": url},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Database at revision" in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_demo_gives_a_working_api_with_demo_data(tmp_path: Path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loyalty", "serve", "--demo", "--port", str(port)],
+        env={**os.environ, "LOYALTY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        key = None
+        deadline = time.monotonic() + 60
+        assert server.stdout is not None
+        while key is None and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            assert line, "the server exited before printing a key"
+            if line.startswith("lyk_"):
+                key = line.strip()
+        assert key, "no admin key printed"
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        response = httpx.post(
+            f"{base}/graphql",
+            json={
+                "query": "{ program { name } members(first: 10) { edges { node { "
+                "points { available } tier { name } } } } }"
+            },
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        data = response.json()["data"]
+        assert data["program"]["name"] == "Demo Coffee Co."
+        members = [e["node"] for e in data["members"]["edges"]]
+        assert len(members) == 5
+        assert all(m["points"]["available"] > 0 and m["tier"] for m in members)
+        assert "graphiql" in httpx.get(f"{base}/graphql", timeout=5).text.lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -1,0 +1,97 @@
+"""The checked-in SDL matches the code, and every example client document works."""
+
+from pathlib import Path
+
+from graphql import parse, validate
+
+from loyalty.config import Settings
+from loyalty.graphql.schema import build_schema, export_sdl
+from tests.conftest import GraphQLClient
+from tests.helpers import key
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+OPERATIONS = sorted((SCHEMA_DIR / "operations").rglob("*.graphql"))
+
+
+def _document(name: str) -> str:
+    return (SCHEMA_DIR / "operations" / name).read_text()
+
+
+def test_checked_in_sdl_matches_the_code():
+    assert (SCHEMA_DIR / "schema.graphql").read_text() == export_sdl(), (
+        "schema/schema.graphql is stale: run `loyalty schema export > schema/schema.graphql`"
+    )
+
+
+def test_every_example_document_is_valid():
+    schema = build_schema(Settings(debug=True))._schema
+    assert OPERATIONS
+    for path in OPERATIONS:
+        errors = validate(schema, parse(path.read_text()))
+        assert not errors, f"{path.name}: {errors}"
+
+
+async def test_every_example_document_runs_for_its_client(admin, pos, app_client):
+    ran: set[str] = set()
+
+    async def run(client: GraphQLClient, name: str, **variables) -> dict:
+        data = await client.data(_document(name), **variables)
+        for payload in data.values():
+            if isinstance(payload, dict) and "errors" in payload:
+                assert payload["errors"] == [], (name, payload["errors"])
+        ran.add(name)
+        return data
+
+    # given an admin who set up the program
+    await run(
+        admin,
+        "admin/update_program.graphql",
+        input={"name": "Corner Café", "pointsPerUnit": "2", "currency": "USD"},
+    )
+    await run(app_client, "app/program.graphql")
+
+    # when a till enrolls a customer, looks them up and records a receipt
+    enrolled = await run(
+        pos, "pos/enroll_member.graphql", input={"externalId": "card-0001", "channel": "IN_STORE"}
+    )
+    member_id = enrolled["enrollMember"]["member"]["id"]
+    await run(pos, "pos/lookup_member.graphql", externalId="card-0001")
+    receipt = await run(
+        pos,
+        "pos/record_purchase.graphql",
+        input={
+            "idempotencyKey": key(),
+            "memberExternalId": "card-0001",
+            "orderId": "R-1001",
+            "channel": "IN_STORE",
+            "storeId": "store-7",
+            "total": {"amount": "12.40", "currency": "USD"},
+            "lines": [
+                {
+                    "sku": "LATTE",
+                    "category": "coffee",
+                    "quantity": 2,
+                    "unitPrice": {"amount": "6.20", "currency": "USD"},
+                }
+            ],
+        },
+    )
+    assert receipt["recordPurchase"]["pointsAwarded"] == 24
+
+    # and the admin corrects and searches
+    await run(
+        admin,
+        "admin/adjust_points.graphql",
+        input={"idempotencyKey": key(), "memberId": member_id, "points": 6, "reason": "welcome"},
+    )
+    await run(admin, "admin/search_members.graphql", search="card")
+    await run(admin, "admin/update_member.graphql", input={"id": member_id, "email": "c@ex.com"})
+
+    # then the member's phone sees it all
+    issued = await run(app_client, "app/issue_member_token.graphql", input={"memberId": member_id})
+    phone = app_client.as_(issued["issueMemberToken"]["token"])
+    me = (await run(phone, "app/me.graphql"))["me"]
+    assert me["points"]["available"] == 30
+    assert [e["node"]["kind"] for e in me["ledger"]["edges"]] == ["ADJUST", "EARN"]
+
+    assert ran == {str(p.relative_to(SCHEMA_DIR / "operations")) for p in OPERATIONS}
