@@ -26,10 +26,11 @@ async def test_readiness_fails_before_migrations(tmp_path):
 
 
 async def test_metrics_are_exposed(admin, client):
-    await admin.data("{ program { name } }")
+    await admin.data('mutation { updateProgram(input: {name: "M"}) { errors { code } } }')
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "loyalty_http_request_duration_seconds" in metrics.text
+    assert "loyalty_mutations_total" in metrics.text
 
 
 async def test_graphiql_and_introspection_are_off_unless_debug(client, admin):

@@ -11,6 +11,7 @@ from strawberry.extensions import SchemaExtension
 
 from loyalty.errors import DomainError
 from loyalty.errors import ErrorCode as DomainErrorCode
+from loyalty.metrics import MUTATIONS
 
 logger = logging.getLogger("loyalty.graphql")
 
@@ -42,7 +43,9 @@ async def mutate(
     try:
         result = await info.context.write(work)
     except DomainError as error:
+        MUTATIONS.labels(info.field_name, error.code.value).inc()
         return payload(errors=[UserError.of(error)])
+    MUTATIONS.labels(info.field_name, "ok").inc()
     return payload(errors=[], **shape(result))
 
 
