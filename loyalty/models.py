@@ -7,6 +7,7 @@ from loyalty.ledger.models import LedgerEntry, LedgerTransaction
 from loyalty.members.models import Member
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase
+from loyalty.rewards.models import Redemption, Reward, RewardCode
 from loyalty.tiers.models import Tier
 
 __all__ = [
@@ -19,5 +20,8 @@ __all__ = [
     "Member",
     "Program",
     "Purchase",
+    "Redemption",
+    "Reward",
+    "RewardCode",
     "Tier",
 ]

@@ -32,8 +32,8 @@ POSTGRES_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("LOYALTY_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
 TABLES_TO_EMPTY = (
-    "ledger_entries, ledger_transactions, purchases, members, tiers, idempotency_keys, "
-    "api_keys, instance_secrets"
+    "ledger_entries, ledger_transactions, reward_codes, redemptions, rewards, purchases, "
+    "members, tiers, idempotency_keys, api_keys, instance_secrets"
 )
 
 

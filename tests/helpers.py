@@ -72,3 +72,64 @@ def purchase_input(member_id: str, amount: str = "25.00", **overrides: Any) -> d
 async def record(client: Any, member_id: str, amount: str = "25.00", **overrides: Any) -> dict:
     data = await client.data(RECORD_PURCHASE, input=purchase_input(member_id, amount, **overrides))
     return data["recordPurchase"]
+
+
+CREATE_REWARD = """
+mutation Create($input: CreateRewardInput!) {
+  createReward(input: $input) {
+    reward { id name costPoints stock perMemberLimit channels kind active }
+    errors { code field message }
+  }
+}
+"""
+
+REDEEM = """
+mutation Redeem($input: RedeemRewardInput!) {
+  redeemReward(input: $input) {
+    redemption { id code status pointsSpent reward { id name stock } member { id } }
+    member { id points { available redeemed } }
+    errors { code field message }
+  }
+}
+"""
+
+CANCEL = """
+mutation Cancel($input: CancelRedemptionInput!) {
+  cancelRedemption(input: $input) {
+    redemption { id status cancelledAt }
+    member { id points { available redeemed } }
+    errors { code field message }
+  }
+}
+"""
+
+
+async def create_reward(admin: Any, **fields: Any) -> str:
+    data = await admin.data(
+        CREATE_REWARD, input={"name": f"reward {key()[:6]}", "costPoints": 100, **fields}
+    )
+    payload = data["createReward"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["reward"]["id"]
+
+
+async def grant(admin: Any, member_id: str, points: int) -> None:
+    data = await admin.data(
+        ADJUST,
+        input={"idempotencyKey": key(), "memberId": member_id, "points": points, "reason": "t"},
+    )
+    assert data["adjustPoints"]["errors"] == [], data["adjustPoints"]["errors"]
+
+
+def redeem_input(member_id: str, reward_id: str, channel: str = "IN_STORE") -> dict[str, Any]:
+    return {
+        "idempotencyKey": key(),
+        "memberId": member_id,
+        "rewardId": reward_id,
+        "channel": channel,
+    }
+
+
+async def redeem(client: Any, member_id: str, reward_id: str, channel: str = "IN_STORE") -> dict:
+    data = await client.data(REDEEM, input=redeem_input(member_id, reward_id, channel))
+    return data["redeemReward"]

@@ -9,6 +9,7 @@ from strawberry.dataloader import DataLoader
 
 from loyalty.members.models import Member
 from loyalty.purchases.models import Purchase
+from loyalty.rewards.models import Redemption, Reward
 from loyalty.tiers.models import Tier
 
 T = TypeVar("T")
@@ -29,3 +30,5 @@ class Loaders:
         self.tier: DataLoader[int, Tier | None] = DataLoader(_by_id(read, Tier))
         self.member: DataLoader[int, Member | None] = DataLoader(_by_id(read, Member))
         self.purchase: DataLoader[int, Purchase | None] = DataLoader(_by_id(read, Purchase))
+        self.reward: DataLoader[int, Reward | None] = DataLoader(_by_id(read, Reward))
+        self.redemption: DataLoader[int, Redemption | None] = DataLoader(_by_id(read, Redemption))

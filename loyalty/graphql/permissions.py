@@ -36,6 +36,12 @@ class CanReadMembers(RolePermission):
     roles = frozenset({Role.ADMIN, Role.POS, Role.MEMBER})
 
 
+class CanRedeem(RolePermission):
+    """Staff for a member at the till, and member tokens for themselves."""
+
+    roles = frozenset({Role.ADMIN, Role.POS, Role.MEMBER})
+
+
 class CanUpdateMembers(RolePermission):
     """Admins, and member tokens for their own profile."""
 

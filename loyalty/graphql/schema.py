@@ -21,17 +21,23 @@ from loyalty.graphql.ledger import LedgerMutations
 from loyalty.graphql.members import MemberMutations, MemberQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
 from loyalty.graphql.purchases import PurchaseMutations
+from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.scalars import SCALARS
 
 
 @strawberry.type
-class Query(MemberQueries, ProgramQueries):
+class Query(MemberQueries, ProgramQueries, RewardQueries):
     pass
 
 
 @strawberry.type
 class Mutation(
-    MemberMutations, PurchaseMutations, LedgerMutations, ProgramMutations, AuthMutations
+    MemberMutations,
+    PurchaseMutations,
+    LedgerMutations,
+    ProgramMutations,
+    AuthMutations,
+    RewardMutations,
 ):
     pass
 

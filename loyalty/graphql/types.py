@@ -3,10 +3,12 @@
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Optional
 
 import strawberry
 from strawberry import Parent
 
+from loyalty.graphql.errors import ErrorCode
 from loyalty.graphql.pagination import Connection, to_connection
 from loyalty.graphql.scalars import DecimalString
 from loyalty.ids import encode_id
@@ -22,12 +24,18 @@ from loyalty.program.models import Program as ProgramRow
 from loyalty.purchases import service as purchases
 from loyalty.purchases.models import Purchase as PurchaseRow
 from loyalty.purchases.models import PurchaseStatus as DomainPurchaseStatus
+from loyalty.rewards import service as rewards
+from loyalty.rewards.models import Redemption as RedemptionRow
+from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
+from loyalty.rewards.models import RewardKind as DomainRewardKind
 from loyalty.tiers.models import Tier as TierRow
 
 MemberStatus = strawberry.enum(DomainMemberStatus, name="MemberStatus")
 Channel = strawberry.enum(DomainChannel, name="Channel")
 LedgerEntryKind = strawberry.enum(DomainEntryKind, name="LedgerEntryKind")
 PurchaseStatus = strawberry.enum(DomainPurchaseStatus, name="PurchaseStatus")
+RewardKind = strawberry.enum(DomainRewardKind, name="RewardKind")
+RedemptionStatus = strawberry.enum(DomainRedemptionStatus, name="RedemptionStatus")
 
 
 @strawberry.enum(description="The member balance a ledger entry posts to.")
@@ -138,6 +146,20 @@ class Member:
         )
         return to_connection(page, after_given=after is not None)
 
+    @strawberry.field(description="The member's redemptions, newest first.")
+    async def redemptions(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection["Redemption"]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.read(
+            lambda session: rewards.member_redemptions(session, member_id=root.id, page=request)
+        )
+        return to_connection(page, after_given=after is not None)
+
 
 @strawberry.type
 class PurchaseLine:
@@ -218,3 +240,73 @@ class LedgerEntry:
         if root.purchase_id is None:
             return None
         return await info.context.loaders.purchase.load(root.purchase_id)
+
+    @strawberry.field
+    async def redemption(
+        self, root: Parent[ledger.EntryView], info: strawberry.Info
+    ) -> Optional["Redemption"]:
+        if root.redemption_id is None:
+            return None
+        return await info.context.loaders.redemption.load(root.redemption_id)
+
+
+@strawberry.type
+class Reward:
+    name: str
+    description: str | None
+    kind: RewardKind
+    cost_points: int
+    active: bool
+    stock: int | None = strawberry.field(description="Units left to issue; null is unlimited.")
+    per_member_limit: int | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    @strawberry.field
+    def id(self, root: Parent[rewards.RewardView]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Reward", root.reward.id))
+
+    @strawberry.field(description="Channels it can be redeemed in; empty means all.")
+    def channels(self, root: Parent[rewards.RewardView]) -> list[Channel]:
+        return [DomainChannel(c) for c in root.reward.channels]
+
+    @strawberry.field
+    async def min_tier(
+        self, root: Parent[rewards.RewardView], info: strawberry.Info
+    ) -> Tier | None:
+        if root.reward.min_tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.reward.min_tier_id)
+
+    @strawberry.field(
+        description="For a member token: why the member cannot redeem this now; null if they can."
+    )
+    def ineligible_reason(self, root: Parent[rewards.RewardView]) -> ErrorCode | None:
+        return None if root.ineligible is None else root.ineligible.code
+
+    @strawberry.field(description="A readable explanation of ineligibleReason.")
+    def ineligible_message(self, root: Parent[rewards.RewardView]) -> str | None:
+        return None if root.ineligible is None else root.ineligible.message
+
+
+@strawberry.type
+class Redemption:
+    points_spent: int
+    code: str
+    status: RedemptionStatus
+    channel: Channel
+    created_at: datetime
+    used_at: datetime | None
+    cancelled_at: datetime | None
+
+    @strawberry.field
+    def id(self, root: Parent[RedemptionRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Redemption", root.id))
+
+    @strawberry.field
+    async def reward(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Reward:
+        return rewards.RewardView(reward=await info.context.loaders.reward.load(root.reward_id))
+
+    @strawberry.field
+    async def member(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Member:
+        return await info.context.loaders.member.load(root.member_id)

@@ -48,6 +48,7 @@ class LedgerTransaction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str | None] = mapped_column(String(500))
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), index=True)
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), index=True)
 
 
 class LedgerEntry(Base):

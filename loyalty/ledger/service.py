@@ -35,6 +35,7 @@ class Movement:
     expired: int = 0
     reason: str | None = None
     purchase_id: int | None = None
+    redemption_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class EntryView:
     created_at: datetime
     reason: str | None
     purchase_id: int | None
+    redemption_id: int | None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             created_at=created_at,
             reason=movement.reason,
             purchase_id=movement.purchase_id,
+            redemption_id=movement.redemption_id,
         )
         .returning(LedgerTransaction.id)
     )
@@ -138,6 +141,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         created_at=created_at,
         reason=movement.reason,
         purchase_id=movement.purchase_id,
+        redemption_id=movement.redemption_id,
     )
     return Posted(member=member, entry=entry)
 
@@ -153,6 +157,7 @@ _ENTRY_COLUMNS = (
     LedgerTransaction.created_at,
     LedgerTransaction.reason,
     LedgerTransaction.purchase_id,
+    LedgerTransaction.redemption_id,
 )
 
 

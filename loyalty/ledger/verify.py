@@ -158,6 +158,54 @@ CHECKS = (
         lambda r: f"entry {r.id} took {r.account} of member {r.member_id} to {r.balance_after}",
     ),
     Check(
+        4,
+        "reward stock below zero",
+        "SELECT id, name, stock FROM rewards WHERE stock < 0",
+        lambda r: f"reward {r.id} ({r.name}) has stock {r.stock}",
+    ),
+    Check(
+        4,
+        "code pool and stock disagree",
+        """
+        SELECT r.id, r.name, r.stock, COUNT(c.id) AS unused
+        FROM rewards r LEFT JOIN reward_codes c
+            ON c.reward_id = r.id AND c.redemption_id IS NULL
+        WHERE r.kind = 'CODE_POOL'
+        GROUP BY r.id, r.name, r.stock
+        HAVING COALESCE(r.stock, -1) <> COUNT(c.id)
+        """,
+        lambda r: f"reward {r.id} ({r.name}) has stock {r.stock} but {r.unused} unused codes",
+    ),
+    Check(
+        4,
+        "redemption and ledger disagree",
+        f"""
+        SELECT d.id, d.status, d.points_spent,
+            COALESCE(SUM(CASE WHEN t.kind = 'REDEEM' THEN -e.points END), 0) AS debited,
+            COALESCE(SUM(CASE WHEN t.kind = 'REDEMPTION_CANCEL' THEN e.points END), 0)
+                AS refunded,
+            COUNT(DISTINCT CASE WHEN t.kind = 'REDEEM' THEN t.id END) AS debits,
+            COUNT(DISTINCT CASE WHEN t.kind = 'REDEMPTION_CANCEL' THEN t.id END) AS refunds
+        FROM redemptions d
+        LEFT JOIN ledger_transactions t ON t.redemption_id = d.id
+        LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+            AND e.account IN {_MEMBER_ACCOUNTS}
+        GROUP BY d.id, d.status, d.points_spent
+        HAVING COUNT(DISTINCT CASE WHEN t.kind = 'REDEEM' THEN t.id END) <> 1
+            OR COALESCE(SUM(CASE WHEN t.kind = 'REDEEM' THEN -e.points END), 0)
+               <> d.points_spent
+            OR COUNT(DISTINCT CASE WHEN t.kind = 'REDEMPTION_CANCEL' THEN t.id END)
+               <> CASE WHEN d.status = 'CANCELLED' THEN 1 ELSE 0 END
+            OR COALESCE(SUM(CASE WHEN t.kind = 'REDEMPTION_CANCEL' THEN e.points END), 0)
+               <> CASE WHEN d.status = 'CANCELLED' THEN d.points_spent ELSE 0 END
+        """,
+        lambda r: (
+            f"redemption {r.id} ({r.status}, {r.points_spent} points) has {r.debits} REDEEM "
+            f"transaction(s) debiting {r.debited} and {r.refunds} cancellation(s) "
+            f"crediting {r.refunded}"
+        ),
+    ),
+    Check(
         5,
         "idempotency key applied more than once",
         """

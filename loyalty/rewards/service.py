@@ -1,0 +1,582 @@
+"""The rewards catalog and redemption: where points turn into money the retailer spends.
+
+A redemption is one transaction: the member row is locked first, then the reward's stock row
+(always in that order, so two redemptions cannot deadlock); every rule is checked by
+``ineligibility``; stock is taken with a conditional ``UPDATE ... WHERE stock > 0``; the
+points leave through a balanced REDEEM ledger transaction whose balance update refuses to go
+below zero. Item 51 of a 50-item reward is never sold and no point is spent twice.
+"""
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.idempotency import service as idempotency
+from loyalty.ledger import service as ledger
+from loyalty.ledger.models import Account, EntryKind
+from loyalty.members import service as members
+from loyalty.members.models import Channel, Member, MemberStatus
+from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardCode, RewardKind
+from loyalty.tiers.models import Tier
+from loyalty.validation import UNSET, Unset, int_between, optional_text, required_text
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE_GROUPS = 4
+CODE_GROUP_LENGTH = 4
+MAX_CODES_PER_UPLOAD = 10_000
+MAX_COST = 100_000_000
+
+
+@dataclass(frozen=True)
+class RewardIn:
+    name: str
+    cost_points: int
+    description: str | None = None
+    kind: RewardKind = RewardKind.GENERATED_CODE
+    active: bool = True
+    stock: int | None = None
+    per_member_limit: int | None = None
+    min_tier_id: int | None = None
+    channels: list[Channel] = field(default_factory=list)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RewardChanges:
+    name: str | Unset = UNSET
+    description: str | Unset | None = UNSET
+    cost_points: int | Unset = UNSET
+    active: bool | Unset = UNSET
+    stock: int | Unset | None = UNSET
+    per_member_limit: int | Unset | None = UNSET
+    min_tier_id: int | Unset | None = UNSET
+    channels: list[Channel] | Unset | None = UNSET
+    starts_at: datetime | Unset | None = UNSET
+    ends_at: datetime | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
+class RedemptionIn:
+    member_id: int
+    reward_id: int
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class RedemptionResult:
+    redemption: Redemption
+    member: Member
+
+
+@dataclass(frozen=True)
+class RewardView:
+    """A catalog entry and, for a member, why they cannot redeem it now (None: they can)."""
+
+    reward: Reward
+    ineligible: DomainError | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reward, name)
+
+
+def generate_code() -> str:
+    """80 bits from the OS CSPRNG in an alphabet without look-alikes: XXXX-XXXX-XXXX-XXXX."""
+    symbols = [secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LENGTH)]
+    return "-".join(
+        "".join(symbols[i : i + CODE_GROUP_LENGTH])
+        for i in range(0, len(symbols), CODE_GROUP_LENGTH)
+    )
+
+
+# --- catalog ------------------------------------------------------------------------------
+
+
+_CHECKS: dict[str, Any] = {
+    "name": lambda v: required_text(v, 200, "name"),
+    "description": lambda v: optional_text(v, 2000, "description"),
+    "cost_points": lambda v: int_between(v, 1, MAX_COST, "costPoints"),
+    "active": lambda v: bool(v),
+    "stock": lambda v: None if v is None else int_between(v, 0, MAX_COST, "stock"),
+    "per_member_limit": lambda v: (
+        None if v is None else int_between(v, 1, 1_000_000, "perMemberLimit")
+    ),
+    "channels": lambda v: sorted({Channel(c).value for c in v or []}),
+}
+
+
+async def create_reward(session: AsyncSession, *, reward: RewardIn) -> Reward:
+    values = {name: check(getattr(reward, name)) for name, check in _CHECKS.items()}
+    if reward.kind == RewardKind.CODE_POOL:
+        if reward.stock is not None:
+            raise invalid("A code-pool reward's stock is its unused codes: add codes.", "stock")
+        values["stock"] = 0
+    await _check_tier(session, reward.min_tier_id)
+    _check_window(reward.starts_at, reward.ends_at)
+    now = utcnow()
+    row = Reward(
+        **values,
+        kind=reward.kind,
+        min_tier_id=reward.min_tier_id,
+        starts_at=reward.starts_at,
+        ends_at=reward.ends_at,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def update_reward(session: AsyncSession, *, reward_id: int, changes: RewardChanges) -> Reward:
+    reward = await _lock_reward(session, reward_id)
+    sent = {
+        f.name: getattr(changes, f.name)
+        for f in fields(changes)
+        if getattr(changes, f.name) is not UNSET
+    }
+    if "stock" in sent and reward.kind == RewardKind.CODE_POOL:
+        raise invalid("A code-pool reward's stock is its unused codes: add codes.", "stock")
+    if "min_tier_id" in sent:
+        await _check_tier(session, sent["min_tier_id"])
+        reward.min_tier_id = sent.pop("min_tier_id")
+    for name, value in sent.items():
+        setattr(reward, name, _CHECKS[name](value) if name in _CHECKS else value)
+    _check_window(reward.starts_at, reward.ends_at)
+    reward.updated_at = utcnow()
+    await session.flush()
+    return reward
+
+
+async def add_reward_codes(
+    session: AsyncSession, *, reward_id: int, codes: Sequence[str]
+) -> tuple[Reward, int]:
+    """Add partner codes to a pool; each code can ever be issued once."""
+    reward = await _lock_reward(session, reward_id)
+    if reward.kind != RewardKind.CODE_POOL:
+        raise invalid("Only a CODE_POOL reward takes uploaded codes.", "rewardId")
+    if not 1 <= len(codes) <= MAX_CODES_PER_UPLOAD:
+        raise invalid(f"Send between 1 and {MAX_CODES_PER_UPLOAD} codes.", "codes")
+    cleaned = [required_text(code, 128, "codes", str(i)) for i, code in enumerate(codes)]
+    if len(set(cleaned)) != len(cleaned):
+        raise invalid("The upload repeats a code.", "codes")
+    known = set(
+        (await session.scalars(select(RewardCode.code).where(RewardCode.code.in_(cleaned)))).all()
+    ) | set(
+        (await session.scalars(select(Redemption.code).where(Redemption.code.in_(cleaned)))).all()
+    )
+    if known:
+        raise DomainError(
+            ErrorCode.ALREADY_EXISTS,
+            f"{len(known)} code(s) exist already, e.g. {sorted(known)[0]!r}.",
+            ["codes"],
+        )
+    now = utcnow()
+    await session.execute(
+        insert(RewardCode),
+        [{"reward_id": reward.id, "code": c, "created_at": now} for c in cleaned],
+    )
+    reward.stock = (reward.stock or 0) + len(cleaned)
+    reward.updated_at = now
+    await session.flush()
+    return reward, len(cleaned)
+
+
+async def get_reward(session: AsyncSession, *, reward_id: int) -> Reward | None:
+    return await session.get(Reward, reward_id)
+
+
+async def list_rewards(
+    session: AsyncSession,
+    *,
+    page: PageRequest,
+    available_only: bool,
+    member: Member | None = None,
+    channel: Channel = Channel.MOBILE_APP,
+    now: datetime | None = None,
+) -> Page[RewardView]:
+    """The catalog by id. With a member, each reward says whether that member can redeem it
+    now in ``channel``; ``available_only`` then keeps only those. Catalogs are small (tens to
+    hundreds of rewards), so per-member rules are applied in Python over the SQL-filtered set."""
+    now = now or utcnow()
+    statement = select(Reward).order_by(Reward.id)
+    if page.after is not None:
+        statement = statement.where(Reward.id > page.after)
+    if available_only:
+        statement = statement.where(
+            Reward.active.is_(True),
+            (Reward.starts_at.is_(None)) | (Reward.starts_at <= now),
+            (Reward.ends_at.is_(None)) | (Reward.ends_at > now),
+            (Reward.stock.is_(None)) | (Reward.stock > 0),
+        )
+    if member is None:
+        rewards = list((await session.scalars(statement.limit(page.first + 1))).all())
+        views = [RewardView(reward=r) for r in rewards]
+        return make_page(views, [r.id for r in rewards], page)
+
+    rewards = list((await session.scalars(statement)).all())
+    ranks = await _tier_ranks(session, [member.tier_id, *(r.min_tier_id for r in rewards)])
+    counts = await _redemption_counts(session, member_id=member.id)
+    views = [
+        RewardView(
+            reward=reward,
+            ineligible=ineligibility(
+                reward=reward,
+                member=member,
+                ranks=ranks,
+                redeemed=counts.get(reward.id, 0),
+                channel=channel,
+                now=now,
+            ),
+        )
+        for reward in rewards
+    ]
+    if available_only:
+        views = [v for v in views if v.ineligible is None]
+    views = views[: page.first + 1]
+    return make_page(views, [v.reward.id for v in views], page)
+
+
+# --- eligibility --------------------------------------------------------------------------
+
+
+def ineligibility(
+    *,
+    reward: Reward,
+    member: Member,
+    ranks: dict[int, int],
+    redeemed: int,
+    channel: Channel,
+    now: datetime,
+) -> DomainError | None:
+    """Why ``member`` cannot redeem ``reward`` now in ``channel``; None when they can.
+
+    The one place these rules live: redemption and the catalog view both ask it.
+    """
+    if member.status != MemberStatus.ACTIVE:
+        return DomainError(
+            ErrorCode.MEMBER_INACTIVE, f"The member is {member.status.lower()}.", ["memberId"]
+        )
+    if not reward.active:
+        return _not_eligible("The reward is not active.")
+    if reward.starts_at is not None and now < reward.starts_at:
+        return _not_eligible(f"The reward is available from {reward.starts_at.isoformat()}.")
+    if reward.ends_at is not None and now >= reward.ends_at:
+        return _not_eligible(f"The reward ended at {reward.ends_at.isoformat()}.")
+    if reward.channels and channel not in reward.channels:
+        return _not_eligible(
+            f"The reward cannot be redeemed in {channel}; only in {', '.join(reward.channels)}.",
+            "channel",
+        )
+    if reward.min_tier_id is not None:
+        required = ranks.get(reward.min_tier_id, 0)
+        held = -1 if member.tier_id is None else ranks.get(member.tier_id, -1)
+        if held < required:
+            return _not_eligible("The member's tier is below the reward's minimum tier.")
+    if reward.stock is not None and reward.stock <= 0:
+        return DomainError(ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"])
+    if reward.per_member_limit is not None and redeemed >= reward.per_member_limit:
+        return DomainError(
+            ErrorCode.LIMIT_REACHED,
+            f"The member has redeemed this reward {redeemed} time(s), the limit.",
+            ["rewardId"],
+        )
+    if member.points_available < reward.cost_points:
+        return DomainError(
+            ErrorCode.INSUFFICIENT_POINTS,
+            f"The reward costs {reward.cost_points} points; "
+            f"the member has {member.points_available} available.",
+            ["rewardId"],
+        )
+    return None
+
+
+def _not_eligible(message: str, field_name: str = "rewardId") -> DomainError:
+    return DomainError(ErrorCode.NOT_ELIGIBLE, message, [field_name])
+
+
+# --- redemption ---------------------------------------------------------------------------
+
+
+async def redeem_reward(
+    session: AsyncSession, *, scope: str, idempotency_key: str, redemption: RedemptionIn
+) -> RedemptionResult:
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="redeemReward",
+        request=asdict(redemption),
+    )
+    if isinstance(claim, idempotency.Replay):
+        return await _replayed(session, claim.result)
+
+    member = await members.lock_member(session, member_id=redemption.member_id)
+    reward = await session.get(Reward, redemption.reward_id)
+    if reward is None:
+        raise not_found("Reward", "rewardId")
+    ranks = await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
+    redeemed = 0
+    if reward.per_member_limit is not None:
+        redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
+    problem = ineligibility(
+        reward=reward,
+        member=member,
+        ranks=ranks,
+        redeemed=redeemed,
+        channel=redemption.channel,
+        now=utcnow(),
+    )
+    if problem is not None:
+        raise problem
+
+    if reward.stock is not None:
+        taken = await session.scalar(
+            update(Reward)
+            .where(Reward.id == reward.id, Reward.stock > 0)
+            .values(stock=Reward.stock - 1)
+            .returning(Reward.stock)
+        )
+        if taken is None:
+            raise DomainError(ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"])
+    pool_code = None
+    if reward.kind == RewardKind.CODE_POOL:
+        pool_code = await _draw_pool_code(session, reward.id)
+    issued = await session.scalar(
+        insert(Redemption)
+        .values(
+            reward_id=reward.id,
+            member_id=member.id,
+            points_spent=reward.cost_points,
+            code=pool_code[1] if pool_code else generate_code(),
+            status=RedemptionStatus.ISSUED,
+            channel=redemption.channel,
+            created_at=utcnow(),
+        )
+        .returning(Redemption)
+    )
+    assert issued is not None
+    if pool_code:
+        await session.execute(
+            update(RewardCode).where(RewardCode.id == pool_code[0]).values(redemption_id=issued.id)
+        )
+    posted = await ledger.post(
+        session,
+        ledger.Movement(
+            kind=EntryKind.REDEEM,
+            member_id=member.id,
+            counter_account=Account.PROGRAM_REDEMPTION,
+            occurred_at=issued.created_at,
+            available=-reward.cost_points,
+            redeemed=reward.cost_points,
+            reason=reward.name,
+            redemption_id=issued.id,
+        ),
+    )
+    await idempotency.complete(
+        session, claimed=claim, result={"redemption_id": issued.id, "member_id": member.id}
+    )
+    return RedemptionResult(redemption=issued, member=posted.member)
+
+
+async def cancel_redemption(
+    session: AsyncSession, *, scope: str, idempotency_key: str, redemption_id: int
+) -> RedemptionResult:
+    """Give the points back and release the stock and the member's limit.
+
+    A pool code is retired rather than returned to the pool: the member may have seen it,
+    and a pool code is issued once.
+    """
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="cancelRedemption",
+        request={"redemption_id": redemption_id},
+    )
+    if isinstance(claim, idempotency.Replay):
+        return await _replayed(session, claim.result)
+    found = await session.get(Redemption, redemption_id)
+    if found is None:
+        raise not_found("Redemption", "redemptionId")
+    await members.lock_member(session, member_id=found.member_id)
+    redemption = await _lock_redemption(session, redemption_id)
+    if redemption.status == RedemptionStatus.CANCELLED:
+        raise DomainError(
+            ErrorCode.ALREADY_CANCELLED, "The redemption is already cancelled.", ["redemptionId"]
+        )
+    if redemption.status == RedemptionStatus.USED:
+        raise invalid("A used redemption cannot be cancelled.", "redemptionId")
+    now = utcnow()
+    redemption.status = RedemptionStatus.CANCELLED
+    redemption.cancelled_at = now
+    await session.execute(
+        update(Reward)
+        .where(
+            Reward.id == redemption.reward_id,
+            Reward.stock.isnot(None),
+            Reward.kind == RewardKind.GENERATED_CODE,
+        )
+        .values(stock=Reward.stock + 1)
+    )
+    posted = await ledger.post(
+        session,
+        ledger.Movement(
+            kind=EntryKind.REDEMPTION_CANCEL,
+            member_id=redemption.member_id,
+            counter_account=Account.PROGRAM_REDEMPTION,
+            occurred_at=now,
+            available=redemption.points_spent,
+            redeemed=-redemption.points_spent,
+            reason="Redemption cancelled",
+            redemption_id=redemption.id,
+        ),
+    )
+    await session.flush()
+    await idempotency.complete(
+        session,
+        claimed=claim,
+        result={"redemption_id": redemption.id, "member_id": redemption.member_id},
+    )
+    return RedemptionResult(redemption=redemption, member=posted.member)
+
+
+async def mark_redemption_used(
+    session: AsyncSession, *, redemption_id: int | None = None, code: str | None = None
+) -> Redemption:
+    """The POS or web shop consumed the code. Marking a used code again is refused."""
+    if (redemption_id is None) == (code is None):
+        raise invalid("Give exactly one of redemptionId and code.", "redemptionId")
+    if redemption_id is None:
+        redemption_id = await session.scalar(
+            select(Redemption.id).where(Redemption.code == (code or "").strip())
+        )
+        if redemption_id is None:
+            raise not_found("Redemption", "code")
+    redemption = await _lock_redemption(session, redemption_id)
+    if redemption.status == RedemptionStatus.CANCELLED:
+        raise DomainError(
+            ErrorCode.ALREADY_CANCELLED, "The redemption was cancelled.", ["redemptionId"]
+        )
+    if redemption.status == RedemptionStatus.USED:
+        raise invalid(
+            f"The code was already used at {redemption.used_at:%Y-%m-%d %H:%M} UTC.",
+            "redemptionId",
+        )
+    redemption.status = RedemptionStatus.USED
+    redemption.used_at = utcnow()
+    await session.flush()
+    return redemption
+
+
+async def find_by_code(session: AsyncSession, *, code: str) -> Redemption | None:
+    return await session.scalar(select(Redemption).where(Redemption.code == code.strip()))
+
+
+async def member_redemptions(
+    session: AsyncSession, *, member_id: int, page: PageRequest
+) -> Page[Redemption]:
+    """The member's redemptions, newest first."""
+    statement = (
+        select(Redemption)
+        .where(Redemption.member_id == member_id)
+        .order_by(Redemption.id.desc())
+        .limit(page.first + 1)
+    )
+    if page.after is not None:
+        statement = statement.where(Redemption.id < page.after)
+    rows = list((await session.scalars(statement)).all())
+    return make_page(rows, [r.id for r in rows], page)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RedemptionResult:
+    redemption = await session.get(Redemption, result["redemption_id"])
+    member = await session.get(Member, result["member_id"])
+    if redemption is None or member is None:
+        raise not_found("Redemption")
+    return RedemptionResult(redemption=redemption, member=member)
+
+
+async def _lock_reward(session: AsyncSession, reward_id: int) -> Reward:
+    reward = await session.scalar(
+        select(Reward)
+        .where(Reward.id == reward_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if reward is None:
+        raise not_found("Reward", "rewardId")
+    return reward
+
+
+async def _lock_redemption(session: AsyncSession, redemption_id: int) -> Redemption:
+    redemption = await session.scalar(
+        select(Redemption)
+        .where(Redemption.id == redemption_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if redemption is None:
+        raise not_found("Redemption", "redemptionId")
+    return redemption
+
+
+async def _draw_pool_code(session: AsyncSession, reward_id: int) -> tuple[int, str]:
+    """An unissued code of the pool; ``SKIP LOCKED`` lets concurrent redemptions draw others."""
+    row = (
+        await session.execute(
+            select(RewardCode.id, RewardCode.code)
+            .where(RewardCode.reward_id == reward_id, RewardCode.redemption_id.is_(None))
+            .order_by(RewardCode.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError(ErrorCode.OUT_OF_STOCK, "The reward's code pool is empty.", ["rewardId"])
+    return row.id, row.code
+
+
+async def _check_tier(session: AsyncSession, tier_id: int | None) -> None:
+    if tier_id is not None and await session.get(Tier, tier_id) is None:
+        raise not_found("Tier", "minTierId")
+
+
+def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    for value, name in ((starts_at, "startsAt"), (ends_at, "endsAt")):
+        if value is not None and value.tzinfo is None:
+            raise invalid("Must carry a timezone.", name)
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise invalid("Must be after startsAt.", "endsAt")
+
+
+async def _tier_ranks(session: AsyncSession, tier_ids: Sequence[int | None]) -> dict[int, int]:
+    wanted = {t for t in tier_ids if t is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Tier.id, Tier.rank).where(Tier.id.in_(wanted)))
+    return {row.id: row.rank for row in rows}
+
+
+async def _redemption_counts(session: AsyncSession, *, member_id: int) -> dict[int, int]:
+    """Redemptions per reward that count against a per-member limit (cancelled ones do not)."""
+    rows = await session.execute(
+        select(Redemption.reward_id, func.count())
+        .where(
+            Redemption.member_id == member_id,
+            Redemption.status != RedemptionStatus.CANCELLED,
+        )
+        .group_by(Redemption.reward_id)
+    )
+    return {reward_id: count for reward_id, count in rows.tuples()}
