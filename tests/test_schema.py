@@ -94,4 +94,46 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     assert me["points"]["available"] == 30
     assert [e["node"]["kind"] for e in me["ledger"]["edges"]] == ["ADJUST", "EARN"]
 
+    # and rewards: the admin adds two, the phone sees what it can afford and redeems it
+    created = await run(
+        admin,
+        "admin/create_reward.graphql",
+        input={"name": "Free cookie", "costPoints": 10, "stock": 50, "perMemberLimit": 2},
+    )
+    cookie = created["createReward"]["reward"]["id"]
+    await run(admin, "admin/create_reward.graphql", input={"name": "Mug", "costPoints": 500})
+    offer = await run(phone, "app/rewards_i_can_redeem.graphql")
+    assert [e["node"]["name"] for e in offer["rewards"]["edges"]] == ["Free cookie"]
+    redeemed = await run(
+        phone,
+        "app/redeem.graphql",
+        input={
+            "idempotencyKey": key(),
+            "memberId": member_id,
+            "rewardId": cookie,
+            "channel": "MOBILE_APP",
+        },
+    )
+    code = redeemed["redeemReward"]["redemption"]["code"]
+    await run(pos, "pos/lookup_code.graphql", code=code)
+    await run(pos, "pos/use_code.graphql", input={"code": code})
+    at_till = await run(
+        pos,
+        "pos/redeem_at_till.graphql",
+        input={
+            "idempotencyKey": key(),
+            "memberId": member_id,
+            "rewardId": cookie,
+            "channel": "IN_STORE",
+        },
+    )
+    await run(
+        pos,
+        "pos/cancel_redemption.graphql",
+        input={
+            "idempotencyKey": key(),
+            "redemptionId": at_till["redeemReward"]["redemption"]["id"],
+        },
+    )
+
     assert ran == {str(p.relative_to(SCHEMA_DIR / "operations")) for p in OPERATIONS}
