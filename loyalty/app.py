@@ -1,6 +1,7 @@
 """The ASGI application: GraphQL, health, readiness and metrics."""
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -118,6 +119,14 @@ class LoyaltyGraphQL(GraphQL):
                     await auth.touch_api_key(write, key_id=found.principal.api_key_id or 0)
             return found.principal
         return auth.authenticate_member_token(token, secret=await self.member_token_secret())
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Only an object (or a batch of objects) is a GraphQL request; anything else is a 400."""
+        decoded = json.loads(data)
+        items = decoded if isinstance(decoded, list) else [decoded]
+        if not all(isinstance(item, dict) for item in items):
+            raise json.JSONDecodeError("a GraphQL request must be a JSON object", str(data), 0)
+        return decoded
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         return request.state.context

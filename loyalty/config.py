@@ -12,6 +12,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./loyalty.db"
     secret_key: str | None = Field(
         default=None,
+        min_length=32,
         description="Signs member tokens; when unset a key is generated once and kept in the DB.",
     )
     debug: bool = False

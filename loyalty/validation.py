@@ -30,12 +30,29 @@ _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""Control characters (tab and newlines aside) and lone UTF-16 surrogates: no database
+stores them faithfully (PostgreSQL refuses NUL) and no client means them."""
+
+
+def storable(value: str) -> bool:
+    return _UNSTORABLE.search(value) is None
+
+
+def lookup_key(value: str) -> str | None:
+    """A client-given key to look something up by, or None when it cannot name anything."""
+    text = value.strip()
+    return text if text and len(text) <= 256 and storable(text) else None
+
+
 def required_text(value: str | None, max_length: int, *field: str) -> str:
     text = (value or "").strip()
     if not text:
         raise invalid("Must not be empty.", *field)
     if len(text) > max_length:
         raise invalid(f"Must be at most {max_length} characters.", *field)
+    if not storable(text):
+        raise invalid("Must not contain control characters.", *field)
     return text
 
 

@@ -31,9 +31,10 @@ POSTGRES_URL = os.environ.get(
 )
 REQUIRE_POSTGRES = os.environ.get("LOYALTY_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
+TEST_SECRET_KEY = "test-secret-that-signs-member-tokens-in-tests"
 TABLES_TO_EMPTY = (
     "ledger_entries, ledger_transactions, reward_codes, redemptions, rewards, purchases, "
-    "members, tiers, idempotency_keys, api_keys, instance_secrets"
+    "tier_changes, members, tiers, idempotency_keys, api_keys, instance_secrets"
 )
 
 
@@ -118,7 +119,7 @@ async def _reset_postgres(url: str) -> None:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret", debug=False)
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, debug=False)
 
 
 @pytest.fixture

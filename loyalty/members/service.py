@@ -10,7 +10,16 @@ from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.tiers.models import Tier
-from loyalty.validation import UNSET, Unset, email, optional_text, phone, required_text
+from loyalty.validation import (
+    UNSET,
+    Unset,
+    email,
+    lookup_key,
+    optional_text,
+    phone,
+    required_text,
+    storable,
+)
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,10 @@ async def find_member(session: AsyncSession, *, member_id: int | None) -> Member
 
 
 async def find_member_by_external_id(session: AsyncSession, *, external_id: str) -> Member | None:
-    return await session.scalar(select(Member).where(Member.external_id == external_id))
+    key = lookup_key(external_id)
+    if key is None:
+        return None
+    return await session.scalar(select(Member).where(Member.external_id == key))
 
 
 async def lock_member(
@@ -144,6 +156,8 @@ async def search_members(
     if page.after is not None:
         statement = statement.where(Member.id > page.after)
     term = (search or "").strip()
+    if not storable(term):
+        raise invalid("Must not contain control characters.", "search")
     if term:
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         statement = statement.where(

@@ -19,10 +19,13 @@ from loyalty.money import parse_positive_amount, require_currency
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseStatus
+from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
-from loyalty.validation import int_between, optional_text, required_text
+from loyalty.validation import int_between, lookup_key, optional_text, required_text
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
+MAX_PAST = timedelta(days=3650)
+MAX_POINTS_PER_PURCHASE = 100_000_000
 MAX_LINES = 500
 
 
@@ -90,6 +93,13 @@ async def record_purchase(
     members.require_active(member)
     multiplier = await _tier_multiplier(session, member.tier_id)
     points = points_for(values["total_amount"], program.points_per_unit, multiplier)
+    if points > MAX_POINTS_PER_PURCHASE:
+        raise invalid(
+            f"The purchase would earn {points:,} points, more than the "
+            f"{MAX_POINTS_PER_PURCHASE:,} one purchase may; check the amount.",
+            "total",
+            "amount",
+        )
     occurred_at: datetime = values["occurred_at"]
 
     recorded = await session.scalar(
@@ -129,9 +139,12 @@ async def record_purchase(
                 pending=points if pending else 0,
                 lifetime_earned=points,
                 purchase_id=recorded.id,
+                qualifying_points=points,
+                qualifying_at=occurred_at,
             ),
         )
         member = posted.member
+        await tiers.qualify_after_earning(session, member=member, now=now)
     await idempotency.complete(
         session,
         claimed=claim,
@@ -166,12 +179,10 @@ def _validated(purchase: PurchaseIn, *, currency: str, now: datetime) -> dict[st
         raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
     if len(purchase.lines) > MAX_LINES:
         raise invalid(f"At most {MAX_LINES} lines.", "lines")
+    if occurred_at < now - MAX_PAST:
+        raise invalid("Must not be more than 10 years in the past.", "occurredAt")
     return {
-        "member_external_id": (
-            None
-            if purchase.member_external_id is None
-            else required_text(purchase.member_external_id, 128, "memberExternalId")
-        ),
+        "member_external_id": _external_id(purchase.member_external_id),
         "order_id": required_text(purchase.order_id, 128, "orderId"),
         "store_id": optional_text(purchase.store_id, 64, "storeId"),
         "total_amount": parse_positive_amount(purchase.total.amount, "total", "amount"),
@@ -179,6 +190,18 @@ def _validated(purchase: PurchaseIn, *, currency: str, now: datetime) -> dict[st
         "lines": [_line(line, index, currency) for index, line in enumerate(purchase.lines)],
         "occurred_at": occurred_at,
     }
+
+
+def _external_id(value: str | None) -> str | None:
+    """An externalId to find the member by; one that cannot name anybody is NOT_FOUND."""
+    if value is None:
+        return None
+    if len(value) > 128:
+        raise invalid("Must be at most 128 characters.", "memberExternalId")
+    key = lookup_key(value)
+    if key is None:
+        raise not_found("Member", "memberExternalId")
+    return key
 
 
 def _line(line: LineIn, index: int, currency: str) -> dict[str, Any]:

@@ -26,7 +26,14 @@ from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardCode, RewardKind
 from loyalty.tiers.models import Tier
-from loyalty.validation import UNSET, Unset, int_between, optional_text, required_text
+from loyalty.validation import (
+    UNSET,
+    Unset,
+    int_between,
+    lookup_key,
+    optional_text,
+    required_text,
+)
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_GROUPS = 4
@@ -456,8 +463,11 @@ async def mark_redemption_used(
     if (redemption_id is None) == (code is None):
         raise invalid("Give exactly one of redemptionId and code.", "redemptionId")
     if redemption_id is None:
-        redemption_id = await session.scalar(
-            select(Redemption.id).where(Redemption.code == (code or "").strip())
+        key = lookup_key(code or "")
+        redemption_id = (
+            None
+            if key is None
+            else await session.scalar(select(Redemption.id).where(Redemption.code == key))
         )
         if redemption_id is None:
             raise not_found("Redemption", "code")
@@ -478,7 +488,10 @@ async def mark_redemption_used(
 
 
 async def find_by_code(session: AsyncSession, *, code: str) -> Redemption | None:
-    return await session.scalar(select(Redemption).where(Redemption.code == code.strip()))
+    key = lookup_key(code)
+    if key is None:
+        return None
+    return await session.scalar(select(Redemption).where(Redemption.code == key))
 
 
 async def member_redemptions(
