@@ -2,6 +2,8 @@
 
 import asyncio
 import sys
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -17,10 +19,16 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for admin consoles, points of sale and apps.")
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs (run them from cron or a scheduler).")
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(jobs_app, name="jobs")
+
+
+class Job(StrEnum):
+    EVALUATE_TIERS = "evaluate-tiers"
 
 
 def _database() -> Database:
@@ -138,6 +146,42 @@ def ledger_verify() -> None:
     for violation in violations:
         typer.echo(f"- {violation}")
     raise typer.Exit(1)
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date-time") from error
+    if moment.tzinfo is None:
+        raise typer.BadParameter("--now needs a timezone, e.g. 2026-01-31T00:00:00+00:00")
+    return moment
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: Annotated[Job, typer.Argument(help="The job to run.")],
+    now: Annotated[
+        str | None,
+        typer.Option(help="Run as of this ISO-8601 instant (default: now); for replays and tests."),
+    ] = None,
+) -> None:
+    """Run a job once; safe to run twice and beside live traffic."""
+    from loyalty.tiers.evaluation import evaluate_tiers
+
+    moment = _parse_now(now)
+
+    async def run() -> object:
+        db = _database()
+        try:
+            return await evaluate_tiers(db, now=moment)
+        finally:
+            await db.dispose()
+
+    report = asyncio.run(run())
+    typer.echo(f"{name.value} as of {moment.isoformat()}: {report}")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from loyalty.members.models import Member
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase
 from loyalty.rewards.models import Redemption, Reward, RewardCode
-from loyalty.tiers.models import Tier
+from loyalty.tiers.models import Tier, TierChange
 
 __all__ = [
     "ApiKey",
@@ -24,4 +24,5 @@ __all__ = [
     "Reward",
     "RewardCode",
     "Tier",
+    "TierChange",
 ]

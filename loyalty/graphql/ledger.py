@@ -15,6 +15,9 @@ class AdjustPointsInput:
     member_id: strawberry.ID
     points: int = strawberry.field(description="Signed: positive credits, negative debits.")
     reason: str
+    qualifying: bool = strawberry.field(
+        default=False, description="Count a credit toward tier qualification."
+    )
 
 
 @strawberry.type
@@ -34,6 +37,7 @@ class LedgerMutations:
             member_id=key_or_zero("Member", input.member_id),
             points=input.points,
             reason=input.reason,
+            qualifying=input.qualifying,
         )
         return await mutate(
             info,

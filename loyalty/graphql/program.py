@@ -6,9 +6,8 @@ from strawberry import UNSET
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Program, Tier
+from loyalty.graphql.types import Program
 from loyalty.program import service as program_service
-from loyalty.tiers import service as tiers_service
 from loyalty.validation import UNSET as UNCHANGED
 
 
@@ -35,10 +34,6 @@ class ProgramQueries:
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def program(self, info: strawberry.Info) -> Program:
         return await info.context.read(program_service.get_program)
-
-    @strawberry.field(permission_classes=[IsAuthenticated], description="Ordered by rank.")
-    async def tiers(self, info: strawberry.Info) -> list[Tier]:
-        return await info.context.read(tiers_service.list_tiers)
 
 
 @strawberry.type

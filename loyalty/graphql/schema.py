@@ -23,10 +23,11 @@ from loyalty.graphql.program import ProgramMutations, ProgramQueries
 from loyalty.graphql.purchases import PurchaseMutations
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.scalars import SCALARS
+from loyalty.graphql.tiers import TierMutations, TierQueries
 
 
 @strawberry.type
-class Query(MemberQueries, ProgramQueries, RewardQueries):
+class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries):
     pass
 
 
@@ -38,6 +39,7 @@ class Mutation(
     ProgramMutations,
     AuthMutations,
     RewardMutations,
+    TierMutations,
 ):
     pass
 

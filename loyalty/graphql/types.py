@@ -28,7 +28,10 @@ from loyalty.rewards import service as rewards
 from loyalty.rewards.models import Redemption as RedemptionRow
 from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
 from loyalty.rewards.models import RewardKind as DomainRewardKind
+from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier as TierRow
+from loyalty.tiers.models import TierChange as TierChangeRow
+from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
 
 MemberStatus = strawberry.enum(DomainMemberStatus, name="MemberStatus")
 Channel = strawberry.enum(DomainChannel, name="Channel")
@@ -67,8 +70,13 @@ class Program:
 class Tier:
     name: str
     rank: int
-    threshold: int
+    threshold: int = strawberry.field(
+        description="Qualifying points within the program's tier window that reach this tier."
+    )
     benefits: list[str]
+    retention_days: int = strawberry.field(
+        description="How long a member keeps the tier after falling below its threshold."
+    )
 
     @strawberry.field
     def id(self, root: Parent[TierRow]) -> strawberry.ID:
@@ -77,6 +85,43 @@ class Tier:
     @strawberry.field(description="Applied to points earned from purchases.")
     def multiplier(self, root: Parent[TierRow]) -> DecimalString:
         return DecimalString(plain(root.multiplier))
+
+
+@strawberry.type
+class TierProgress:
+    current: Tier | None
+    next: Tier | None
+    qualifying_points: int
+    points_to_next: int | None
+    window_starts_at: datetime
+    window_ends_at: datetime | None = strawberry.field(
+        description="When the oldest points counted now leave the rolling window."
+    )
+
+
+TierChangeReason = strawberry.enum(DomainTierChangeReason, name="TierChangeReason")
+
+
+@strawberry.type
+class TierChange:
+    from_name: str | None
+    to_name: str | None
+    reason: TierChangeReason
+    qualifying_points: int | None
+    note: str | None
+    at: datetime
+
+    @strawberry.field(name="from")
+    async def from_tier(self, root: Parent[TierChangeRow], info: strawberry.Info) -> Tier | None:
+        if root.from_tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.from_tier_id)
+
+    @strawberry.field
+    async def to(self, root: Parent[TierChangeRow], info: strawberry.Info) -> Tier | None:
+        if root.to_tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.to_tier_id)
 
 
 @strawberry.type
@@ -117,6 +162,45 @@ class Member:
         if root.tier_id is None:
             return None
         return await info.context.loaders.tier.load(root.tier_id)
+
+    @strawberry.field(description="Where the member stands in the tier ladder.")
+    async def tier_progress(self, root: Parent[MemberRow], info: strawberry.Info) -> TierProgress:
+        progress = await info.context.read(
+            lambda session: tiers.tier_progress(session, member=root)
+        )
+        return TierProgress(
+            current=progress.current,
+            next=progress.next,
+            qualifying_points=progress.qualifying_points,
+            points_to_next=progress.points_to_next,
+            window_starts_at=progress.window_starts_at,
+            window_ends_at=progress.window_ends_at,
+        )
+
+    @strawberry.field(
+        description="When the current tier is lost if the member earns nothing more (null: never)."
+    )
+    async def tier_expires_at(
+        self, root: Parent[MemberRow], info: strawberry.Info
+    ) -> datetime | None:
+        progress = await info.context.read(
+            lambda session: tiers.tier_progress(session, member=root)
+        )
+        return progress.tier_expires_at
+
+    @strawberry.field(description="The member's tier changes, newest first.")
+    async def tier_history(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[TierChange]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.read(
+            lambda session: tiers.tier_history(session, member_id=root.id, page=request)
+        )
+        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(description="The member's ledger entries, newest first.")
     async def ledger(

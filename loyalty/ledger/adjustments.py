@@ -12,6 +12,7 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Member, MemberStatus
+from loyalty.tiers import service as tiers
 from loyalty.validation import required_text
 
 MAX_ADJUSTMENT = 100_000_000
@@ -22,6 +23,8 @@ class AdjustmentIn:
     member_id: int
     points: int
     reason: str
+    qualifying: bool = False
+    """Count the points toward tier qualification (they do not by default)."""
 
 
 @dataclass(frozen=True)
@@ -51,18 +54,23 @@ async def adjust_points(
         raise DomainError(
             ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
         )
+    now = utcnow()
     posted = await ledger.post(
         session,
         ledger.Movement(
             kind=EntryKind.ADJUST,
             member_id=member.id,
             counter_account=Account.PROGRAM_ADJUSTMENT,
-            occurred_at=utcnow(),
+            occurred_at=now,
             available=adjustment.points,
             lifetime_earned=max(adjustment.points, 0),
             reason=reason,
+            qualifying_points=adjustment.points if adjustment.qualifying else 0,
+            qualifying_at=now if adjustment.qualifying else None,
         ),
     )
+    if adjustment.qualifying:
+        await tiers.qualify_after_earning(session, member=posted.member, now=now)
     await idempotency.complete(
         session, claimed=claim, result={"entry_id": posted.entry.id, "member_id": member.id}
     )

@@ -39,7 +39,10 @@ MEMBER_ACCOUNTS = (Account.MEMBER_AVAILABLE, Account.MEMBER_PENDING)
 
 class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
-    __table_args__ = (Index("ix_ledger_transactions_member_id_id", "member_id", "id"),)
+    __table_args__ = (
+        Index("ix_ledger_transactions_member_id_id", "member_id", "id"),
+        Index("ix_ledger_transactions_qualifying_at", "qualifying_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(24))
@@ -49,6 +52,11 @@ class LedgerTransaction(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), index=True)
     redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), index=True)
+    qualifying_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Signed points this movement adds to tier qualification (earned from purchases, net of
+    clawbacks; bonuses and adjustments only when flagged)."""
+    qualifying_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When those points count for the rolling tier window: the purchase's occurredAt."""
 
 
 class LedgerEntry(Base):

@@ -36,6 +36,8 @@ class Movement:
     reason: str | None = None
     purchase_id: int | None = None
     redemption_id: int | None = None
+    qualifying_points: int = 0
+    qualifying_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             reason=movement.reason,
             purchase_id=movement.purchase_id,
             redemption_id=movement.redemption_id,
+            qualifying_points=movement.qualifying_points,
+            qualifying_at=movement.qualifying_at,
         )
         .returning(LedgerTransaction.id)
     )

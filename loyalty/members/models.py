@@ -44,6 +44,9 @@ class Member(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), index=True)
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tier_retained_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set while qualifying points are below the tier's threshold: the tier is kept until then."""
     points_available: Mapped[int] = mapped_column(BigInteger, default=0)
     points_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     lifetime_earned: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,17 +1,388 @@
-"""Tier reads; configuration and evaluation arrive with the tiers issue."""
+"""Tier configuration, qualification and the member's view of where they stand.
 
-from collections.abc import Sequence
+Qualifying points are the ``qualifying_points`` of a member's ledger transactions whose
+``qualifying_at`` lies in the rolling window ``(now - tierWindowDays, now]``: points earned
+from purchases (net of refund clawbacks) and, when an admin flags them, adjustments. A
+member moves up in the transaction that crosses a threshold; moving down is the job's
+(``tiers.evaluation``), after the tier's retention period.
+"""
 
-from sqlalchemy import select
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.tiers.models import Tier
+from loyalty.db import UTCDateTime, utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.ledger.models import LedgerTransaction
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.money import parse_decimal
+from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.program.service import get_program
+from loyalty.rewards.models import Reward
+from loyalty.tiers.models import Tier, TierChange, TierChangeReason
+from loyalty.validation import UNSET, Unset, int_between, optional_text, required_text
+
+MAX_BENEFITS = 20
+
+
+@dataclass(frozen=True)
+class TierIn:
+    name: str
+    rank: int
+    threshold: int
+    multiplier: object = "1"
+    benefits: list[str] | None = None
+    retention_days: int = 0
+
+
+@dataclass(frozen=True)
+class TierChanges:
+    name: str | Unset = UNSET
+    rank: int | Unset = UNSET
+    threshold: int | Unset = UNSET
+    multiplier: object = UNSET
+    benefits: list[str] | Unset | None = UNSET
+    retention_days: int | Unset = UNSET
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    current: Tier | None
+    next: Tier | None
+    qualifying_points: int
+    points_to_next: int | None
+    window_starts_at: datetime
+    window_ends_at: datetime | None
+    """When the oldest points counted now leave the rolling window (None: nothing counted)."""
+    tier_expires_at: datetime | None
+    """When the current tier is lost if the member earns nothing more (None: never)."""
+
+
+@dataclass(frozen=True)
+class ProposedTier:
+    rank: int
+    threshold: int
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    rank: int
+    name: str | None
+    threshold: int
+    members: int
+    moved_up: int
+    moved_down: int
+    stayed: int
+
+
+_CHECKS = {
+    "name": lambda v: required_text(v, 100, "name"),
+    "rank": lambda v: int_between(v, 0, 1000, "rank"),
+    "threshold": lambda v: int_between(v, 0, 1_000_000_000, "threshold"),
+    "multiplier": lambda v: _multiplier(v),
+    "benefits": lambda v: _benefits(v),
+    "retention_days": lambda v: int_between(v, 0, 3650, "retentionDays"),
+}
+
+
+def _multiplier(value: object) -> Decimal:
+    multiplier = parse_decimal(value, "multiplier")
+    if not Decimal(1) <= multiplier <= Decimal(100):
+        raise invalid("Must be between 1 and 100.", "multiplier")
+    return multiplier
+
+
+def _benefits(value: list[str] | None) -> list[str]:
+    items = [required_text(b, 200, "benefits", str(i)) for i, b in enumerate(value or [])]
+    if len(items) > MAX_BENEFITS:
+        raise invalid(f"At most {MAX_BENEFITS} benefits.", "benefits")
+    return items
 
 
 async def list_tiers(session: AsyncSession) -> list[Tier]:
     return list((await session.scalars(select(Tier).order_by(Tier.rank))).all())
 
 
-async def tiers_by_id(session: AsyncSession, *, tier_ids: Sequence[int]) -> dict[int, Tier]:
-    tiers = await session.scalars(select(Tier).where(Tier.id.in_(tier_ids)))
-    return {tier.id: tier for tier in tiers}
+async def create_tier(session: AsyncSession, *, tier: TierIn) -> Tier:
+    values = {name: check(getattr(tier, name)) for name, check in _CHECKS.items()}
+    await _check_ladder(session, rank=values["rank"], threshold=values["threshold"])
+    row = Tier(**values, created_at=utcnow())
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def update_tier(session: AsyncSession, *, tier_id: int, changes: TierChanges) -> Tier:
+    """Change a tier. Raising a threshold never demotes anyone at once: members who no longer
+    qualify keep the tier through its retention period, then ``evaluate-tiers`` moves them."""
+    tier = await _lock_tier(session, tier_id)
+    for f in fields(changes):
+        value = getattr(changes, f.name)
+        if value is not UNSET:
+            setattr(tier, f.name, _CHECKS[f.name](value))
+    await _check_ladder(session, rank=tier.rank, threshold=tier.threshold, ignore=tier.id)
+    await session.flush()
+    return tier
+
+
+async def delete_tier(
+    session: AsyncSession, *, tier_id: int, move_members_to: int | None
+) -> tuple[Tier, int]:
+    """Delete a tier; its members move to ``move_members_to`` (required when it has any)."""
+    tier = await _lock_tier(session, tier_id)
+    holders = await session.scalar(
+        select(func.count()).select_from(Member).where(Member.tier_id == tier.id)
+    )
+    used_by = await session.scalar(
+        select(func.count()).select_from(Reward).where(Reward.min_tier_id == tier.id)
+    )
+    if used_by:
+        raise invalid(
+            f"{used_by} reward(s) require this tier; change their minimum tier first.", "id"
+        )
+    target = None
+    if move_members_to is not None:
+        if move_members_to == tier.id:
+            raise invalid("Members cannot move to the tier being deleted.", "moveMembersTo")
+        target = await session.get(Tier, move_members_to)
+        if target is None:
+            raise not_found("Tier", "moveMembersTo")
+    if holders and target is None:
+        raise invalid(
+            f"{holders} member(s) hold this tier: name a tier to move them to.", "moveMembersTo"
+        )
+    if holders and target is not None:
+        now = utcnow()
+        await session.execute(
+            insert(TierChange).from_select(
+                [
+                    "member_id",
+                    "from_tier_id",
+                    "to_tier_id",
+                    "from_name",
+                    "to_name",
+                    "reason",
+                    "note",
+                    "at",
+                ],
+                select(
+                    Member.id,
+                    Member.tier_id,
+                    literal(target.id),
+                    literal(tier.name),
+                    literal(target.name),
+                    literal(TierChangeReason.RULE_CHANGE.value),
+                    literal(f"Tier {tier.name} was deleted."),
+                    literal(now, UTCDateTime()),
+                ).where(Member.tier_id == tier.id),
+            )
+        )
+        await session.execute(
+            update(Member)
+            .where(Member.tier_id == tier.id)
+            .values(tier_id=target.id, tier_since=now, tier_retained_until=None)
+        )
+    await session.delete(tier)
+    await session.flush()
+    return tier, holders or 0
+
+
+async def set_member_tier(
+    session: AsyncSession, *, member_id: int, tier_id: int | None, reason: str
+) -> Member:
+    """An admin override; the next evaluation treats it like any other tier."""
+    note = required_text(reason, 500, "reason")
+    member = await members.lock_member(session, member_id=member_id)
+    tier = None
+    if tier_id is not None:
+        tier = await session.get(Tier, tier_id)
+        if tier is None:
+            raise not_found("Tier", "tierId")
+    await record_change(session, member=member, to=tier, reason=TierChangeReason.ADMIN, note=note)
+    await session.flush()
+    return member
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    member: Member,
+    to: Tier | None,
+    reason: TierChangeReason,
+    qualifying_points: int | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Move one member (already locked) to ``to`` and write the history row."""
+    now = now or utcnow()
+    current = None if member.tier_id is None else await session.get(Tier, member.tier_id)
+    session.add(
+        TierChange(
+            member_id=member.id,
+            from_tier_id=member.tier_id,
+            to_tier_id=None if to is None else to.id,
+            from_name=None if current is None else current.name,
+            to_name=None if to is None else to.name,
+            reason=reason,
+            qualifying_points=qualifying_points,
+            note=optional_text(note, 500, "reason"),
+            at=now,
+        )
+    )
+    member.tier_id = None if to is None else to.id
+    member.tier_since = now
+    member.tier_retained_until = None
+
+
+async def qualify_after_earning(session: AsyncSession, *, member: Member, now: datetime) -> None:
+    """Upgrade at once when qualifying points now reach a higher tier; end a running retention
+    when they are back above the current tier's threshold. ``member`` is locked."""
+    tiers = await list_tiers(session)
+    current = next((t for t in tiers if t.id == member.tier_id), None)
+    current_rank = -1 if current is None else current.rank
+    if member.tier_retained_until is None and all(t.rank <= current_rank for t in tiers):
+        return
+    program = await get_program(session)
+    points = await qualifying_points(
+        session, member_id=member.id, now=now, window_days=program.tier_window_days
+    )
+    target = tier_for(tiers, points)
+    if target is not None and target.rank > current_rank:
+        await record_change(
+            session,
+            member=member,
+            to=target,
+            reason=TierChangeReason.QUALIFIED,
+            qualifying_points=points,
+            now=now,
+        )
+    elif current is not None and points >= current.threshold:
+        member.tier_retained_until = None
+    await session.flush()
+
+
+def tier_for(tiers: list[Tier], points: int) -> Tier | None:
+    """The highest tier whose threshold ``points`` reach."""
+    reached = [t for t in tiers if t.threshold <= points]
+    return max(reached, key=lambda t: t.rank) if reached else None
+
+
+async def qualifying_points(
+    session: AsyncSession, *, member_id: int, now: datetime, window_days: int
+) -> int:
+    since = now - timedelta(days=window_days)
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerTransaction.qualifying_points), 0)).where(
+            LedgerTransaction.member_id == member_id,
+            LedgerTransaction.qualifying_at > since,
+            LedgerTransaction.qualifying_at <= now,
+        )
+    )
+    return int(total or 0)
+
+
+async def tier_progress(
+    session: AsyncSession, *, member: Member, now: datetime | None = None
+) -> TierProgress:
+    now = now or utcnow()
+    program = await get_program(session)
+    window = timedelta(days=program.tier_window_days)
+    tiers = await list_tiers(session)
+    current = next((t for t in tiers if t.id == member.tier_id), None)
+    rows = (
+        await session.execute(
+            select(LedgerTransaction.qualifying_at, LedgerTransaction.qualifying_points)
+            .where(
+                LedgerTransaction.member_id == member.id,
+                LedgerTransaction.qualifying_at > now - window,
+                LedgerTransaction.qualifying_at <= now,
+                LedgerTransaction.qualifying_points != 0,
+            )
+            .order_by(LedgerTransaction.qualifying_at)
+        )
+    ).all()
+    points = sum(row.qualifying_points for row in rows)
+    above = [t for t in tiers if t.rank > (-1 if current is None else current.rank)]
+    upcoming = min(above, key=lambda t: t.rank) if above else None
+    return TierProgress(
+        current=current,
+        next=upcoming,
+        qualifying_points=points,
+        points_to_next=None if upcoming is None else max(upcoming.threshold - points, 0),
+        window_starts_at=now - window,
+        window_ends_at=rows[0].qualifying_at + window if rows else None,
+        tier_expires_at=_expiry(member, current, rows, points, window),
+    )
+
+
+def _expiry(
+    member: Member,
+    current: Tier | None,
+    rows: list,  # type: ignore[type-arg]
+    points: int,
+    window: timedelta,
+) -> datetime | None:
+    """Retention end if it runs; else when the window drops points below the threshold, plus
+    retention; None for a tier that needs no points."""
+    if current is None:
+        return None
+    if member.tier_retained_until is not None:
+        return member.tier_retained_until
+    if current.threshold == 0:
+        return None
+    remaining = points
+    for row in rows:
+        remaining -= row.qualifying_points
+        if remaining < current.threshold:
+            return row.qualifying_at + window + timedelta(days=current.retention_days)
+    return None
+
+
+async def tier_history(
+    session: AsyncSession, *, member_id: int, page: PageRequest
+) -> Page[TierChange]:
+    statement = (
+        select(TierChange)
+        .where(TierChange.member_id == member_id)
+        .order_by(TierChange.id.desc())
+        .limit(page.first + 1)
+    )
+    if page.after is not None:
+        statement = statement.where(TierChange.id < page.after)
+    rows = list((await session.scalars(statement)).all())
+    return make_page(rows, [r.id for r in rows], page)
+
+
+async def _lock_tier(session: AsyncSession, tier_id: int) -> Tier:
+    tier = await session.scalar(
+        select(Tier)
+        .where(Tier.id == tier_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if tier is None:
+        raise not_found("Tier", "id")
+    return tier
+
+
+async def _check_ladder(
+    session: AsyncSession, *, rank: int, threshold: int, ignore: int | None = None
+) -> None:
+    """Ranks are unique and a higher rank needs strictly more qualifying points."""
+    others = [t for t in await list_tiers(session) if t.id != ignore]
+    if any(t.rank == rank for t in others):
+        raise DomainError(ErrorCode.INVALID, f"A tier with rank {rank} exists.", ["rank"])
+    below = [t for t in others if t.rank < rank and t.threshold >= threshold]
+    above = [t for t in others if t.rank > rank and t.threshold <= threshold]
+    if below or above:
+        clash = (below or above)[0]
+        raise invalid(
+            f"Thresholds must rise with rank: tier {clash.name!r} (rank {clash.rank}) "
+            f"has threshold {clash.threshold}.",
+            "threshold",
+        )

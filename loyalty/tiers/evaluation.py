@@ -1,0 +1,319 @@
+"""``loyalty jobs run evaluate-tiers``: every member's tier from their qualifying points.
+
+Set-based SQL over batches of members (by id range, one transaction each): the batch's
+member rows are locked (on PostgreSQL) so live purchases wait a moment instead of racing;
+one ``INSERT ... SELECT`` computes each member's qualifying points and decision into a
+temporary table; then one statement per kind of change writes the history and the members.
+No Python loop over members. Running it twice with the same ``--now`` changes nothing more.
+
+Decisions, comparing the tier the points reach (target) with the tier held (current):
+- UP: target above current; the member moves up now (reason QUALIFIED).
+- CLEAR: back at the current tier while a retention was running; the retention ends.
+- HOLD: below the current tier for the first time; the tier is kept until now + its
+  retention days (``tier_retained_until``); with no retention, DOWN at once.
+- DOWN: below the current tier and its retention has run out; moves to the target (EXPIRED).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from loyalty.db import Database, UTCDateTime
+from loyalty.errors import invalid
+from loyalty.ledger.models import LedgerTransaction
+from loyalty.members.models import Member
+from loyalty.program.service import get_program
+from loyalty.tiers.models import Tier, TierChange, TierChangeReason
+from loyalty.tiers.service import PreviewRow, ProposedTier
+
+BATCH_SIZE = 50_000
+
+_scratch = MetaData()
+tier_eval = Table(
+    "tier_eval",
+    _scratch,
+    Column("member_id", BigInteger, primary_key=True),
+    Column("old_tier_id", BigInteger),
+    Column("new_tier_id", BigInteger),
+    Column("points", BigInteger),
+    Column("action", String(8)),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    members: int
+    upgraded: int
+    downgraded: int
+    retention_started: int
+    retention_cleared: int
+
+    def __str__(self) -> str:
+        return (
+            f"evaluated {self.members} members: {self.upgraded} up, {self.downgraded} down, "
+            f"{self.retention_started} entered retention, {self.retention_cleared} left it"
+        )
+
+
+def _by_tier(
+    column: ColumnElement, tiers: list[Tier], value: str, default: object
+) -> ColumnElement:
+    """``CASE column WHEN tier id THEN tier.<value> ...``: tiers are few, members many."""
+    if not tiers:
+        return literal(default)
+    return case({t.id: getattr(t, value) for t in tiers}, value=column, else_=literal(default))
+
+
+def target_tier(points: ColumnElement, tiers: list[Tier]) -> ColumnElement:
+    """The id of the highest tier whose threshold ``points`` reach (NULL below them all)."""
+    ladder = sorted(tiers, key=lambda t: t.threshold, reverse=True)
+    if not ladder:
+        return null()
+    return case(*((points >= t.threshold, t.id) for t in ladder), else_=null())
+
+
+async def evaluate_tiers(
+    db: Database, *, now: datetime, batch_size: int = BATCH_SIZE
+) -> EvaluationReport:
+    totals = {"members": 0, "UP": 0, "DOWN": 0, "HOLD": 0, "CLEAR": 0}
+    async with db.transaction() as session:
+        bounds = (await session.execute(select(func.min(Member.id), func.max(Member.id)))).one()
+    if bounds[0] is None:
+        return EvaluationReport(0, 0, 0, 0, 0)
+    low = bounds[0]
+    while low <= bounds[1]:
+        high = low + batch_size
+        async with db.transaction() as session:
+            counts = await _evaluate_batch(session, low=low, high=high, now=now)
+        for key, value in counts.items():
+            totals[key] += value
+        low = high
+    return EvaluationReport(
+        members=totals["members"],
+        upgraded=totals["UP"],
+        downgraded=totals["DOWN"],
+        retention_started=totals["HOLD"],
+        retention_cleared=totals["CLEAR"],
+    )
+
+
+async def _evaluate_batch(
+    session: AsyncSession, *, low: int, high: int, now: datetime
+) -> dict[str, int]:
+    in_batch = and_(Member.id >= low, Member.id < high)
+    locked = select(Member.id).where(in_batch).order_by(Member.id).with_for_update()
+    members_in_batch = await session.scalar(select(func.count()).select_from(locked.subquery()))
+    tiers = list((await session.scalars(select(Tier))).all())
+    program = await get_program(session)
+    since = now - timedelta(days=program.tier_window_days)
+
+    connection = await session.connection()
+    await connection.run_sync(lambda sync: tier_eval.create(sync, checkfirst=True))
+    await session.execute(delete(tier_eval))
+
+    earned = (
+        select(
+            LedgerTransaction.member_id,
+            func.sum(LedgerTransaction.qualifying_points).label("points"),
+        )
+        .where(
+            LedgerTransaction.member_id >= low,
+            LedgerTransaction.member_id < high,
+            LedgerTransaction.qualifying_at > literal(since, UTCDateTime()),
+            LedgerTransaction.qualifying_at <= literal(now, UTCDateTime()),
+        )
+        .group_by(LedgerTransaction.member_id)
+        .subquery()
+    )
+    points = func.coalesce(earned.c.points, 0)
+    target = target_tier(points, tiers)
+    target_rank = _by_tier(target, tiers, "rank", -1)
+    current_rank = _by_tier(Member.tier_id, tiers, "rank", -1)
+    retention = _by_tier(Member.tier_id, tiers, "retention_days", 0)
+    action = case(
+        (target_rank > current_rank, "UP"),
+        (
+            target_rank == current_rank,
+            case((Member.tier_retained_until.isnot(None), "CLEAR"), else_="NONE"),
+        ),
+        (
+            Member.tier_retained_until.is_(None),
+            case((retention == 0, "DOWN"), else_="HOLD"),
+        ),
+        (Member.tier_retained_until <= literal(now, UTCDateTime()), "DOWN"),
+        else_="NONE",
+    )
+    decisions = (
+        select(
+            Member.id.label("member_id"),
+            Member.tier_id.label("old_tier_id"),
+            target.label("new_tier_id"),
+            points.label("points"),
+            action.label("action"),
+        )
+        .select_from(Member)
+        .outerjoin(earned, earned.c.member_id == Member.id)
+        .where(in_batch)
+        .subquery()
+    )
+    await session.execute(
+        insert(tier_eval).from_select(
+            ["member_id", "old_tier_id", "new_tier_id", "points", "action"],
+            select(decisions).where(decisions.c.action != "NONE"),
+        )
+    )
+    counts = {
+        row.action: row.n
+        for row in await session.execute(
+            select(tier_eval.c.action, func.count().label("n")).group_by(tier_eval.c.action)
+        )
+    }
+    moves = tier_eval.c.action.in_(("UP", "DOWN"))
+    await session.execute(
+        insert(TierChange).from_select(
+            [
+                "member_id",
+                "from_tier_id",
+                "to_tier_id",
+                "from_name",
+                "to_name",
+                "reason",
+                "qualifying_points",
+                "at",
+            ],
+            select(
+                tier_eval.c.member_id,
+                tier_eval.c.old_tier_id,
+                tier_eval.c.new_tier_id,
+                _by_tier(tier_eval.c.old_tier_id, tiers, "name", None),
+                _by_tier(tier_eval.c.new_tier_id, tiers, "name", None),
+                case(
+                    (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
+                    else_=TierChangeReason.EXPIRED.value,
+                ),
+                tier_eval.c.points,
+                literal(now, UTCDateTime()),
+            ).where(moves),
+        )
+    )
+    joined = and_(Member.id == tier_eval.c.member_id)
+    await session.execute(
+        update(Member)
+        .where(joined, moves)
+        .values(tier_id=tier_eval.c.new_tier_id, tier_since=now, tier_retained_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Member)
+        .where(joined, tier_eval.c.action == "CLEAR")
+        .values(tier_retained_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    for tier in tiers:
+        await session.execute(
+            update(Member)
+            .where(joined, tier_eval.c.action == "HOLD", Member.tier_id == tier.id)
+            .values(tier_retained_until=now + timedelta(days=tier.retention_days))
+            .execution_options(synchronize_session=False)
+        )
+    return {
+        "members": members_in_batch or 0,
+        **{k: counts.get(k, 0) for k in ("UP", "DOWN", "HOLD", "CLEAR")},
+    }
+
+
+async def preview_tier_change(
+    session: AsyncSession, *, proposed: list[ProposedTier], now: datetime
+) -> list[PreviewRow]:
+    """How many members the proposed ladder would move up, down or leave where they are,
+    judged on their qualifying points now; writes nothing. Retention is not applied: a
+    member counted as moving down would first keep the tier through its retention."""
+    _check_proposal(proposed)
+    program = await get_program(session)
+    since = now - timedelta(days=program.tier_window_days)
+    tiers = list((await session.scalars(select(Tier))).all())
+    earned = (
+        select(
+            LedgerTransaction.member_id,
+            func.sum(LedgerTransaction.qualifying_points).label("points"),
+        )
+        .where(
+            LedgerTransaction.qualifying_at > literal(since, UTCDateTime()),
+            LedgerTransaction.qualifying_at <= literal(now, UTCDateTime()),
+        )
+        .group_by(LedgerTransaction.member_id)
+        .subquery()
+    )
+    points = func.coalesce(earned.c.points, 0)
+    ladder = sorted(proposed, key=lambda t: t.threshold, reverse=True)
+    proposed_rank = case(*((points >= t.threshold, t.rank) for t in ladder), else_=-1)
+    current_rank = _by_tier(Member.tier_id, tiers, "rank", -1)
+    per_member = (
+        select(proposed_rank.label("target"), current_rank.label("current"))
+        .select_from(Member)
+        .outerjoin(earned, earned.c.member_id == Member.id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            per_member.c.target,
+            func.count().label("members"),
+            func.sum(case((per_member.c.target > per_member.c.current, 1), else_=0)).label("up"),
+            func.sum(case((per_member.c.target < per_member.c.current, 1), else_=0)).label("down"),
+        ).group_by(per_member.c.target)
+    )
+    counts = {row.target: row for row in rows}
+    result = []
+    for tier in [*sorted(proposed, key=lambda t: t.rank), None]:
+        rank = -1 if tier is None else tier.rank
+        row = counts.get(rank)
+        if tier is None and row is None:
+            continue
+        members = row.members if row else 0
+        up = int(row.up or 0) if row else 0
+        down = int(row.down or 0) if row else 0
+        result.append(
+            PreviewRow(
+                rank=rank,
+                name=None if tier is None else tier.name,
+                threshold=0 if tier is None else tier.threshold,
+                members=members,
+                moved_up=up,
+                moved_down=down,
+                stayed=members - up - down,
+            )
+        )
+    return result
+
+
+def _check_proposal(proposed: list[ProposedTier]) -> None:
+    if not 1 <= len(proposed) <= 50:
+        raise invalid("Propose between 1 and 50 tiers.", "tiers")
+    ranks = [t.rank for t in proposed]
+    if len(set(ranks)) != len(ranks):
+        raise invalid("Ranks must be unique.", "tiers")
+    ordered = sorted(proposed, key=lambda t: t.rank)
+    for index, tier in enumerate(ordered):
+        if tier.threshold < 0:
+            raise invalid("Thresholds must not be negative.", "tiers", str(index), "threshold")
+        if index and tier.threshold <= ordered[index - 1].threshold:
+            raise invalid("Thresholds must rise with rank.", "tiers", str(index), "threshold")
