@@ -209,3 +209,18 @@ def app_client(client: httpx.AsyncClient, app_key: str) -> GraphQLClient:
 async def execute_sql(db: Database, sql: str) -> None:
     async with db.write_engine.begin() as connection:
         await connection.execute(text(sql))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres_only`` (scale tests) run on PostgreSQL alone."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_sqlite = callspec is not None and callspec.params.get("backend") == "sqlite"
+        if on_sqlite and item.get_closest_marker("postgres_only"):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
