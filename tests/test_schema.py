@@ -42,7 +42,33 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
         ran.add(name)
         return data
 
-    # given an admin who set up the program
+    # given an admin who set up the program and its tiers
+    await run(
+        admin,
+        "admin/configure_tiers.graphql",
+        input={"name": "Member", "rank": 1, "threshold": 0, "benefits": ["Birthday treat"]},
+    )
+    gold = await run(
+        admin,
+        "admin/configure_tiers.graphql",
+        input={
+            "name": "Gold",
+            "rank": 2,
+            "threshold": 1000,
+            "multiplier": "1.5",
+            "retentionDays": 90,
+        },
+    )
+    await run(
+        admin,
+        "admin/update_tier.graphql",
+        input={"id": gold["createTier"]["tier"]["id"], "threshold": 800},
+    )
+    await run(
+        admin,
+        "admin/preview_tier_change.graphql",
+        input={"tiers": [{"rank": 1, "threshold": 0}, {"rank": 2, "threshold": 500}]},
+    )
     await run(
         admin,
         "admin/update_program.graphql",
@@ -90,6 +116,8 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     # then the member's phone sees it all
     issued = await run(app_client, "app/issue_member_token.graphql", input={"memberId": member_id})
     phone = app_client.as_(issued["issueMemberToken"]["token"])
+    progress = (await run(phone, "app/tier_progress.graphql"))["me"]["tierProgress"]
+    assert (progress["current"]["name"], progress["pointsToNext"]) == ("Member", 776)
     me = (await run(phone, "app/me.graphql"))["me"]
     assert me["points"]["available"] == 30
     assert [e["node"]["kind"] for e in me["ledger"]["edges"]] == ["ADJUST", "EARN"]

@@ -592,4 +592,4 @@ async def _redemption_counts(session: AsyncSession, *, member_id: int) -> dict[i
         )
         .group_by(Redemption.reward_id)
     )
-    return {reward_id: count for reward_id, count in rows.tuples()}
+    return {reward_id: count for reward_id, count in rows}
