@@ -28,6 +28,8 @@ app.add_typer(jobs_app, name="jobs")
 
 
 class Job(StrEnum):
+    RELEASE_PENDING = "release-pending"
+    EXPIRE_POINTS = "expire-points"
     EVALUATE_TIERS = "evaluate-tiers"
 
 
@@ -169,14 +171,20 @@ def jobs_run(
     ] = None,
 ) -> None:
     """Run a job once; safe to run twice and beside live traffic."""
+    from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.tiers.evaluation import evaluate_tiers
 
+    jobs = {
+        Job.RELEASE_PENDING: release_pending,
+        Job.EXPIRE_POINTS: expire_points,
+        Job.EVALUATE_TIERS: evaluate_tiers,
+    }
     moment = _parse_now(now)
 
     async def run() -> object:
         db = _database()
         try:
-            return await evaluate_tiers(db, now=moment)
+            return await jobs[name](db, now=moment)
         finally:
             await db.dispose()
 

@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     debug: bool = False
     page_size_max: int = Field(default=100, ge=1, le=1000)
     member_token_ttl_seconds: int = Field(default=3600, ge=60)
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)

@@ -3,7 +3,7 @@
 from loyalty.auth.models import ApiKey, InstanceSecret
 from loyalty.db import Base
 from loyalty.idempotency.models import IdempotencyKey
-from loyalty.ledger.models import LedgerEntry, LedgerTransaction
+from loyalty.ledger.models import LedgerEntry, LedgerTransaction, LotConsumption, PointLot
 from loyalty.members.models import Member
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase
@@ -17,7 +17,9 @@ __all__ = [
     "InstanceSecret",
     "LedgerEntry",
     "LedgerTransaction",
+    "LotConsumption",
     "Member",
+    "PointLot",
     "Program",
     "Purchase",
     "Redemption",

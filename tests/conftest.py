@@ -33,7 +33,8 @@ REQUIRE_POSTGRES = os.environ.get("LOYALTY_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
 TEST_SECRET_KEY = "test-secret-that-signs-member-tokens-in-tests"
 TABLES_TO_EMPTY = (
-    "ledger_entries, ledger_transactions, reward_codes, redemptions, rewards, purchases, "
+    "lot_consumptions, point_lots, ledger_entries, ledger_transactions, reward_codes, "
+    "redemptions, rewards, purchases, "
     "tier_changes, members, tiers, idempotency_keys, api_keys, instance_secrets"
 )
 

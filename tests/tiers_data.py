@@ -69,6 +69,10 @@ async def generate_members_with_earnings(
         SELECT transaction_id, 'PROGRAM_ISSUANCE', NULL, -points, NULL FROM bulk_earn
         """,
         """
+        INSERT INTO point_lots (member_id, transaction_id, amount, remaining, state, earned_at)
+        SELECT member_id, transaction_id, points, points, 'AVAILABLE', at FROM bulk_earn
+        """,
+        """
         UPDATE members m SET points_available = s.total, lifetime_earned = s.total
         FROM (SELECT member_id, SUM(points) AS total FROM bulk_earn GROUP BY member_id) s
         WHERE m.id = s.member_id

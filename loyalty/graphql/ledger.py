@@ -1,12 +1,16 @@
-"""adjustPoints."""
+"""adjustPoints and the liability report."""
+
+from datetime import datetime
 
 import strawberry
 
+from loyalty.db import utcnow
+from loyalty.errors import invalid
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin
-from loyalty.graphql.types import LedgerEntry, Member
+from loyalty.graphql.types import LedgerEntry, Member, Tier
 from loyalty.ids import key_or_zero
-from loyalty.ledger import adjustments
+from loyalty.ledger import adjustments, balances
 
 
 @strawberry.input
@@ -25,6 +29,58 @@ class AdjustPointsPayload:
     errors: list[UserError]
     entry: LedgerEntry | None = None
     member: Member | None = None
+
+
+@strawberry.type
+class LiabilityByTier:
+    tier: Tier | None
+    members: int
+    available: int
+    pending: int
+    total: int
+
+
+@strawberry.type
+class PointsLiability:
+    as_of: datetime
+    members: int
+    available: int
+    pending: int
+    total: int = strawberry.field(description="Outstanding points: available + pending.")
+    by_tier: list[LiabilityByTier]
+
+
+@strawberry.type
+class LedgerQueries:
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Outstanding points at an instant (default now), replayed from the ledger.",
+    )
+    async def points_liability(
+        self, info: strawberry.Info, as_of: datetime | None = None
+    ) -> PointsLiability:
+        at = as_of or utcnow()
+        if at.tzinfo is None:
+            raise invalid("asOf must carry a timezone.", "asOf")
+        lines = await info.context.read(lambda session: balances.liability(session, as_of=at))
+        by_tier = [
+            LiabilityByTier(
+                tier=line.tier,
+                members=line.members,
+                available=line.available,
+                pending=line.pending,
+                total=line.available + line.pending,
+            )
+            for line in lines
+        ]
+        return PointsLiability(
+            as_of=at,
+            members=sum(line.members for line in by_tier),
+            available=sum(line.available for line in by_tier),
+            pending=sum(line.pending for line in by_tier),
+            total=sum(line.total for line in by_tier),
+            by_tier=by_tier,
+        )
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ from loyalty.graphql.permissions import IsStaff
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.types import Channel, Member, Purchase
 from loyalty.ids import key_or_zero
+from loyalty.purchases import refunds
 from loyalty.purchases import service as purchases
 
 
@@ -72,6 +73,22 @@ def purchase_in(input: RecordPurchaseInput) -> purchases.PurchaseIn:
     )
 
 
+@strawberry.input
+class RefundPurchaseInput:
+    idempotency_key: str
+    purchase_id: strawberry.ID
+    amount: MoneyInput = strawberry.field(description="This refund; refunds add up.")
+
+
+@strawberry.type
+class RefundPurchasePayload:
+    errors: list[UserError]
+    purchase: Purchase | None = None
+    points_clawed_back: int | None = strawberry.field(
+        default=None, description="Points this refund took from the member."
+    )
+
+
 @strawberry.type
 class PurchaseMutations:
     @strawberry.mutation(permission_classes=[IsStaff])
@@ -92,5 +109,30 @@ class PurchaseMutations:
                 "purchase": result.purchase,
                 "points_awarded": result.points_awarded,
                 "member": result.member,
+            },
+        )
+
+    @strawberry.mutation(
+        permission_classes=[IsStaff],
+        description="Take back what the purchase earned, in proportion to the amount refunded.",
+    )
+    async def refund_purchase(
+        self, info: strawberry.Info, input: RefundPurchaseInput
+    ) -> RefundPurchasePayload:
+        refund = refunds.RefundIn(
+            purchase_id=key_or_zero("Purchase", input.purchase_id), amount=money_in(input.amount)
+        )
+        return await mutate(
+            info,
+            RefundPurchasePayload,
+            lambda session: refunds.refund_purchase(
+                session,
+                scope=info.context.principal.scope,
+                idempotency_key=input.idempotency_key,
+                refund=refund,
+            ),
+            lambda result: {
+                "purchase": result.purchase,
+                "points_clawed_back": result.points_clawed_back,
             },
         )

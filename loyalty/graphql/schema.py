@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -17,7 +18,7 @@ from strawberry.schema.config import StrawberryConfig
 from loyalty.config import Settings
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
-from loyalty.graphql.ledger import LedgerMutations
+from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.members import MemberMutations, MemberQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
 from loyalty.graphql.purchases import PurchaseMutations
@@ -27,7 +28,7 @@ from loyalty.graphql.tiers import TierMutations, TierQueries
 
 
 @strawberry.type
-class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries):
+class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries, LedgerQueries):
     pass
 
 
@@ -45,11 +46,16 @@ class Mutation(
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # The limits' rule classes are made once: ValidationCache keys on them, so rules made
+    # afresh per request would never hit the cache.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorFormatting,
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(limits),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]

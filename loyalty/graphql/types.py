@@ -8,10 +8,13 @@ from typing import Optional
 import strawberry
 from strawberry import Parent
 
+from loyalty.db import utcnow
+from loyalty.errors import invalid
 from loyalty.graphql.errors import ErrorCode
 from loyalty.graphql.pagination import Connection, to_connection
 from loyalty.graphql.scalars import DecimalString
 from loyalty.ids import encode_id
+from loyalty.ledger import balances
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account
 from loyalty.ledger.models import EntryKind as DomainEntryKind
@@ -131,6 +134,38 @@ class Points:
     lifetime_earned: int
     redeemed: int
     expired: int
+    member_id: strawberry.Private[int]
+
+    @strawberry.field(description="Available points that expire within this many days.")
+    async def expiring_soon(self, info: strawberry.Info, days: int = 30) -> int:
+        if not 0 <= days <= 3650:
+            raise invalid("days must be between 0 and 3650.", "days")
+        return await info.context.read(
+            lambda session: balances.expiring_soon(
+                session, member_id=self.member_id, days=days, now=utcnow()
+            )
+        )
+
+
+@strawberry.type
+class PointBalances:
+    available: int
+    pending: int
+    lifetime_earned: int
+    redeemed: int
+    expired: int
+
+
+@strawberry.type
+class PendingRelease:
+    amount: int
+    releases_at: datetime
+
+
+@strawberry.type
+class ExpiringPoints:
+    amount: int
+    expires_at: datetime
 
 
 @strawberry.type
@@ -155,6 +190,44 @@ class Member:
             lifetime_earned=root.lifetime_earned,
             redeemed=root.points_redeemed,
             expired=root.points_expired,
+            member_id=root.id,
+        )
+
+    @strawberry.field(description="Pending points and when they become available.")
+    async def pending_releases(
+        self, root: Parent[MemberRow], info: strawberry.Info
+    ) -> list[PendingRelease]:
+        scheduled = await info.context.read(
+            lambda session: balances.pending_releases(session, member_id=root.id)
+        )
+        return [PendingRelease(amount=s.amount, releases_at=s.at) for s in scheduled]
+
+    @strawberry.field(description="Available points by expiry date, soonest first.")
+    async def expiring_points(
+        self, root: Parent[MemberRow], info: strawberry.Info, first: int = 10
+    ) -> list[ExpiringPoints]:
+        if not 1 <= first <= info.context.settings.page_size_max:
+            raise invalid("first must be between 1 and the page size limit.", "first")
+        scheduled = await info.context.read(
+            lambda session: balances.expiring_points(session, member_id=root.id, first=first)
+        )
+        return [ExpiringPoints(amount=s.amount, expires_at=s.at) for s in scheduled]
+
+    @strawberry.field(description="The member's balances at an instant, replayed from the ledger.")
+    async def points_as_of(
+        self, root: Parent[MemberRow], info: strawberry.Info, at: datetime
+    ) -> PointBalances:
+        if at.tzinfo is None:
+            raise invalid("at must carry a timezone.", "at")
+        found = await info.context.read(
+            lambda session: balances.points_as_of(session, member_id=root.id, at=at)
+        )
+        return PointBalances(
+            available=found.available,
+            pending=found.pending,
+            lifetime_earned=found.lifetime_earned,
+            redeemed=found.redeemed,
+            expired=found.expired,
         )
 
     @strawberry.field
@@ -261,8 +334,19 @@ class Purchase:
     occurred_at: datetime
     created_at: datetime
     points_awarded: int
-    points_refunded: int
+    points_refunded: int = strawberry.field(
+        description="Points refunds took back, including any the member no longer had."
+    )
+    points_unrecovered: int = strawberry.field(
+        description="Clawback the member no longer had the points for."
+    )
     status: PurchaseStatus
+
+    @strawberry.field
+    def refunded(self, root: Parent[PurchaseRow]) -> Money:
+        return Money(
+            amount=DecimalString(format_amount(root.refunded_amount)), currency=root.currency
+        )
 
     @strawberry.field
     def id(self, root: Parent[PurchaseRow]) -> strawberry.ID:

@@ -1,6 +1,7 @@
 """adjustPoints: an admin's signed correction, itself a balanced ledger transaction."""
 
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Member, MemberStatus
+from loyalty.program.service import get_program
 from loyalty.tiers import service as tiers
 from loyalty.validation import required_text
 
@@ -55,6 +57,7 @@ async def adjust_points(
             ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
         )
     now = utcnow()
+    program = await get_program(session)
     posted = await ledger.post(
         session,
         ledger.Movement(
@@ -67,6 +70,11 @@ async def adjust_points(
             reason=reason,
             qualifying_points=adjustment.points if adjustment.qualifying else 0,
             qualifying_at=now if adjustment.qualifying else None,
+            expires_at=(
+                None
+                if program.points_expire_after_days is None
+                else now + timedelta(days=program.points_expire_after_days)
+            ),
         ),
     )
     if adjustment.qualifying:

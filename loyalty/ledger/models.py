@@ -9,7 +9,7 @@ single row becomes a hot spot that every purchase has to lock.
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -23,6 +23,8 @@ class EntryKind(StrEnum):
     REFUND_CLAWBACK = "REFUND_CLAWBACK"
     EXPIRE = "EXPIRE"
     ADJUST = "ADJUST"
+    RELEASE = "RELEASE"
+    """Pending points of settled purchases become available (member accounts only)."""
 
 
 class Account(StrEnum):
@@ -69,3 +71,45 @@ class LedgerEntry(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     points: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LotState(StrEnum):
+    PENDING = "PENDING"
+    AVAILABLE = "AVAILABLE"
+
+
+class PointLot(Base):
+    """The points one credit brought in, so debits can take the oldest first and expiry can
+    take what is left of a lot when it expires. The remaining amounts of a member's lots add
+    up to the member's available and pending points (``ledger verify`` checks it)."""
+
+    __tablename__ = "point_lots"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_within_amount"),
+        Index("ix_point_lots_member_id_state_earned_at", "member_id", "state", "earned_at", "id"),
+        Index("ix_point_lots_purchase_id", "purchase_id"),
+        Index("ix_point_lots_releases_at", "releases_at"),
+        Index("ix_point_lots_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    earned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    releases_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LotConsumption(Base):
+    """How much of a lot a debit took (negative: a cancellation gave it back)."""
+
+    __tablename__ = "lot_consumptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("point_lots.id"), index=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)

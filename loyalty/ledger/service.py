@@ -10,12 +10,20 @@ same points; a ``CHECK`` constraint on the table backs it up.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
 from loyalty.errors import DomainError, ErrorCode
-from loyalty.ledger.models import Account, EntryKind, LedgerEntry, LedgerTransaction
+from loyalty.ledger.models import (
+    Account,
+    EntryKind,
+    LedgerEntry,
+    LedgerTransaction,
+    LotConsumption,
+    LotState,
+    PointLot,
+)
 from loyalty.members.models import Member
 from loyalty.pagination import Page, PageRequest, make_page
 
@@ -38,6 +46,12 @@ class Movement:
     redemption_id: int | None = None
     qualifying_points: int = 0
     qualifying_at: datetime | None = None
+    expires_at: datetime | None = None
+    """Credits: when the lot they create expires (None: never)."""
+    releases_at: datetime | None = None
+    """Pending credits: when the lot becomes available."""
+    restores: int | None = None
+    """A credit that gives back what this earlier transaction took from lots."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             insert(LedgerEntry).returning(LedgerEntry.id, sort_by_parameter_order=True), rows
         )
     ).all()
+    await _move_lots(session, movement, transaction_id)
     first = rows[0]
     entry = EntryView(
         id=entry_ids[0],
@@ -148,6 +163,109 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         redemption_id=movement.redemption_id,
     )
     return Posted(member=member, entry=entry)
+
+
+LOTS = PointLot.__table__
+"""Core table: executemany updates by lot id, no ORM bulk-update bookkeeping."""
+
+
+async def _move_lots(session: AsyncSession, movement: Movement, transaction_id: int) -> None:
+    """Keep the member's lots equal to the balances: credits open lots, debits take the
+    oldest first, a cancellation gives back exactly what it undoes."""
+    if movement.restores is not None:
+        await _restore(session, undone=movement.restores, by=transaction_id)
+        return
+    for bucket, points in (
+        (LotState.AVAILABLE, movement.available),
+        (LotState.PENDING, movement.pending),
+    ):
+        if points > 0:
+            await session.execute(
+                insert(PointLot).values(
+                    member_id=movement.member_id,
+                    transaction_id=transaction_id,
+                    purchase_id=movement.purchase_id,
+                    amount=points,
+                    remaining=points,
+                    state=bucket,
+                    earned_at=movement.occurred_at,
+                    releases_at=movement.releases_at if bucket == LotState.PENDING else None,
+                    expires_at=movement.expires_at,
+                )
+            )
+        elif points < 0:
+            await _consume(
+                session,
+                member_id=movement.member_id,
+                state=bucket,
+                amount=-points,
+                transaction_id=transaction_id,
+                purchase_id=movement.purchase_id if bucket == LotState.PENDING else None,
+            )
+
+
+async def _consume(
+    session: AsyncSession,
+    *,
+    member_id: int,
+    state: LotState,
+    amount: int,
+    transaction_id: int,
+    purchase_id: int | None,
+) -> None:
+    """Take ``amount`` from the member's lots, oldest first (the member row is locked)."""
+    statement = (
+        select(PointLot.id, PointLot.remaining)
+        .where(
+            PointLot.member_id == member_id,
+            PointLot.state == state,
+            PointLot.remaining > 0,
+        )
+        .order_by(PointLot.earned_at, PointLot.id)
+    )
+    if purchase_id is not None:
+        statement = statement.where(PointLot.purchase_id == purchase_id)
+    taken: list[dict[str, int]] = []
+    left = amount
+    for lot in await session.execute(statement):
+        take = min(left, lot.remaining)
+        taken.append({"lot_id": lot.id, "amount": take})
+        left -= take
+        if left == 0:
+            break
+    if left:
+        raise RuntimeError(f"member {member_id}'s {state} lots hold less than the balance")
+    await session.execute(
+        update(LOTS)
+        .where(LOTS.c.id == bindparam("lot"))
+        .values(remaining=LOTS.c.remaining - bindparam("taken")),
+        [{"lot": t["lot_id"], "taken": t["amount"]} for t in taken],
+    )
+    await session.execute(
+        insert(LotConsumption), [{**t, "transaction_id": transaction_id} for t in taken]
+    )
+
+
+async def _restore(session: AsyncSession, *, undone: int, by: int) -> None:
+    consumed = (
+        await session.execute(
+            select(LotConsumption.lot_id, LotConsumption.amount).where(
+                LotConsumption.transaction_id == undone
+            )
+        )
+    ).all()
+    if not consumed:
+        return
+    await session.execute(
+        update(LOTS)
+        .where(LOTS.c.id == bindparam("lot"))
+        .values(remaining=LOTS.c.remaining + bindparam("taken")),
+        [{"lot": c.lot_id, "taken": c.amount} for c in consumed],
+    )
+    await session.execute(
+        insert(LotConsumption),
+        [{"lot_id": c.lot_id, "amount": -c.amount, "transaction_id": by} for c in consumed],
+    )
 
 
 _ENTRY_COLUMNS = (

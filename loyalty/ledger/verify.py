@@ -140,6 +140,63 @@ CHECKS = (
         ),
     ),
     Check(
+        3,
+        "lots differ from balances",
+        """
+        WITH lots AS (
+            SELECT member_id,
+                SUM(CASE WHEN state = 'AVAILABLE' THEN remaining ELSE 0 END) AS available,
+                SUM(CASE WHEN state = 'PENDING' THEN remaining ELSE 0 END) AS pending
+            FROM point_lots GROUP BY member_id
+        )
+        SELECT m.id, m.points_available, m.points_pending,
+            COALESCE(l.available, 0) AS lot_available, COALESCE(l.pending, 0) AS lot_pending
+        FROM members m LEFT JOIN lots l ON l.member_id = m.id
+        WHERE m.points_available <> COALESCE(l.available, 0)
+           OR m.points_pending <> COALESCE(l.pending, 0)
+        """,
+        lambda r: (
+            f"member {r.id} has available={r.points_available} pending={r.points_pending}, "
+            f"its lots hold available={r.lot_available} pending={r.lot_pending}"
+        ),
+    ),
+    Check(
+        4,
+        "lot consumed beyond its amount",
+        """
+        SELECT l.id, l.member_id, l.amount, l.remaining, COALESCE(SUM(c.amount), 0) AS taken
+        FROM point_lots l LEFT JOIN lot_consumptions c ON c.lot_id = l.id
+        GROUP BY l.id, l.member_id, l.amount, l.remaining
+        HAVING l.remaining < 0 OR l.remaining > l.amount
+            OR l.remaining <> l.amount - COALESCE(SUM(c.amount), 0)
+        """,
+        lambda r: (
+            f"lot {r.id} of member {r.member_id}: amount {r.amount}, remaining {r.remaining}, "
+            f"consumptions add up to {r.taken}"
+        ),
+    ),
+    Check(
+        4,
+        "clawback exceeds the award",
+        f"""
+        SELECT p.id, p.order_id, p.points_awarded, p.points_refunded, p.points_unrecovered,
+            COALESCE(-SUM(e.points), 0) AS clawed
+        FROM purchases p
+        LEFT JOIN ledger_transactions t ON t.purchase_id = p.id AND t.kind = 'REFUND_CLAWBACK'
+        LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+            AND e.account IN {_MEMBER_ACCOUNTS}
+        GROUP BY p.id, p.order_id, p.points_awarded, p.points_refunded, p.points_unrecovered
+        HAVING p.points_refunded > p.points_awarded
+            OR p.points_unrecovered < 0 OR p.points_unrecovered > p.points_refunded
+            OR COALESCE(-SUM(e.points), 0) <> p.points_refunded - p.points_unrecovered
+        """,
+        lambda r: (
+            f"purchase {r.id} (order {r.order_id}) awarded {r.points_awarded}, says refunds "
+            f"took {r.points_refunded} ({r.points_unrecovered} unrecovered); the ledger "
+            f"clawed back {r.clawed}"
+        ),
+    ),
+    Check(
         4,
         "negative balance",
         """

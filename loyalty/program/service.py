@@ -41,6 +41,14 @@ async def update_program(session: AsyncSession, *, changes: ProgramChanges) -> P
             raise invalid(
                 "The currency cannot change once purchases are recorded in it.", "currency"
             )
+    pending = values.get("pending_days", program.pending_days)
+    expiry = values.get("points_expire_after_days", program.points_expire_after_days)
+    if expiry is not None and expiry <= pending:
+        raise invalid(
+            "Points must expire after they stop being pending (pointsExpireAfterDays > "
+            "pendingDays).",
+            "pointsExpireAfterDays",
+        )
     for name, value in values.items():
         setattr(program, name, value)
     program.updated_at = utcnow()

@@ -33,4 +33,8 @@ class Purchase(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     points_awarded: Mapped[int] = mapped_column(BigInteger)
     points_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Points the refunds took back, including any that could not be recovered."""
+    points_unrecovered: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Clawback the member no longer had the points for (available never goes below zero)."""
+    refunded_amount: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(24), default=PurchaseStatus.COMPLETED)

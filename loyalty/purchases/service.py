@@ -127,7 +127,13 @@ async def record_purchase(
             ["orderId"],
         )
     if points:
-        pending = occurred_at + timedelta(days=program.pending_days) > now
+        releases_at = occurred_at + timedelta(days=program.pending_days)
+        pending = releases_at > now
+        expires_at = (
+            None
+            if program.points_expire_after_days is None
+            else occurred_at + timedelta(days=program.points_expire_after_days)
+        )
         posted = await ledger.post(
             session,
             ledger.Movement(
@@ -141,6 +147,8 @@ async def record_purchase(
                 purchase_id=recorded.id,
                 qualifying_points=points,
                 qualifying_at=occurred_at,
+                releases_at=releases_at if pending else None,
+                expires_at=expires_at,
             ),
         )
         member = posted.member

@@ -20,7 +20,7 @@ from loyalty.db import utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
-from loyalty.ledger.models import Account, EntryKind
+from loyalty.ledger.models import Account, EntryKind, LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.pagination import Page, PageRequest, make_page
@@ -445,6 +445,12 @@ async def cancel_redemption(
             redeemed=-redemption.points_spent,
             reason="Redemption cancelled",
             redemption_id=redemption.id,
+            restores=await session.scalar(
+                select(LedgerTransaction.id).where(
+                    LedgerTransaction.redemption_id == redemption.id,
+                    LedgerTransaction.kind == EntryKind.REDEEM,
+                )
+            ),
         ),
     )
     await session.flush()

@@ -1,0 +1,198 @@
+"""Read models over lots and the ledger: what is pending, what expires, balances at a date.
+
+Point-in-time figures replay the ledger: every posting booked (``created_at``) up to the
+instant counts, so a finance team gets the same answer for a past date today as it would
+have got on that date.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.ledger.models import Account, LedgerEntry, LedgerTransaction, LotState, PointLot
+from loyalty.members.models import Member
+from loyalty.tiers.models import Tier, TierChange
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    amount: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Balances:
+    available: int
+    pending: int
+    lifetime_earned: int
+    redeemed: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class LiabilityLine:
+    tier: Tier | None
+    members: int
+    available: int
+    pending: int
+
+
+async def expiring_soon(session: AsyncSession, *, member_id: int, days: int, now: datetime) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
+            PointLot.member_id == member_id,
+            PointLot.state == LotState.AVAILABLE,
+            PointLot.remaining > 0,
+            PointLot.expires_at <= now + timedelta(days=days),
+        )
+    )
+    return int(total or 0)
+
+
+async def expiring_points(session: AsyncSession, *, member_id: int, first: int) -> list[Scheduled]:
+    """What expires when, soonest first (lots expiring at one instant are summed)."""
+    rows = await session.execute(
+        select(PointLot.expires_at, func.sum(PointLot.remaining))
+        .where(
+            PointLot.member_id == member_id,
+            PointLot.state == LotState.AVAILABLE,
+            PointLot.remaining > 0,
+            PointLot.expires_at.isnot(None),
+        )
+        .group_by(PointLot.expires_at)
+        .order_by(PointLot.expires_at)
+        .limit(first)
+    )
+    return [Scheduled(amount=int(amount), at=at) for at, amount in rows]
+
+
+async def pending_releases(session: AsyncSession, *, member_id: int) -> list[Scheduled]:
+    rows = await session.execute(
+        select(PointLot.releases_at, func.sum(PointLot.remaining))
+        .where(
+            PointLot.member_id == member_id,
+            PointLot.state == LotState.PENDING,
+            PointLot.remaining > 0,
+        )
+        .group_by(PointLot.releases_at)
+        .order_by(PointLot.releases_at)
+    )
+    return [Scheduled(amount=int(amount), at=at) for at, amount in rows]
+
+
+def _sums() -> list:  # type: ignore[type-arg]
+    kind = LedgerTransaction.kind
+    points = LedgerEntry.points
+    return [
+        func.coalesce(
+            func.sum(case((LedgerEntry.account == Account.MEMBER_AVAILABLE, points), else_=0)), 0
+        ),
+        func.coalesce(
+            func.sum(case((LedgerEntry.account == Account.MEMBER_PENDING, points), else_=0)), 0
+        ),
+        func.coalesce(
+            func.sum(
+                case(
+                    (kind.in_(("EARN", "BONUS", "REFUND_CLAWBACK")), points),
+                    (and_(kind == "ADJUST", points > 0), points),
+                    else_=0,
+                )
+            ),
+            0,
+        ),
+        func.coalesce(
+            func.sum(case((kind.in_(("REDEEM", "REDEMPTION_CANCEL")), -points), else_=0)), 0
+        ),
+        func.coalesce(func.sum(case((kind == "EXPIRE", -points), else_=0)), 0),
+    ]
+
+
+async def points_as_of(session: AsyncSession, *, member_id: int, at: datetime) -> Balances:
+    row = (
+        await session.execute(
+            select(*_sums())
+            .select_from(LedgerEntry)
+            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+            .where(LedgerEntry.member_id == member_id, LedgerTransaction.created_at <= at)
+        )
+    ).one()
+    return Balances(*(int(value) for value in row))
+
+
+async def liability(session: AsyncSession, *, as_of: datetime) -> list[LiabilityLine]:
+    """Outstanding points (available + pending) of all members at ``as_of``, by the tier each
+    member held then (from the tier history; the current tier when it never changed)."""
+    booked = (
+        select(
+            LedgerEntry.member_id,
+            func.sum(
+                case((LedgerEntry.account == Account.MEMBER_AVAILABLE, LedgerEntry.points), else_=0)
+            ).label("available"),
+            func.sum(
+                case((LedgerEntry.account == Account.MEMBER_PENDING, LedgerEntry.points), else_=0)
+            ).label("pending"),
+        )
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerEntry.member_id.isnot(None), LedgerTransaction.created_at <= as_of)
+        .group_by(LedgerEntry.member_id)
+        .subquery()
+    )
+    last_before = (
+        select(TierChange.to_tier_id)
+        .where(TierChange.member_id == Member.id, TierChange.at <= as_of)
+        .order_by(TierChange.at.desc(), TierChange.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    first_after = (
+        select(TierChange.from_tier_id)
+        .where(TierChange.member_id == Member.id, TierChange.at > as_of)
+        .order_by(TierChange.at, TierChange.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    changed_before = (
+        select(func.count())
+        .where(TierChange.member_id == Member.id, TierChange.at <= as_of)
+        .scalar_subquery()
+    )
+    changed_after = (
+        select(func.count())
+        .where(TierChange.member_id == Member.id, TierChange.at > as_of)
+        .scalar_subquery()
+    )
+    tier_then = case(
+        (changed_before > 0, last_before),
+        (changed_after > 0, first_after),
+        else_=Member.tier_id,
+    ).label("tier_id")
+    per_member = (
+        select(tier_then, booked.c.available, booked.c.pending)
+        .select_from(Member)
+        .join(booked, booked.c.member_id == Member.id)
+        .where(or_(booked.c.available != 0, booked.c.pending != 0))
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(
+                per_member.c.tier_id,
+                func.count(),
+                func.sum(per_member.c.available),
+                func.sum(per_member.c.pending),
+            ).group_by(per_member.c.tier_id)
+        )
+    ).all()
+    tiers = {t.id: t for t in await session.scalars(select(Tier))}
+    lines = [
+        LiabilityLine(
+            tier=tiers.get(tier_id) if tier_id is not None else None,
+            members=count,
+            available=int(available),
+            pending=int(pending),
+        )
+        for tier_id, count, available, pending in rows
+    ]
+    return sorted(lines, key=lambda line: -1 if line.tier is None else line.tier.rank)

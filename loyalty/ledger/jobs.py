@@ -1,0 +1,262 @@
+"""``release-pending`` and ``expire-points``: set-based jobs over every member's lots.
+
+Each job walks the members in id ranges, one transaction per batch. In a batch the member
+rows are locked (on PostgreSQL; SQLite's write lock does the same), the due points are summed
+per member into a temporary table, and then a handful of ``INSERT ... SELECT`` and
+``UPDATE ... FROM`` statements write one balanced ledger transaction per member, its
+postings (``balance_after`` from the locked balances), the new balances and the lots. No
+Python loop over members or lots; a second run with the same ``--now`` finds nothing due.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from loyalty.db import Database, UTCDateTime, utcnow
+from loyalty.ledger.models import (
+    Account,
+    EntryKind,
+    LedgerEntry,
+    LedgerTransaction,
+    LotConsumption,
+    LotState,
+    PointLot,
+)
+from loyalty.members.models import Member
+
+BATCH_SIZE = 50_000
+
+_scratch = MetaData()
+lot_job = Table(
+    "lot_job",
+    _scratch,
+    Column("member_id", BigInteger, primary_key=True),
+    Column("amount", BigInteger),
+    Column("transaction_id", BigInteger),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class JobReport:
+    members: int
+    points: int
+
+    def __str__(self) -> str:
+        return f"{self.points} points of {self.members} members"
+
+
+async def release_pending(db: Database, *, now: datetime) -> JobReport:
+    """Pending points whose purchase has settled (``releases_at <= now``) become available."""
+
+    def due(low: int, high: int) -> ColumnElement[bool]:
+        return and_(
+            PointLot.member_id >= low,
+            PointLot.member_id < high,
+            PointLot.state == LotState.PENDING,
+            PointLot.releases_at <= literal(now, UTCDateTime()),
+        )
+
+    async def apply(session: AsyncSession, low: int, high: int) -> None:
+        await _post(
+            session,
+            kind=EntryKind.RELEASE,
+            now=now,
+            reason="Pending points released",
+            postings=[
+                (Account.MEMBER_PENDING, -1, Member.points_pending),
+                (Account.MEMBER_AVAILABLE, 1, Member.points_available),
+            ],
+        )
+        await session.execute(
+            update(Member)
+            .where(Member.id == lot_job.c.member_id)
+            .values(
+                points_pending=Member.points_pending - lot_job.c.amount,
+                points_available=Member.points_available + lot_job.c.amount,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(PointLot)
+            .where(due(low, high))
+            .values(state=LotState.AVAILABLE)
+            .execution_options(synchronize_session=False)
+        )
+
+    return await _run(db, due=due, apply=apply)
+
+
+async def expire_points(db: Database, *, now: datetime) -> JobReport:
+    """What is left of lots whose ``expires_at <= now`` expires, oldest policy first."""
+
+    def due(low: int, high: int) -> ColumnElement[bool]:
+        return and_(
+            PointLot.member_id >= low,
+            PointLot.member_id < high,
+            PointLot.state == LotState.AVAILABLE,
+            PointLot.remaining > 0,
+            PointLot.expires_at <= literal(now, UTCDateTime()),
+        )
+
+    async def apply(session: AsyncSession, low: int, high: int) -> None:
+        await _post(
+            session,
+            kind=EntryKind.EXPIRE,
+            now=now,
+            reason="Points expired",
+            postings=[
+                (Account.MEMBER_AVAILABLE, -1, Member.points_available),
+                (Account.PROGRAM_EXPIRY, 1, None),
+            ],
+        )
+        await session.execute(
+            update(Member)
+            .where(Member.id == lot_job.c.member_id)
+            .values(
+                points_available=Member.points_available - lot_job.c.amount,
+                points_expired=Member.points_expired + lot_job.c.amount,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            insert(LotConsumption).from_select(
+                ["lot_id", "transaction_id", "amount"],
+                select(PointLot.id, lot_job.c.transaction_id, PointLot.remaining)
+                .join(lot_job, lot_job.c.member_id == PointLot.member_id)
+                .where(due(low, high)),
+            )
+        )
+        await session.execute(
+            update(PointLot)
+            .where(due(low, high))
+            .values(remaining=0)
+            .execution_options(synchronize_session=False)
+        )
+
+    return await _run(db, due=due, apply=apply)
+
+
+Due = Callable[[int, int], ColumnElement[bool]]
+
+
+async def _run(
+    db: Database,
+    *,
+    due: Due,
+    apply: Callable[[AsyncSession, int, int], object],
+    batch_size: int = BATCH_SIZE,
+) -> JobReport:
+    async with db.transaction() as session:
+        low, top = (await session.execute(select(func.min(Member.id), func.max(Member.id)))).one()
+    members = points = 0
+    while low is not None and low <= top:
+        high = low + batch_size
+        async with db.transaction() as session:
+            await session.execute(
+                select(func.count()).select_from(
+                    select(Member.id)
+                    .where(Member.id >= low, Member.id < high)
+                    .order_by(Member.id)
+                    .with_for_update()
+                    .subquery()
+                )
+            )
+            connection = await session.connection()
+            await connection.run_sync(lambda sync: lot_job.create(sync, checkfirst=True))
+            await session.execute(delete(lot_job))
+            await session.execute(
+                insert(lot_job).from_select(
+                    ["member_id", "amount"],
+                    select(PointLot.member_id, func.sum(PointLot.remaining))
+                    .where(due(low, high))
+                    .group_by(PointLot.member_id)
+                    .having(func.sum(PointLot.remaining) > 0),
+                )
+            )
+            batch = (
+                await session.execute(
+                    select(func.count(), func.coalesce(func.sum(lot_job.c.amount), 0))
+                )
+            ).one()
+            await _number_transactions(session)
+            await apply(session, low, high)
+            members += batch[0]
+            points += int(batch[1])
+        low = high
+    return JobReport(members=members, points=points)
+
+
+async def _number_transactions(session: AsyncSession) -> None:
+    """Give each row of ``lot_job`` the id of the ledger transaction about to be written."""
+    if session.get_bind().dialect.name == "postgresql":
+        next_id: ColumnElement[int] = func.nextval("ledger_transactions_id_seq")
+    else:
+        # SQLite: this transaction holds the write lock, so max(id) cannot move under it.
+        later = lot_job.alias("later")
+        next_id = (
+            select(func.coalesce(func.max(LedgerTransaction.id), 0)).scalar_subquery()
+            + select(func.count()).where(later.c.member_id <= lot_job.c.member_id).scalar_subquery()
+        )
+    await session.execute(update(lot_job).values(transaction_id=next_id))
+
+
+async def _post(
+    session: AsyncSession,
+    *,
+    kind: EntryKind,
+    now: datetime,
+    reason: str,
+    postings: list[tuple[Account, int, ColumnElement[int] | None]],
+) -> None:
+    """One transaction per ``lot_job`` row, with a posting per (account, sign, balance)."""
+    await session.execute(
+        insert(LedgerTransaction).from_select(
+            ["id", "kind", "member_id", "occurred_at", "created_at", "reason"],
+            select(
+                lot_job.c.transaction_id,
+                literal(kind.value),
+                lot_job.c.member_id,
+                literal(now, UTCDateTime()),
+                literal(utcnow(), UTCDateTime()),
+                literal(reason),
+            ).order_by(lot_job.c.transaction_id),
+        )
+    )
+    selects = [
+        select(
+            lot_job.c.transaction_id,
+            literal(account.value),
+            lot_job.c.member_id if balance is not None else literal(None, BigInteger()),
+            lot_job.c.amount * sign,
+            (balance + lot_job.c.amount * sign)
+            if balance is not None
+            else literal(None, BigInteger()),
+        )
+        .select_from(lot_job)
+        .join(Member, Member.id == lot_job.c.member_id)
+        for account, sign, balance in postings
+    ]
+    await session.execute(
+        insert(LedgerEntry).from_select(
+            ["transaction_id", "account", "member_id", "points", "balance_after"],
+            union_all(*selects),
+        )
+    )

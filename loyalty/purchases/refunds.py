@@ -1,0 +1,138 @@
+"""refundPurchase: take back what a purchase earned, in proportion to what was refunded.
+
+Clawback after a refund = floor(pointsAwarded × cumulative refunded / total) − what earlier
+refunds already took back, so partial refunds add up to exactly what the purchase earned. The
+points come from the purchase's own pending points first, then from available points, oldest
+first. Available points never go below zero: what the member no longer has is recorded as
+``points_unrecovered`` on the purchase.
+"""
+
+from dataclasses import asdict, dataclass
+from decimal import ROUND_FLOOR
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import utcnow
+from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.idempotency import service as idempotency
+from loyalty.ledger import service as ledger
+from loyalty.ledger.models import Account, EntryKind, LotState, PointLot
+from loyalty.members import service as members
+from loyalty.money import parse_positive_amount, require_currency
+from loyalty.program.service import get_program
+from loyalty.purchases.models import Purchase, PurchaseStatus
+from loyalty.purchases.service import MoneyIn
+
+
+@dataclass(frozen=True)
+class RefundIn:
+    purchase_id: int
+    amount: MoneyIn
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    purchase: Purchase
+    points_clawed_back: int
+    """Taken from the member by this refund (``points_unrecovered`` on the purchase: the rest)."""
+
+
+async def refund_purchase(
+    session: AsyncSession, *, scope: str, idempotency_key: str, refund: RefundIn
+) -> RefundResult:
+    program = await get_program(session)
+    amount = parse_positive_amount(refund.amount.amount, "amount", "amount")
+    require_currency(refund.amount.currency, program.currency, "amount", "currency")
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="refundPurchase",
+        request=asdict(refund),
+    )
+    if isinstance(claim, idempotency.Replay):
+        return await _replayed(session, claim.result)
+
+    found = await session.get(Purchase, refund.purchase_id)
+    if found is None:
+        raise not_found("Purchase", "purchaseId")
+    member = await members.lock_member(session, member_id=found.member_id)
+    purchase = await session.scalar(
+        select(Purchase)
+        .where(Purchase.id == refund.purchase_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert purchase is not None
+    if purchase.status == PurchaseStatus.REFUNDED:
+        raise DomainError(
+            ErrorCode.ALREADY_REFUNDED, "The purchase is already fully refunded.", ["purchaseId"]
+        )
+    refunded = purchase.refunded_amount + amount
+    if refunded > purchase.total_amount:
+        raise invalid(
+            f"Refunds would reach {refunded}, more than the purchase total "
+            f"{purchase.total_amount}.",
+            "amount",
+            "amount",
+        )
+    owed = int(
+        (purchase.points_awarded * refunded / purchase.total_amount).to_integral_value(
+            rounding=ROUND_FLOOR
+        )
+    )
+    target = owed - purchase.points_refunded
+    from_pending = min(target, await _pending_of(session, purchase.id))
+    from_available = min(target - from_pending, member.points_available)
+    unrecovered = target - from_pending - from_available
+    if from_pending or from_available:
+        await ledger.post(
+            session,
+            ledger.Movement(
+                kind=EntryKind.REFUND_CLAWBACK,
+                member_id=member.id,
+                counter_account=Account.PROGRAM_ISSUANCE,
+                occurred_at=utcnow(),
+                available=-from_available,
+                pending=-from_pending,
+                lifetime_earned=-(from_pending + from_available),
+                reason=f"Refund of {refunded} on order {purchase.order_id}",
+                purchase_id=purchase.id,
+                qualifying_points=-target,
+                qualifying_at=purchase.occurred_at,
+            ),
+        )
+    purchase.refunded_amount = refunded
+    purchase.points_refunded += target
+    purchase.points_unrecovered += unrecovered
+    purchase.status = (
+        PurchaseStatus.REFUNDED
+        if refunded == purchase.total_amount
+        else PurchaseStatus.PARTIALLY_REFUNDED
+    )
+    await session.flush()
+    recovered = from_pending + from_available
+    await idempotency.complete(
+        session,
+        claimed=claim,
+        result={"purchase_id": purchase.id, "points_clawed_back": recovered},
+    )
+    return RefundResult(purchase=purchase, points_clawed_back=recovered)
+
+
+async def _pending_of(session: AsyncSession, purchase_id: int) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
+            PointLot.purchase_id == purchase_id, PointLot.state == LotState.PENDING
+        )
+    )
+    return int(total or 0)
+
+
+async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RefundResult:
+    purchase = await session.get(Purchase, result["purchase_id"])
+    if purchase is None:
+        raise not_found("Purchase", "purchaseId")
+    return RefundResult(purchase=purchase, points_clawed_back=result["points_clawed_back"])
