@@ -164,4 +164,18 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
         },
     )
 
+    # and a return at the till, the phone's expiry view and finance's report
+    refunded = await run(
+        pos,
+        "pos/refund.graphql",
+        input={
+            "idempotencyKey": key(),
+            "purchaseId": receipt["recordPurchase"]["purchase"]["id"],
+            "amount": {"amount": "6.20", "currency": "USD"},
+        },
+    )
+    assert refunded["refundPurchase"]["pointsClawedBack"] == 12
+    await run(phone, "app/points_expiring_soon.graphql")
+    await run(admin, "admin/liability_report.graphql")
+
     assert ran == {str(p.relative_to(SCHEMA_DIR / "operations")) for p in OPERATIONS}
