@@ -78,7 +78,13 @@ async def adjust_points(
         ),
     )
     if adjustment.qualifying:
-        await tiers.qualify_after_earning(session, member=posted.member, now=now)
+        await tiers.qualify_after_earning(
+            session,
+            member=posted.member,
+            now=now,
+            window_days=program.tier_window_days,
+            next_threshold=await tiers.next_threshold(session, member=posted.member),
+        )
     await idempotency.complete(
         session, claimed=claim, result={"entry_id": posted.entry.id, "member_id": member.id}
     )

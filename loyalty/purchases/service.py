@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
@@ -15,9 +16,9 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
-from loyalty.money import parse_positive_amount, require_currency
+from loyalty.money import parse_currency, parse_positive_amount, require_currency
 from loyalty.pagination import Page, PageRequest, make_page
-from loyalty.program.service import get_program
+from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.purchases.models import Purchase, PurchaseStatus
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
@@ -71,9 +72,8 @@ async def record_purchase(
     session: AsyncSession, *, scope: str, idempotency_key: str, purchase: PurchaseIn
 ) -> PurchaseResult:
     """Record a purchase and award its points, once per idempotency key and per orderId."""
-    program = await get_program(session)
     now = utcnow()
-    values = _validated(purchase, currency=program.currency, now=now)
+    values = _validated(purchase, now=now)
     claim = await idempotency.claim(
         session,
         scope=scope,
@@ -84,15 +84,14 @@ async def record_purchase(
     if isinstance(claim, idempotency.Replay):
         return await _replayed(session, claim.result)
 
-    member = await members.lock_member(
-        session,
-        member_id=purchase.member_id,
-        external_id=values["member_external_id"],
-        field="memberId" if purchase.member_id is not None else "memberExternalId",
+    locked = await _lock_for_purchase(
+        session, member_id=purchase.member_id, external_id=values["member_external_id"]
     )
+    member, program = locked.member, locked.program
+    for currency, path in values["currencies"]:
+        require_currency(currency, program.currency, *path)
     members.require_active(member)
-    multiplier = await _tier_multiplier(session, member.tier_id)
-    points = points_for(values["total_amount"], program.points_per_unit, multiplier)
+    points = points_for(values["total_amount"], program.points_per_unit, locked.multiplier)
     if points > MAX_POINTS_PER_PURCHASE:
         raise invalid(
             f"The purchase would earn {points:,} points, more than the "
@@ -152,7 +151,13 @@ async def record_purchase(
             ),
         )
         member = posted.member
-        await tiers.qualify_after_earning(session, member=member, now=now)
+        await tiers.qualify_after_earning(
+            session,
+            member=member,
+            now=now,
+            window_days=program.tier_window_days,
+            next_threshold=locked.next_threshold,
+        )
     await idempotency.complete(
         session,
         claimed=claim,
@@ -169,15 +174,52 @@ async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseRe
     return PurchaseResult(purchase=purchase, points_awarded=result["points_awarded"], member=member)
 
 
-async def _tier_multiplier(session: AsyncSession, tier_id: int | None) -> Decimal:
-    """The hook tiers plug into: the earning multiplier of the member's current tier."""
-    if tier_id is None:
-        return Decimal(1)
-    multiplier = await session.scalar(select(Tier.multiplier).where(Tier.id == tier_id))
-    return Decimal(1) if multiplier is None else multiplier
+@dataclass(frozen=True)
+class _Locked:
+    member: Member
+    program: Program
+    multiplier: Decimal
+    next_threshold: int | None
+    """The threshold of the tier above the member's (None at the top): the upgrade hook."""
 
 
-def _validated(purchase: PurchaseIn, *, currency: str, now: datetime) -> dict[str, Any]:
+async def _lock_for_purchase(
+    session: AsyncSession, *, member_id: int | None, external_id: str | None
+) -> _Locked:
+    """The member row, locked, with the program and the member's tier in one round trip."""
+    current = aliased(Tier)
+    above = aliased(Tier)
+    next_threshold = (
+        select(func.min(above.threshold))
+        .where(above.rank > func.coalesce(current.rank, -1))
+        .scalar_subquery()
+    )
+    condition = (
+        Member.id == member_id if member_id is not None else Member.external_id == external_id
+    )
+    row = (
+        await session.execute(
+            select(Member, Program, current.multiplier, next_threshold)
+            .select_from(Member)
+            .join(Program, Program.id == PROGRAM_ID)
+            .outerjoin(current, current.id == Member.tier_id)
+            .where(condition)
+            .with_for_update(of=Member)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if row is None:
+        raise not_found("Member", "memberId" if member_id is not None else "memberExternalId")
+    return _Locked(
+        member=row[0],
+        program=row[1],
+        multiplier=Decimal(1) if row[2] is None else row[2],
+        next_threshold=row[3],
+    )
+
+
+def _validated(purchase: PurchaseIn, *, now: datetime) -> dict[str, Any]:
+    """Everything that needs no database; currencies are checked once the program is read."""
     if (purchase.member_id is None) == (purchase.member_external_id is None):
         raise invalid("Give exactly one of memberId and memberExternalId.", "memberId")
     occurred_at = purchase.occurred_at or now
@@ -194,8 +236,19 @@ def _validated(purchase: PurchaseIn, *, currency: str, now: datetime) -> dict[st
         "order_id": required_text(purchase.order_id, 128, "orderId"),
         "store_id": optional_text(purchase.store_id, 64, "storeId"),
         "total_amount": parse_positive_amount(purchase.total.amount, "total", "amount"),
-        "currency": require_currency(purchase.total.currency, currency, "total", "currency"),
-        "lines": [_line(line, index, currency) for index, line in enumerate(purchase.lines)],
+        "currencies": [
+            (parse_currency(purchase.total.currency, "total", "currency"), ("total", "currency")),
+            *(
+                (
+                    parse_currency(line.unit_price.currency, *path, "currency"),
+                    (*path, "currency"),
+                )
+                for index, line in enumerate(purchase.lines)
+                if line.unit_price is not None
+                for path in [("lines", str(index), "unitPrice")]
+            ),
+        ],
+        "lines": [_line(line, index) for index, line in enumerate(purchase.lines)],
         "occurred_at": occurred_at,
     }
 
@@ -212,12 +265,11 @@ def _external_id(value: str | None) -> str | None:
     return key
 
 
-def _line(line: LineIn, index: int, currency: str) -> dict[str, Any]:
+def _line(line: LineIn, index: int) -> dict[str, Any]:
     path = ("lines", str(index))
     unit_price = None
     if line.unit_price is not None:
         amount = parse_positive_amount(line.unit_price.amount, *path, "unitPrice", "amount")
-        require_currency(line.unit_price.currency, currency, *path, "unitPrice", "currency")
         unit_price = str(amount)
     return {
         "sku": optional_text(line.sku, 64, *path, "sku"),

@@ -239,18 +239,31 @@ async def record_change(
     member.tier_retained_until = None
 
 
-async def qualify_after_earning(session: AsyncSession, *, member: Member, now: datetime) -> None:
+async def qualify_after_earning(
+    session: AsyncSession,
+    *,
+    member: Member,
+    now: datetime,
+    window_days: int,
+    next_threshold: int | None,
+) -> None:
     """Upgrade at once when qualifying points now reach a higher tier; end a running retention
-    when they are back above the current tier's threshold. ``member`` is locked."""
+    when they are back above the current tier's threshold. ``member`` is locked.
+
+    ``next_threshold`` (the threshold of the tier above the member's, None at the top) lets the
+    common case, a purchase that does not reach it, cost one indexed sum and nothing more."""
+    if next_threshold is None and member.tier_retained_until is None:
+        return
+    points = await qualifying_points(session, member_id=member.id, now=now, window_days=window_days)
+    if (
+        member.tier_retained_until is None
+        and next_threshold is not None
+        and points < next_threshold
+    ):
+        return
     tiers = await list_tiers(session)
     current = next((t for t in tiers if t.id == member.tier_id), None)
     current_rank = -1 if current is None else current.rank
-    if member.tier_retained_until is None and all(t.rank <= current_rank for t in tiers):
-        return
-    program = await get_program(session)
-    points = await qualifying_points(
-        session, member_id=member.id, now=now, window_days=program.tier_window_days
-    )
     target = tier_for(tiers, points)
     if target is not None and target.rank > current_rank:
         await record_change(
@@ -264,6 +277,20 @@ async def qualify_after_earning(session: AsyncSession, *, member: Member, now: d
     elif current is not None and points >= current.threshold:
         member.tier_retained_until = None
     await session.flush()
+
+
+async def next_threshold(session: AsyncSession, *, member: Member) -> int | None:
+    """The threshold of the tier above the member's; None when the member is at the top."""
+    current_rank = (
+        -1
+        if member.tier_id is None
+        else await session.scalar(select(Tier.rank).where(Tier.id == member.tier_id))
+    )
+    return await session.scalar(
+        select(func.min(Tier.threshold)).where(
+            Tier.rank > (-1 if current_rank is None else current_rank)
+        )
+    )
 
 
 def tier_for(tiers: list[Tier], points: int) -> Tier | None:
