@@ -6,7 +6,7 @@ timeout instead of failing half-way with "database is locked". On PostgreSQL bot
 share one pool (reads in autocommit) and writers lock the rows they change.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +73,20 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Insert:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
+
+
+class PerDialect:
+    """A statement built once per dialect, for hot paths that only bind values."""
+
+    def __init__(self, build: Callable[[AsyncSession], Any]) -> None:
+        self._build = build
+        self._built: dict[str, Any] = {}
+
+    def __call__(self, session: AsyncSession) -> Any:
+        dialect = session.get_bind().dialect.name
+        if dialect not in self._built:
+            self._built[dialect] = self._build(session)
+        return self._built[dialect]
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout: float) -> None:

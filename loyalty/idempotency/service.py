@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.db import insert_ignoring_conflicts
+from loyalty.db import PerDialect, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.validation import required_text
@@ -34,6 +34,11 @@ class Replay:
     result: dict[str, Any]
 
 
+_KEYS = IdempotencyKey.__table__
+_CLAIM = PerDialect(lambda session: insert_ignoring_conflicts(session, _KEYS).returning(_KEYS.c.id))
+_COMPLETE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id"))
+
+
 def request_hash(operation: str, request: dict[str, Any]) -> str:
     canonical = json.dumps([operation, request], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -45,9 +50,14 @@ async def claim(
     key = required_text(key, 255, "idempotencyKey")
     fingerprint = request_hash(operation, request)
     key_id = await session.scalar(
-        insert_ignoring_conflicts(session, IdempotencyKey)
-        .values(scope=scope, key=key, operation=operation, request_hash=fingerprint)
-        .returning(IdempotencyKey.id)
+        _CLAIM(session),
+        {
+            "scope": scope,
+            "key": key,
+            "operation": operation,
+            "request_hash": fingerprint,
+            "created_at": utcnow(),
+        },
     )
     if key_id is not None:
         return Claim(key_id=key_id)
@@ -68,6 +78,4 @@ async def claim(
 
 
 async def complete(session: AsyncSession, *, claimed: Claim, result: dict[str, Any]) -> None:
-    await session.execute(
-        update(IdempotencyKey).where(IdempotencyKey.id == claimed.key_id).values(result=result)
-    )
+    await session.execute(_COMPLETE, {"key_id": claimed.key_id, "result": result})

@@ -77,24 +77,45 @@ class Posted:
     entry: EntryView
 
 
+# Built once: the hot path only binds values (statement construction costs more than its run).
+_UPDATE_BALANCES = (
+    update(Member)
+    .where(
+        Member.id == bindparam("member"),
+        Member.points_available + bindparam("d_available") >= 0,
+        Member.points_pending + bindparam("d_pending") >= 0,
+    )
+    .values(
+        points_available=Member.points_available + bindparam("d_available"),
+        points_pending=Member.points_pending + bindparam("d_pending"),
+        lifetime_earned=Member.lifetime_earned + bindparam("d_lifetime"),
+        points_redeemed=Member.points_redeemed + bindparam("d_redeemed"),
+        points_expired=Member.points_expired + bindparam("d_expired"),
+    )
+    .returning(Member)
+)
+_INSERT_TRANSACTION = insert(LedgerTransaction.__table__).returning(
+    LedgerTransaction.__table__.c.id
+)
+_INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
+    LedgerEntry.__table__.c.id, sort_by_parameter_order=True
+)
+_INSERT_LOT = insert(PointLot.__table__)
+
+
 async def post(session: AsyncSession, movement: Movement) -> Posted:
     """Write a movement; ``INSUFFICIENT_POINTS`` (and nothing written) if a balance would go < 0."""
     member = await session.scalar(
-        update(Member)
-        .where(
-            Member.id == movement.member_id,
-            Member.points_available + movement.available >= 0,
-            Member.points_pending + movement.pending >= 0,
-        )
-        .values(
-            points_available=Member.points_available + movement.available,
-            points_pending=Member.points_pending + movement.pending,
-            lifetime_earned=Member.lifetime_earned + movement.lifetime_earned,
-            points_redeemed=Member.points_redeemed + movement.redeemed,
-            points_expired=Member.points_expired + movement.expired,
-        )
-        .returning(Member)
-        .execution_options(populate_existing=True)
+        _UPDATE_BALANCES,
+        {
+            "member": movement.member_id,
+            "d_available": movement.available,
+            "d_pending": movement.pending,
+            "d_lifetime": movement.lifetime_earned,
+            "d_redeemed": movement.redeemed,
+            "d_expired": movement.expired,
+        },
+        execution_options={"populate_existing": True},
     )
     if member is None:
         raise DomainError(
@@ -104,19 +125,18 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         )
     created_at = utcnow()
     transaction_id = await session.scalar(
-        insert(LedgerTransaction)
-        .values(
-            kind=movement.kind,
-            member_id=movement.member_id,
-            occurred_at=movement.occurred_at,
-            created_at=created_at,
-            reason=movement.reason,
-            purchase_id=movement.purchase_id,
-            redemption_id=movement.redemption_id,
-            qualifying_points=movement.qualifying_points,
-            qualifying_at=movement.qualifying_at,
-        )
-        .returning(LedgerTransaction.id)
+        _INSERT_TRANSACTION,
+        {
+            "kind": movement.kind,
+            "member_id": movement.member_id,
+            "occurred_at": movement.occurred_at,
+            "created_at": created_at,
+            "reason": movement.reason,
+            "purchase_id": movement.purchase_id,
+            "redemption_id": movement.redemption_id,
+            "qualifying_points": movement.qualifying_points,
+            "qualifying_at": movement.qualifying_at,
+        },
     )
     postings = [
         (Account.MEMBER_AVAILABLE, movement.available, member.points_available),
@@ -142,11 +162,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             "balance_after": None,
         }
     )
-    entry_ids = (
-        await session.scalars(
-            insert(LedgerEntry).returning(LedgerEntry.id, sort_by_parameter_order=True), rows
-        )
-    ).all()
+    entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
     await _move_lots(session, movement, transaction_id)
     first = rows[0]
     entry = EntryView(
@@ -181,17 +197,18 @@ async def _move_lots(session: AsyncSession, movement: Movement, transaction_id: 
     ):
         if points > 0:
             await session.execute(
-                insert(PointLot).values(
-                    member_id=movement.member_id,
-                    transaction_id=transaction_id,
-                    purchase_id=movement.purchase_id,
-                    amount=points,
-                    remaining=points,
-                    state=bucket,
-                    earned_at=movement.occurred_at,
-                    releases_at=movement.releases_at if bucket == LotState.PENDING else None,
-                    expires_at=movement.expires_at,
-                )
+                _INSERT_LOT,
+                {
+                    "member_id": movement.member_id,
+                    "transaction_id": transaction_id,
+                    "purchase_id": movement.purchase_id,
+                    "amount": points,
+                    "remaining": points,
+                    "state": bucket,
+                    "earned_at": movement.occurred_at,
+                    "releases_at": movement.releases_at if bucket == LotState.PENDING else None,
+                    "expires_at": movement.expires_at,
+                },
             )
         elif points < 0:
             await _consume(

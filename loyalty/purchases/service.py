@@ -5,11 +5,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
-from loyalty.db import insert_ignoring_conflicts, utcnow
+from loyalty.db import PerDialect, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
@@ -102,22 +103,23 @@ async def record_purchase(
     occurred_at: datetime = values["occurred_at"]
 
     recorded = await session.scalar(
-        insert_ignoring_conflicts(session, Purchase)
-        .values(
-            order_id=values["order_id"],
-            member_id=member.id,
-            channel=purchase.channel,
-            store_id=values["store_id"],
-            total_amount=values["total_amount"],
-            currency=program.currency,
-            lines=values["lines"],
-            occurred_at=occurred_at,
-            created_at=now,
-            points_awarded=points,
-            points_refunded=0,
-            status=PurchaseStatus.COMPLETED,
-        )
-        .returning(Purchase)
+        _INSERT_PURCHASE(session),
+        {
+            "order_id": values["order_id"],
+            "member_id": member.id,
+            "channel": purchase.channel,
+            "store_id": values["store_id"],
+            "total_amount": values["total_amount"],
+            "currency": program.currency,
+            "lines": values["lines"],
+            "occurred_at": occurred_at,
+            "created_at": now,
+            "points_awarded": points,
+            "points_refunded": 0,
+            "points_unrecovered": 0,
+            "refunded_amount": 0,
+            "status": PurchaseStatus.COMPLETED,
+        },
     )
     if recorded is None:
         raise DomainError(
@@ -174,6 +176,11 @@ async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseRe
     return PurchaseResult(purchase=purchase, points_awarded=result["points_awarded"], member=member)
 
 
+_INSERT_PURCHASE = PerDialect(
+    lambda session: insert_ignoring_conflicts(session, Purchase).returning(Purchase)
+)
+
+
 @dataclass(frozen=True)
 class _Locked:
     member: Member
@@ -183,10 +190,7 @@ class _Locked:
     """The threshold of the tier above the member's (None at the top): the upgrade hook."""
 
 
-async def _lock_for_purchase(
-    session: AsyncSession, *, member_id: int | None, external_id: str | None
-) -> _Locked:
-    """The member row, locked, with the program and the member's tier in one round trip."""
+def _lock_statement(condition: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
     current = aliased(Tier)
     above = aliased(Tier)
     next_threshold = (
@@ -194,18 +198,31 @@ async def _lock_for_purchase(
         .where(above.rank > func.coalesce(current.rank, -1))
         .scalar_subquery()
     )
-    condition = (
-        Member.id == member_id if member_id is not None else Member.external_id == external_id
+    return (
+        select(Member, Program, current.multiplier, next_threshold)
+        .select_from(Member)
+        .join(Program, Program.id == PROGRAM_ID)
+        .outerjoin(current, current.id == Member.tier_id)
+        .where(condition)
+        .with_for_update(of=Member)
     )
+
+
+_LOCK_BY_ID = _lock_statement(Member.id == bindparam("key"))
+_LOCK_BY_EXTERNAL_ID = _lock_statement(Member.external_id == bindparam("key"))
+
+
+async def _lock_for_purchase(
+    session: AsyncSession, *, member_id: int | None, external_id: str | None
+) -> _Locked:
+    """The member row, locked, with the program and the member's tier in one round trip."""
+    if member_id is not None:
+        statement, key = _LOCK_BY_ID, member_id
+    else:
+        statement, key = _LOCK_BY_EXTERNAL_ID, external_id
     row = (
         await session.execute(
-            select(Member, Program, current.multiplier, next_threshold)
-            .select_from(Member)
-            .join(Program, Program.id == PROGRAM_ID)
-            .outerjoin(current, current.id == Member.tier_id)
-            .where(condition)
-            .with_for_update(of=Member)
-            .execution_options(populate_existing=True)
+            statement, {"key": key}, execution_options={"populate_existing": True}
         )
     ).one_or_none()
     if row is None:
