@@ -11,6 +11,7 @@ from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
 from loyalty.program import service as program
 from loyalty.purchases import service as purchases
+from loyalty.rewards import service as rewards
 from loyalty.tiers.models import Tier
 
 DEMO_SCOPE = "demo"
@@ -18,6 +19,17 @@ TIERS = (
     ("Bronze", 1, 0, Decimal("1"), ["Member prices"]),
     ("Silver", 2, 500, Decimal("1.25"), ["Member prices", "Free shipping"]),
     ("Gold", 3, 2000, Decimal("1.5"), ["Member prices", "Free shipping", "Birthday gift"]),
+)
+REWARDS = (
+    rewards.RewardIn(name="Free espresso", cost_points=50, description="Any size."),
+    rewards.RewardIn(
+        name="Coffee mug",
+        cost_points=200,
+        stock=25,
+        per_member_limit=1,
+        channels=[Channel.IN_STORE],
+    ),
+    rewards.RewardIn(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
 )
 MEMBERS = (
     ("demo-ada", "ada@example.com", "+14155550101", "Ada", "Lovelace"),
@@ -47,6 +59,8 @@ async def _seed(session: AsyncSession) -> None:
         for name, rank, threshold, multiplier, benefits in TIERS
     )
     await session.flush()
+    for reward in REWARDS:
+        await rewards.create_reward(session, reward=reward)
     now = utcnow()
     channels = list(Channel)
     for index, (external_id, email, phone, first, last) in enumerate(MEMBERS):

@@ -124,14 +124,15 @@ def test_serve_demo_gives_a_working_api_with_demo_data(tmp_path: Path):
         response = httpx.post(
             f"{base}/graphql",
             json={
-                "query": "{ program { name } members(first: 10) { edges { node { "
-                "points { available } tier { name } } } } }"
+                "query": "{ program { name } rewards { edges { node { name } } } "
+                "members(first: 10) { edges { node { points { available } tier { name } } } } }"
             },
             headers={"Authorization": f"Bearer {key}"},
             timeout=10,
         )
         data = response.json()["data"]
         assert data["program"]["name"] == "Demo Coffee Co."
+        assert len(data["rewards"]["edges"]) == 3
         members = [e["node"] for e in data["members"]["edges"]]
         assert len(members) == 5
         assert all(m["points"]["available"] > 0 and m["tier"] for m in members)
