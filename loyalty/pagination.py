@@ -1,7 +1,11 @@
 """Keyset pagination shared by every connection: opaque cursors over integer keys."""
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.errors import invalid
 from loyalty.ids import decode_id, encode_id
@@ -46,3 +50,15 @@ def make_page(rows: list[T], keys: list[int], request: PageRequest) -> Page[T]:
         keys=keys[: request.first],
         has_next=len(rows) > request.first,
     )
+
+
+async def newest_first(
+    session: AsyncSession, model: Any, *, owner: ColumnElement[bool], page: PageRequest
+) -> Page[Any]:
+    """A page of ``model`` rows matching ``owner`` (e.g. one member's), newest (highest id)
+    first: the shape of every per-member history in the API."""
+    statement = select(model).where(owner).order_by(model.id.desc()).limit(page.first + 1)
+    if page.after is not None:
+        statement = statement.where(model.id < page.after)
+    rows = list((await session.scalars(statement)).all())
+    return make_page(rows, [row.id for row in rows], page)

@@ -18,7 +18,7 @@ from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
 from loyalty.money import parse_currency, parse_positive_amount, require_currency
-from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.purchases.models import Purchase, PurchaseStatus
 from loyalty.tiers import service as tiers
@@ -300,16 +300,7 @@ async def member_purchases(
     session: AsyncSession, *, member_id: int, page: PageRequest
 ) -> Page[Purchase]:
     """The member's purchases, newest first."""
-    statement = (
-        select(Purchase)
-        .where(Purchase.member_id == member_id)
-        .order_by(Purchase.id.desc())
-        .limit(page.first + 1)
-    )
-    if page.after is not None:
-        statement = statement.where(Purchase.id < page.after)
-    purchases = list((await session.scalars(statement)).all())
-    return make_page(purchases, [p.id for p in purchases], page)
+    return await newest_first(session, Purchase, owner=Purchase.member_id == member_id, page=page)
 
 
 async def get_purchase(session: AsyncSession, *, purchase_id: int) -> Purchase:

@@ -23,7 +23,7 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member, MemberStatus
-from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.pagination import Page, PageRequest, make_page, newest_first
 from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardCode, RewardKind
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
@@ -504,16 +504,9 @@ async def member_redemptions(
     session: AsyncSession, *, member_id: int, page: PageRequest
 ) -> Page[Redemption]:
     """The member's redemptions, newest first."""
-    statement = (
-        select(Redemption)
-        .where(Redemption.member_id == member_id)
-        .order_by(Redemption.id.desc())
-        .limit(page.first + 1)
+    return await newest_first(
+        session, Redemption, owner=Redemption.member_id == member_id, page=page
     )
-    if page.after is not None:
-        statement = statement.where(Redemption.id < page.after)
-    rows = list((await session.scalars(statement)).all())
-    return make_page(rows, [r.id for r in rows], page)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from loyalty.ledger.models import LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.money import parse_decimal
-from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
 from loyalty.tiers.models import Tier, TierChange, TierChangeReason
@@ -373,16 +373,10 @@ def _expiry(
 async def tier_history(
     session: AsyncSession, *, member_id: int, page: PageRequest
 ) -> Page[TierChange]:
-    statement = (
-        select(TierChange)
-        .where(TierChange.member_id == member_id)
-        .order_by(TierChange.id.desc())
-        .limit(page.first + 1)
+    """The member's tier changes, newest first."""
+    return await newest_first(
+        session, TierChange, owner=TierChange.member_id == member_id, page=page
     )
-    if page.after is not None:
-        statement = statement.where(TierChange.id < page.after)
-    rows = list((await session.scalars(statement)).all())
-    return make_page(rows, [r.id for r in rows], page)
 
 
 async def _lock_tier(session: AsyncSession, tier_id: int) -> Tier:
