@@ -342,3 +342,17 @@ async def test_jobs_racing_live_purchases_keep_the_ledger_sound(admin, pos, db, 
     assert verified.returncode == 0, verified.stdout
     cli = await arun_cli(database_url, "jobs", "run", "expire-points", "--now", now.isoformat())
     assert cli.returncode == 0 and "0 points of 0 members" in cli.stdout, cli.stdout
+
+
+async def test_a_debit_spanning_more_lots_than_one_read_takes_them_oldest_first(admin, pos, db):
+    await admin.data(PROGRAM, input={"pointsExpireAfterDays": 300})
+    member_id = await enroll(pos)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=200)
+    for day in range(130):
+        await record(pos, member_id, "1.00", occurredAt=(start + timedelta(days=day)).isoformat())
+    reward_id = await create_reward(admin, costPoints=120)
+    assert (await redeem(pos, member_id, reward_id))["errors"] == []
+
+    report = await expire_points(db, now=start + timedelta(days=300 + 125))
+
+    assert report.points == 6, "the 120 oldest lots were spent; the lots of days 120-125 expire"

@@ -181,6 +181,8 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
     return Posted(member=member, entry=entry)
 
 
+LOTS_PER_READ = 100
+"""Lots read at a time when a debit takes the oldest first: a debit usually needs one or two."""
 LOTS = PointLot.__table__
 """Core table: executemany updates by lot id, no ORM bulk-update bookkeeping."""
 
@@ -244,12 +246,18 @@ async def _consume(
         statement = statement.where(PointLot.purchase_id == purchase_id)
     taken: list[dict[str, int]] = []
     left = amount
-    for lot in await session.execute(statement):
-        take = min(left, lot.remaining)
-        taken.append({"lot_id": lot.id, "amount": take})
-        left -= take
-        if left == 0:
+    offset = 0
+    while left:
+        lots = (await session.execute(statement.limit(LOTS_PER_READ).offset(offset))).all()
+        for lot in lots:
+            take = min(left, lot.remaining)
+            taken.append({"lot_id": lot.id, "amount": take})
+            left -= take
+            if left == 0:
+                break
+        if len(lots) < LOTS_PER_READ:
             break
+        offset += LOTS_PER_READ
     if left:
         raise RuntimeError(f"member {member_id}'s {state} lots hold less than the balance")
     await session.execute(
