@@ -115,6 +115,7 @@ class LoyaltyGraphQL(GraphQL):
             if found is None:
                 return None
             if found.needs_touch:
+                await session.rollback()  # give the read connection back before taking another
                 async with self.db.transaction() as write:
                     await auth.touch_api_key(write, key_id=found.principal.api_key_id or 0)
             return found.principal

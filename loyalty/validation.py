@@ -1,7 +1,8 @@
 """Input checks shared by the services; each failure names the input field it is about."""
 
 import re
-from typing import Final
+from datetime import UTC, datetime
+from typing import Final, TypeVar
 
 from loyalty.errors import invalid
 
@@ -24,6 +25,7 @@ class Unset:
 
 
 UNSET: Final = Unset()
+T = TypeVar("T")
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -86,4 +88,23 @@ def phone(value: str | None, *field: str) -> str | None:
 def int_between(value: int, low: int, high: int, *field: str) -> int:
     if not low <= value <= high:
         raise invalid(f"Must be between {low} and {high}.", *field)
+    return value
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+
+
+def instant(value: datetime, *field: str) -> datetime:
+    """A timezone-aware instant within 1970-2999 (beyond, no database stores it faithfully)."""
+    if value.tzinfo is None:
+        raise invalid("Must carry a timezone.", *field)
+    if not EARLIEST <= value <= LATEST:
+        raise invalid("Must be between 1970 and 2999.", *field)
+    return value
+
+
+def not_null(value: T | None, *field: str) -> T:
+    if value is None:
+        raise invalid("Must not be null.", *field)
     return value

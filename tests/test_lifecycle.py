@@ -356,3 +356,39 @@ async def test_a_debit_spanning_more_lots_than_one_read_takes_them_oldest_first(
     report = await expire_points(db, now=start + timedelta(days=300 + 125))
 
     assert report.points == 6, "the 120 oldest lots were spent; the lots of days 120-125 expire"
+
+
+async def test_a_refund_of_spent_points_still_takes_back_tier_qualification(admin, pos):
+    await admin.data(
+        """mutation { createTier(input: {name: "Base", rank: 1, threshold: 0}) { errors { code } }
+                      gold: createTier(input: {name: "Gold", rank: 2, threshold: 500}) {
+                        errors { code } } }"""
+    )
+    member_id = await enroll(pos)
+    purchase = (await record(pos, member_id, "600.00"))["purchase"]
+    reward_id = await create_reward(admin, costPoints=600)
+    assert (await redeem(pos, member_id, reward_id))["errors"] == []
+
+    result = await refund(pos, purchase["id"], "600.00")
+
+    assert (result["pointsClawedBack"], result["purchase"]["pointsUnrecovered"]) == (0, 600)
+    progress = await admin.data(
+        "query($id: ID!) { member(id: $id) { tierProgress { qualifyingPoints } "
+        "ledger(first: 1) { edges { node { kind points } } } } }",
+        id=member_id,
+    )
+    assert progress["member"]["tierProgress"]["qualifyingPoints"] == 0
+    assert progress["member"]["ledger"]["edges"][0]["node"] == {
+        "kind": "REFUND_CLAWBACK",
+        "points": 0,
+    }
+
+
+async def test_without_pending_days_a_clock_a_little_ahead_earns_available_points(admin, pos):
+    member_id = await enroll(pos)
+    ahead = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    payload = await record(pos, member_id, "10.00", occurredAt=ahead)
+    assert (payload["member"]["points"]["available"], payload["member"]["points"]["pending"]) == (
+        10,
+        0,
+    )

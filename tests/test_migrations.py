@@ -4,16 +4,19 @@ the models never drift from what the migrations build."""
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from loyalty import migrate
+from loyalty.db import UTCDateTime
+from loyalty.ledger.verify import verify
 from loyalty.models import Base
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn
 
@@ -70,3 +73,69 @@ def test_upgrade_downgrade_upgrade(empty_database: str):
     tables, drift = asyncio.run(_inspect(empty_database))
     assert set(Base.metadata.tables) <= tables
     assert drift == []
+
+
+async def _seed_before_lots(url: str) -> None:
+    """What revision 0003 could hold: a settled and a pending purchase of one member."""
+    engine = create_async_engine(url)
+    now = datetime.now(UTC)
+    statements = [
+        "UPDATE program SET pending_days = 14",
+        "INSERT INTO members (external_id, status, enrolled_at, updated_at, points_available, "
+        "points_pending, lifetime_earned, points_redeemed, points_expired) "
+        "VALUES ('m1', 'ACTIVE', :now, :now, 5, 40, 45, 0, 0)",
+        "INSERT INTO purchases (order_id, member_id, channel, total_amount, currency, lines, "
+        "occurred_at, created_at, points_awarded, points_refunded, status) VALUES "
+        "('old', 1, 'IN_STORE', 5, 'USD', '[]', :month_ago, :now, 5, 0, 'COMPLETED'), "
+        "('new', 1, 'IN_STORE', 40, 'USD', '[]', :days_ago, :now, 40, 0, 'COMPLETED')",
+        "INSERT INTO ledger_transactions (kind, member_id, occurred_at, created_at, purchase_id, "
+        "qualifying_points, qualifying_at) VALUES "
+        "('EARN', 1, :month_ago, :now, 1, 5, :month_ago), "
+        "('EARN', 1, :days_ago, :now, 2, 40, :days_ago)",
+        "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
+        "VALUES (1, 'MEMBER_AVAILABLE', 1, 5, 5), (1, 'PROGRAM_ISSUANCE', NULL, -5, NULL), "
+        "(2, 'MEMBER_PENDING', 1, 40, 40), (2, 'PROGRAM_ISSUANCE', NULL, -40, NULL)",
+    ]
+    moments = {
+        "now": now,
+        "month_ago": now - timedelta(days=30),
+        "days_ago": now - timedelta(days=3),
+    }
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                names = [n for n in moments if f":{n}" in statement]
+                clause = text(statement).bindparams(
+                    *(bindparam(n, moments[n], type_=UTCDateTime()) for n in names)
+                )
+                await connection.execute(clause)
+    finally:
+        await engine.dispose()
+
+
+async def _lots_and_violations(url: str) -> tuple[list, list]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            lots = (
+                await connection.execute(
+                    text(
+                        "SELECT purchase_id, amount, state, releases_at IS NOT NULL "
+                        "FROM point_lots ORDER BY id"
+                    )
+                )
+            ).all()
+            return [tuple(lot) for lot in lots], await verify(connection)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrading_a_ledger_with_history_gives_it_lots_that_verify(empty_database: str):
+    migrate.upgrade(empty_database, "0003")
+    asyncio.run(_seed_before_lots(empty_database))
+
+    migrate.upgrade(empty_database)
+
+    lots, violations = asyncio.run(_lots_and_violations(empty_database))
+    assert lots == [(None, 5, "AVAILABLE", False), (2, 40, "PENDING", True)]
+    assert violations == []

@@ -333,3 +333,33 @@ async def test_update_reward(admin):
         "active": True,
         "channels": ["ONLINE"],
     }
+
+
+async def test_a_member_token_redeems_in_the_app_only(admin, pos, app_client):
+    member_id = await enroll(pos)
+    await grant(admin, member_id, 300)
+    reward_id = await create_reward(admin, channels=["IN_STORE"])
+    phone = app_client.as_(await member_token(app_client, member_id))
+    body = await phone(REDEEM, input=redeem_input(member_id, reward_id, "IN_STORE"))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await state(admin, member_id))["points"]["available"] == 300
+
+
+async def test_null_for_a_required_reward_field_is_invalid(admin):
+    reward_id = await create_reward(admin)
+    for field, value in (("costPoints", None), ("active", None)):
+        data = await admin.data(
+            """mutation($input: UpdateRewardInput!) { updateReward(input: $input) {
+                reward { id } errors { code field } } }""",
+            input={"id": reward_id, field: value},
+        )
+        assert data["updateReward"]["errors"] == [{"code": "INVALID", "field": [field]}]
+
+
+async def test_an_out_of_range_window_is_invalid(admin):
+    data = await admin.data(
+        """mutation($input: CreateRewardInput!) { createReward(input: $input) {
+            reward { id } errors { code field } } }""",
+        input={"name": "x", "costPoints": 1, "endsAt": "9999-12-31T23:59:59-05:00"},
+    )
+    assert data["createReward"]["errors"] == [{"code": "INVALID", "field": ["endsAt"]}]

@@ -279,3 +279,29 @@ async def test_the_job_runs_from_the_cli(admin, pos, database_url):
     assert "1 down" in result.stdout
     refused = await arun_cli(database_url, "jobs", "run", "evaluate-tiers", "--now", "tomorrow")
     assert refused.returncode != 0
+
+
+async def test_null_for_a_required_tier_field_is_invalid(admin):
+    ids = await ladder(admin)
+    for field in ("rank", "threshold", "retentionDays"):
+        data = await admin.data(
+            """mutation($input: UpdateTierInput!) { updateTier(input: $input) {
+                 tier { id } errors { code field } } }""",
+            input={"id": ids["Silver"], field: None},
+        )
+        assert data["updateTier"]["errors"] == [{"code": "INVALID", "field": [field]}]
+
+
+async def test_far_away_instants_are_invalid_not_internal(admin, pos):
+    member_id = await enroll(pos)
+    body = await admin(
+        "query($id: ID!, $at: DateTime!) { member(id: $id) { pointsAsOf(at: $at) { available } } }",
+        id=member_id,
+        at="0001-01-01T00:00:00+05:00",
+    )
+    assert body["errors"][0]["extensions"]["code"] == "INVALID"
+    body = await admin(
+        "query($at: DateTime) { pointsLiability(asOf: $at) { total } }",
+        at="9999-12-31T23:59:59-05:00",
+    )
+    assert body["errors"][0]["extensions"]["code"] == "INVALID"

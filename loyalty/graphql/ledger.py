@@ -5,12 +5,12 @@ from datetime import datetime
 import strawberry
 
 from loyalty.db import utcnow
-from loyalty.errors import invalid
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.graphql.types import LedgerEntry, Member, Tier
 from loyalty.ids import key_or_zero
 from loyalty.ledger import adjustments, balances
+from loyalty.validation import instant
 
 
 @strawberry.input
@@ -60,8 +60,7 @@ class LedgerQueries:
         self, info: strawberry.Info, as_of: datetime | None = None
     ) -> PointsLiability:
         at = as_of or utcnow()
-        if at.tzinfo is None:
-            raise invalid("asOf must carry a timezone.", "asOf")
+        instant(at, "asOf")
         lines = await info.context.read(lambda session: balances.liability(session, as_of=at))
         by_tier = [
             LiabilityByTier(

@@ -14,6 +14,7 @@ from loyalty.graphql.permissions import (
     IsAuthenticated,
     IsStaff,
     ensure_member_access,
+    forbidden,
 )
 from loyalty.graphql.types import Channel, Member, Redemption, Reward, RewardKind
 from loyalty.ids import decode_id, key_or_zero
@@ -130,7 +131,7 @@ class RewardQueries:
         info: strawberry.Info,
         first: int | None = None,
         after: str | None = None,
-        available_only: bool = False,
+        available_only: bool | None = False,
     ) -> Connection[Reward]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         principal = info.context.principal
@@ -140,7 +141,7 @@ class RewardQueries:
             if principal.role == Role.MEMBER:
                 member = await members.find_member(session, member_id=principal.member_id)
             return await rewards.list_rewards(
-                session, page=request, available_only=available_only, member=member
+                session, page=request, available_only=bool(available_only), member=member
             )
 
         page = await info.context.read(load)
@@ -241,6 +242,8 @@ class RewardMutations:
     ) -> RedemptionPayload:
         member_id = key_or_zero("Member", input.member_id)
         ensure_member_access(info, member_id)
+        if info.context.principal.role == Role.MEMBER and input.channel != Channel.MOBILE_APP:
+            raise forbidden()  # a member token is the member's app: it redeems in the app
         redemption = rewards.RedemptionIn(
             member_id=member_id,
             reward_id=key_or_zero("Reward", input.reward_id),

@@ -35,6 +35,7 @@ from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier as TierRow
 from loyalty.tiers.models import TierChange as TierChangeRow
 from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
+from loyalty.validation import instant
 
 MemberStatus = strawberry.enum(DomainMemberStatus, name="MemberStatus")
 Channel = strawberry.enum(DomainChannel, name="Channel")
@@ -217,8 +218,7 @@ class Member:
     async def points_as_of(
         self, root: Parent[MemberRow], info: strawberry.Info, at: datetime
     ) -> PointBalances:
-        if at.tzinfo is None:
-            raise invalid("at must carry a timezone.", "at")
+        instant(at, "at")
         found = await info.context.read(
             lambda session: balances.points_as_of(session, member_id=root.id, at=at)
         )

@@ -11,7 +11,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.ledger.models import Account, LedgerEntry, LedgerTransaction, LotState, PointLot
+from loyalty.ledger.models import (
+    EARNING_KINDS,
+    REDEEMING_KINDS,
+    Account,
+    LedgerEntry,
+    LedgerTransaction,
+    LotState,
+    PointLot,
+)
 from loyalty.members.models import Member
 from loyalty.tiers.models import Tier, TierChange
 
@@ -95,16 +103,14 @@ def _sums() -> list:  # type: ignore[type-arg]
         func.coalesce(
             func.sum(
                 case(
-                    (kind.in_(("EARN", "BONUS", "REFUND_CLAWBACK")), points),
+                    (kind.in_(EARNING_KINDS), points),
                     (and_(kind == "ADJUST", points > 0), points),
                     else_=0,
                 )
             ),
             0,
         ),
-        func.coalesce(
-            func.sum(case((kind.in_(("REDEEM", "REDEMPTION_CANCEL")), -points), else_=0)), 0
-        ),
+        func.coalesce(func.sum(case((kind.in_(REDEEMING_KINDS), -points), else_=0)), 0),
         func.coalesce(func.sum(case((kind == "EXPIRE", -points), else_=0)), 0),
     ]
 

@@ -27,6 +27,12 @@ class EntryKind(StrEnum):
     """Pending points of settled purchases become available (member accounts only)."""
 
 
+EARNING_KINDS = (EntryKind.EARN, EntryKind.BONUS, EntryKind.REFUND_CLAWBACK)
+"""Kinds whose member postings make up lifetimeEarned (with positive ADJUST postings)."""
+REDEEMING_KINDS = (EntryKind.REDEEM, EntryKind.REDEMPTION_CANCEL)
+"""Kinds whose member postings, negated, make up redeemed."""
+
+
 class Account(StrEnum):
     MEMBER_AVAILABLE = "MEMBER_AVAILABLE"
     MEMBER_PENDING = "MEMBER_PENDING"
@@ -34,9 +40,6 @@ class Account(StrEnum):
     PROGRAM_ADJUSTMENT = "PROGRAM_ADJUSTMENT"
     PROGRAM_REDEMPTION = "PROGRAM_REDEMPTION"
     PROGRAM_EXPIRY = "PROGRAM_EXPIRY"
-
-
-MEMBER_ACCOUNTS = (Account.MEMBER_AVAILABLE, Account.MEMBER_PENDING)
 
 
 class LedgerTransaction(Base):

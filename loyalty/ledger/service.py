@@ -7,7 +7,7 @@ refuses to take available or pending below zero, so two concurrent debits can ne
 same points; a ``CHECK`` constraint on the table backs it up.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
@@ -152,6 +152,16 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         }
         for account, points, balance in postings
         if points
+    ] or [
+        # Nothing moves (a refund whose points were already spent): a zero posting keeps the
+        # transaction, and the qualifying points it takes back, on the member's ledger.
+        {
+            "transaction_id": transaction_id,
+            "account": Account.MEMBER_AVAILABLE,
+            "member_id": movement.member_id,
+            "points": 0,
+            "balance_after": member.points_available,
+        }
     ]
     rows.append(
         {
@@ -191,8 +201,9 @@ async def _move_lots(session: AsyncSession, movement: Movement, transaction_id: 
     """Keep the member's lots equal to the balances: credits open lots, debits take the
     oldest first, a cancellation gives back exactly what it undoes."""
     if movement.restores is not None:
-        await _restore(session, undone=movement.restores, by=transaction_id)
-        return
+        restored = await _restore(session, undone=movement.restores, by=transaction_id)
+        # What the undone debit took from no lot (it predates lots) comes back as a new lot.
+        movement = replace(movement, available=movement.available - restored, restores=None)
     for bucket, points in (
         (LotState.AVAILABLE, movement.available),
         (LotState.PENDING, movement.pending),
@@ -271,7 +282,8 @@ async def _consume(
     )
 
 
-async def _restore(session: AsyncSession, *, undone: int, by: int) -> None:
+async def _restore(session: AsyncSession, *, undone: int, by: int) -> int:
+    """Give back what transaction ``undone`` took from lots; returns the points given back."""
     consumed = (
         await session.execute(
             select(LotConsumption.lot_id, LotConsumption.amount).where(
@@ -280,7 +292,7 @@ async def _restore(session: AsyncSession, *, undone: int, by: int) -> None:
         )
     ).all()
     if not consumed:
-        return
+        return 0
     await session.execute(
         update(LOTS)
         .where(LOTS.c.id == bindparam("lot"))
@@ -291,6 +303,7 @@ async def _restore(session: AsyncSession, *, undone: int, by: int) -> None:
         insert(LotConsumption),
         [{"lot_id": c.lot_id, "amount": -c.amount, "transaction_id": by} for c in consumed],
     )
+    return sum(c.amount for c in consumed)
 
 
 _ENTRY_COLUMNS = (

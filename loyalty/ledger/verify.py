@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from loyalty.ledger.models import Account
+from loyalty.ledger.models import EARNING_KINDS, REDEEMING_KINDS, Account
 
 REPORT_LIMIT = 100
 LEDGER_TABLES = ("ledger_transactions", "ledger_entries")
@@ -35,7 +35,13 @@ class Check:
     describe: Callable[..., str]
 
 
-_MEMBER_ACCOUNTS = f"('{Account.MEMBER_AVAILABLE}', '{Account.MEMBER_PENDING}')"
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+_MEMBER_ACCOUNTS = _sql_list((Account.MEMBER_AVAILABLE, Account.MEMBER_PENDING))
+_EARNING = _sql_list(EARNING_KINDS)
+_REDEEMING = _sql_list(REDEEMING_KINDS)
 
 CHECKS = (
     Check(
@@ -91,10 +97,10 @@ CHECKS = (
                     AS available,
                 SUM(CASE WHEN e.account = '{Account.MEMBER_PENDING}' THEN e.points ELSE 0 END)
                     AS pending,
-                SUM(CASE WHEN t.kind IN ('EARN', 'BONUS', 'REFUND_CLAWBACK')
+                SUM(CASE WHEN t.kind IN {_EARNING}
                           OR (t.kind = 'ADJUST' AND e.points > 0) THEN e.points ELSE 0 END)
                     AS lifetime_earned,
-                SUM(CASE WHEN t.kind IN ('REDEEM', 'REDEMPTION_CANCEL') THEN -e.points ELSE 0 END)
+                SUM(CASE WHEN t.kind IN {_REDEEMING} THEN -e.points ELSE 0 END)
                     AS redeemed,
                 SUM(CASE WHEN t.kind = 'EXPIRE' THEN -e.points ELSE 0 END) AS expired
             FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id

@@ -57,7 +57,7 @@ async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Mem
     }
     base_tier = select(Tier.id).where(Tier.threshold == 0).order_by(Tier.rank).limit(1)
     now = utcnow()
-    member_id = await session.scalar(
+    member = await session.scalar(
         insert_ignoring_conflicts(session, Member)
         .values(
             **values,
@@ -67,15 +67,15 @@ async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Mem
             updated_at=now,
             tier_id=base_tier.scalar_subquery(),
         )
-        .returning(Member.id)
+        .returning(Member)
     )
-    if member_id is None:
+    if member is None:
         raise DomainError(
             ErrorCode.ALREADY_EXISTS,
             f"A member with externalId {values['external_id']!r} is already enrolled.",
             ["externalId"],
         )
-    return await get_member(session, member_id=member_id)
+    return member
 
 
 async def update_member(

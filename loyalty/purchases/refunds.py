@@ -87,7 +87,7 @@ async def refund_purchase(
     from_pending = min(target, await _pending_of(session, purchase.id))
     from_available = min(target - from_pending, member.points_available)
     unrecovered = target - from_pending - from_available
-    if from_pending or from_available:
+    if target:
         await ledger.post(
             session,
             ledger.Movement(

@@ -129,7 +129,7 @@ async def record_purchase(
         )
     if points:
         releases_at = occurred_at + timedelta(days=program.pending_days)
-        pending = releases_at > now
+        pending = program.pending_days > 0 and releases_at > now
         expires_at = (
             None
             if program.points_expire_after_days is None
@@ -147,7 +147,7 @@ async def record_purchase(
                 lifetime_earned=points,
                 purchase_id=recorded.id,
                 qualifying_points=points,
-                qualifying_at=occurred_at,
+                qualifying_at=min(occurred_at, now),
                 releases_at=releases_at if pending else None,
                 expires_at=expires_at,
             ),
@@ -301,10 +301,3 @@ async def member_purchases(
 ) -> Page[Purchase]:
     """The member's purchases, newest first."""
     return await newest_first(session, Purchase, owner=Purchase.member_id == member_id, page=page)
-
-
-async def get_purchase(session: AsyncSession, *, purchase_id: int) -> Purchase:
-    purchase = await session.get(Purchase, purchase_id)
-    if purchase is None:
-        raise not_found("Purchase", "purchaseId")
-    return purchase

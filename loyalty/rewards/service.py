@@ -29,8 +29,10 @@ from loyalty.tiers.models import Tier
 from loyalty.validation import (
     UNSET,
     Unset,
+    instant,
     int_between,
     lookup_key,
+    not_null,
     optional_text,
     required_text,
 )
@@ -110,8 +112,8 @@ def generate_code() -> str:
 _CHECKS: dict[str, Any] = {
     "name": lambda v: required_text(v, 200, "name"),
     "description": lambda v: optional_text(v, 2000, "description"),
-    "cost_points": lambda v: int_between(v, 1, MAX_COST, "costPoints"),
-    "active": lambda v: bool(v),
+    "cost_points": lambda v: int_between(not_null(v, "costPoints"), 1, MAX_COST, "costPoints"),
+    "active": lambda v: not_null(v, "active"),
     "stock": lambda v: None if v is None else int_between(v, 0, MAX_COST, "stock"),
     "per_member_limit": lambda v: (
         None if v is None else int_between(v, 1, 1_000_000, "perMemberLimit")
@@ -330,7 +332,11 @@ async def redeem_reward(
     reward = await session.get(Reward, redemption.reward_id)
     if reward is None:
         raise not_found("Reward", "rewardId")
-    ranks = await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
+    ranks = (
+        {}
+        if reward.min_tier_id is None
+        else await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
+    )
     redeemed = 0
     if reward.per_member_limit is not None:
         redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
@@ -567,8 +573,8 @@ async def _check_tier(session: AsyncSession, tier_id: int | None) -> None:
 
 def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
     for value, name in ((starts_at, "startsAt"), (ends_at, "endsAt")):
-        if value is not None and value.tzinfo is None:
-            raise invalid("Must carry a timezone.", name)
+        if value is not None:
+            instant(value, name)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise invalid("Must be after startsAt.", "endsAt")
 

@@ -24,7 +24,14 @@ from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
 from loyalty.tiers.models import Tier, TierChange, TierChangeReason
-from loyalty.validation import UNSET, Unset, int_between, optional_text, required_text
+from loyalty.validation import (
+    UNSET,
+    Unset,
+    int_between,
+    not_null,
+    optional_text,
+    required_text,
+)
 
 MAX_BENEFITS = 20
 
@@ -82,11 +89,11 @@ class PreviewRow:
 
 _CHECKS = {
     "name": lambda v: required_text(v, 100, "name"),
-    "rank": lambda v: int_between(v, 0, 1000, "rank"),
-    "threshold": lambda v: int_between(v, 0, 1_000_000_000, "threshold"),
+    "rank": lambda v: int_between(not_null(v, "rank"), 0, 1000, "rank"),
+    "threshold": lambda v: int_between(not_null(v, "threshold"), 0, 1_000_000_000, "threshold"),
     "multiplier": lambda v: _multiplier(v),
     "benefits": lambda v: _benefits(v),
-    "retention_days": lambda v: int_between(v, 0, 3650, "retentionDays"),
+    "retention_days": lambda v: int_between(not_null(v, "retentionDays"), 0, 3650, "retentionDays"),
 }
 
 

@@ -120,16 +120,26 @@ def downgrade() -> None:
 
 
 def _backfill_lots() -> None:
-    """Balances from before lots existed become one lot each, never expiring; pending points
-    are released by the next release-pending run."""
-    now = "CURRENT_TIMESTAMP"
+    """Balances from before lots existed. Available points become one lot per member that
+    never expires. Pending points (only purchases made them before this revision) become one
+    lot per purchase, releasing when the purchase's pending period ends, so a refund still
+    takes them from the purchase and the release job honours the return window."""
     op.execute(
         "INSERT INTO point_lots (member_id, amount, remaining, state, earned_at, expires_at) "
-        f"SELECT id, points_available, points_available, 'AVAILABLE', {now}, NULL "
+        "SELECT id, points_available, points_available, 'AVAILABLE', CURRENT_TIMESTAMP, NULL "
         "FROM members WHERE points_available > 0"
     )
+    if op.get_bind().dialect.name == "postgresql":
+        releases_at = "t.occurred_at + p.pending_days * interval '1 day'"
+    else:
+        releases_at = "datetime(t.occurred_at, '+' || p.pending_days || ' days')"
     op.execute(
-        "INSERT INTO point_lots (member_id, amount, remaining, state, earned_at, releases_at) "
-        f"SELECT id, points_pending, points_pending, 'PENDING', {now}, {now} "
-        "FROM members WHERE points_pending > 0"
+        "INSERT INTO point_lots (member_id, transaction_id, purchase_id, amount, remaining, "
+        "state, earned_at, releases_at) "
+        f"SELECT t.member_id, t.id, t.purchase_id, e.points, e.points, 'PENDING', "
+        f"t.occurred_at, {releases_at} "
+        "FROM ledger_transactions t "
+        "JOIN ledger_entries e ON e.transaction_id = t.id AND e.account = 'MEMBER_PENDING' "
+        "CROSS JOIN program p "
+        "WHERE t.kind = 'EARN' AND e.points > 0"
     )
