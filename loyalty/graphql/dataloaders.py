@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 from loyalty.members.models import Member
 from loyalty.purchases.models import Purchase
 from loyalty.rewards.models import Redemption, Reward
+from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
 
 T = TypeVar("T")
@@ -25,8 +26,22 @@ def _by_id(read: Read, model: Any) -> Callable[[Sequence[int]], Awaitable[list[A
     return load
 
 
+def _tier_progress(read: Read) -> Callable[[Sequence[Member]], Awaitable[list[Any]]]:
+    async def load(members: Sequence[Member]) -> list[Any]:
+        async def compute(session: AsyncSession) -> list[Any]:
+            return [await tiers.tier_progress(session, member=member) for member in members]
+
+        return await read(compute)
+
+    return load
+
+
 class Loaders:
     def __init__(self, read: Read) -> None:
+        self.tier_progress: DataLoader[Member, tiers.TierProgress] = DataLoader(
+            _tier_progress(read)
+        )
+        """Memoises tierProgress and tierExpiresAt, which share one computation."""
         self.tier: DataLoader[int, Tier | None] = DataLoader(_by_id(read, Tier))
         self.member: DataLoader[int, Member | None] = DataLoader(_by_id(read, Member))
         self.purchase: DataLoader[int, Purchase | None] = DataLoader(_by_id(read, Purchase))

@@ -238,9 +238,7 @@ class Member:
 
     @strawberry.field(description="Where the member stands in the tier ladder.")
     async def tier_progress(self, root: Parent[MemberRow], info: strawberry.Info) -> TierProgress:
-        progress = await info.context.read(
-            lambda session: tiers.tier_progress(session, member=root)
-        )
+        progress = await info.context.loaders.tier_progress.load(root)
         return TierProgress(
             current=progress.current,
             next=progress.next,
@@ -256,9 +254,7 @@ class Member:
     async def tier_expires_at(
         self, root: Parent[MemberRow], info: strawberry.Info
     ) -> datetime | None:
-        progress = await info.context.read(
-            lambda session: tiers.tier_progress(session, member=root)
-        )
+        progress = await info.context.loaders.tier_progress.load(root)
         return progress.tier_expires_at
 
     @strawberry.field(description="The member's tier changes, newest first.")
