@@ -685,6 +685,7 @@ async def raw_phase(
                     if key_id is None:
                         raise BenchFailure("idempotency key already claimed")
                     member = await conn.fetchrow(SQL_LOCK_MEMBER, -1, 1, spec.member_id)
+                    # members.id and program.id are both "id" in this row: use spec.member_id
                     if member is None or member["status"] != "ACTIVE":
                         raise BenchFailure("member missing or inactive")
                     if member["anon_1"] is not None:
@@ -694,7 +695,7 @@ async def raw_phase(
                     purchase = await conn.fetchrow(
                         SQL_INSERT_PURCHASE,
                         spec.order_id,
-                        member["id"],
+                        spec.member_id,
                         "IN_STORE",
                         STORE_ID,
                         spec.total,
@@ -715,12 +716,12 @@ async def raw_phase(
                         available, held = (0, points) if pending else (points, 0)
                         updated = await conn.fetchrow(
                             SQL_UPDATE_BALANCES,
-                            *(available, held, points, 0, 0, member["id"], available, 0, held, 0),
+                            *(available, held, points, 0, 0, spec.member_id, available, 0, held, 0),
                         )
                         created_at = datetime.now(UTC)
                         transaction_id = await conn.fetchval(
                             SQL_INSERT_TRANSACTION,
-                            *("EARN", member["id"], now, created_at, None, purchase["id"], None),
+                            *("EARN", spec.member_id, now, created_at, None, purchase["id"], None),
                             *(points, now),
                         )
                         account, balance = (
@@ -730,18 +731,18 @@ async def raw_phase(
                         )
                         await conn.fetch(
                             SQL_INSERT_ENTRIES,
-                            *(transaction_id, account, member["id"], points, balance),
+                            *(transaction_id, account, spec.member_id, points, balance),
                             *(transaction_id, "PROGRAM_ISSUANCE", None, -points, None),
                         )
                         await conn.execute(
                             SQL_INSERT_LOT,
-                            *(member["id"], transaction_id, purchase["id"], points, points),
+                            *(spec.member_id, transaction_id, purchase["id"], points, points),
                             *("PENDING" if pending else "AVAILABLE", now),
                             *(releases_at if pending else None, None),
                         )
                     result = {
                         "purchase_id": purchase["id"],
-                        "member_id": member["id"],
+                        "member_id": spec.member_id,
                         "points_awarded": points,
                     }
                     await conn.execute(SQL_COMPLETE, json.dumps(result), key_id)
