@@ -245,11 +245,18 @@ async def test_a_pool_code_is_issued_once_and_an_empty_pool_is_out_of_stock(admi
     member_id = await enroll(pos)
     await grant(admin, member_id, 1000)
     reward_id = await create_reward(admin, kind="CODE_POOL", costPoints=50)
+    upload = {"idempotencyKey": key(), "rewardId": reward_id, "codes": ["PARTNER-A", "PARTNER-B"]}
     added = await admin.data(
         "mutation($input: AddRewardCodesInput!) { addRewardCodes(input: $input) "
         "{ added reward { stock } errors { code } } }",
-        input={"rewardId": reward_id, "codes": ["PARTNER-A", "PARTNER-B"]},
+        input=upload,
     )
+    retried = await admin.data(
+        "mutation($input: AddRewardCodesInput!) { addRewardCodes(input: $input) "
+        "{ added reward { stock } errors { code } } }",
+        input=upload,
+    )
+    assert retried == added
     assert added["addRewardCodes"]["added"] == 2
     assert added["addRewardCodes"]["reward"]["stock"] == 2
 
@@ -262,7 +269,7 @@ async def test_a_pool_code_is_issued_once_and_an_empty_pool_is_out_of_stock(admi
     duplicate = await admin.data(
         "mutation($input: AddRewardCodesInput!) { addRewardCodes(input: $input) "
         "{ added errors { code } } }",
-        input={"rewardId": reward_id, "codes": ["PARTNER-A"]},
+        input={"idempotencyKey": key(), "rewardId": reward_id, "codes": ["PARTNER-A"]},
     )
     assert duplicate["addRewardCodes"]["errors"] == [{"code": "ALREADY_EXISTS"}]
 

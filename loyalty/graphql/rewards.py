@@ -59,6 +59,7 @@ class UpdateRewardInput:
 
 @strawberry.input
 class AddRewardCodesInput:
+    idempotency_key: str
     reward_id: strawberry.ID
     codes: list[str]
 
@@ -228,7 +229,11 @@ class RewardMutations:
             info,
             AddRewardCodesPayload,
             lambda session: rewards.add_reward_codes(
-                session, reward_id=key_or_zero("Reward", input.reward_id), codes=input.codes
+                session,
+                scope=info.context.principal.scope,
+                idempotency_key=input.idempotency_key,
+                reward_id=key_or_zero("Reward", input.reward_id),
+                codes=input.codes,
             ),
             lambda result: {"reward": _view(result[0]), "added": result[1]},
         )

@@ -166,9 +166,26 @@ async def update_reward(session: AsyncSession, *, reward_id: int, changes: Rewar
 
 
 async def add_reward_codes(
-    session: AsyncSession, *, reward_id: int, codes: Sequence[str]
+    session: AsyncSession,
+    *,
+    scope: str,
+    idempotency_key: str,
+    reward_id: int,
+    codes: Sequence[str],
 ) -> tuple[Reward, int]:
-    """Add partner codes to a pool; each code can ever be issued once."""
+    """Add partner codes to a pool (its stock); each code can ever be issued once."""
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="addRewardCodes",
+        request={"reward_id": reward_id, "codes": list(codes)},
+    )
+    if isinstance(claim, idempotency.Replay):
+        replayed = await session.get(Reward, claim.result["reward_id"])
+        if replayed is None:
+            raise not_found("Reward", "rewardId")
+        return replayed, claim.result["added"]
     reward = await _lock_reward(session, reward_id)
     if reward.kind != RewardKind.CODE_POOL:
         raise invalid("Only a CODE_POOL reward takes uploaded codes.", "rewardId")
@@ -196,6 +213,9 @@ async def add_reward_codes(
     reward.stock = (reward.stock or 0) + len(cleaned)
     reward.updated_at = now
     await session.flush()
+    await idempotency.complete(
+        session, claimed=claim, result={"reward_id": reward.id, "added": len(cleaned)}
+    )
     return reward, len(cleaned)
 
 
