@@ -46,7 +46,13 @@ class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
     __table_args__ = (
         Index("ix_ledger_transactions_member_id_id", "member_id", "id"),
-        Index("ix_ledger_transactions_qualifying_at", "qualifying_at"),
+        # Qualifying points per member in a window, from the index alone (evaluate-tiers).
+        Index(
+            "ix_ledger_transactions_member_id_qualifying_at",
+            "member_id",
+            "qualifying_at",
+            "qualifying_points",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

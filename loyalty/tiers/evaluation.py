@@ -31,6 +31,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -187,52 +188,62 @@ async def _evaluate_batch(
             select(tier_eval.c.action, func.count().label("n")).group_by(tier_eval.c.action)
         )
     }
+    if session.get_bind().dialect.name == "postgresql":
+        # A fresh temporary table has no statistics: without them the planner may start the
+        # updates below from ``members`` instead of from the few rows to change.
+        await session.execute(text("ANALYZE tier_eval"))
     moves = tier_eval.c.action.in_(("UP", "DOWN"))
-    await session.execute(
-        insert(TierChange).from_select(
-            [
-                "member_id",
-                "from_tier_id",
-                "to_tier_id",
-                "from_name",
-                "to_name",
-                "reason",
-                "qualifying_points",
-                "at",
-            ],
-            select(
-                tier_eval.c.member_id,
-                tier_eval.c.old_tier_id,
-                tier_eval.c.new_tier_id,
-                _by_tier(tier_eval.c.old_tier_id, tiers, "name", None),
-                _by_tier(tier_eval.c.new_tier_id, tiers, "name", None),
-                case(
-                    (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
-                    else_=TierChangeReason.EXPIRED.value,
-                ),
-                tier_eval.c.points,
-                literal(now, UTCDateTime()),
-            ).where(moves),
+    joined = Member.id == tier_eval.c.member_id
+    if counts.get("UP") or counts.get("DOWN"):
+        await session.execute(
+            insert(TierChange).from_select(
+                [
+                    "member_id",
+                    "from_tier_id",
+                    "to_tier_id",
+                    "from_name",
+                    "to_name",
+                    "reason",
+                    "qualifying_points",
+                    "at",
+                ],
+                select(
+                    tier_eval.c.member_id,
+                    tier_eval.c.old_tier_id,
+                    tier_eval.c.new_tier_id,
+                    _by_tier(tier_eval.c.old_tier_id, tiers, "name", None),
+                    _by_tier(tier_eval.c.new_tier_id, tiers, "name", None),
+                    case(
+                        (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
+                        else_=TierChangeReason.EXPIRED.value,
+                    ),
+                    tier_eval.c.points,
+                    literal(now, UTCDateTime()),
+                ).where(moves),
+            )
         )
-    )
-    joined = and_(Member.id == tier_eval.c.member_id)
-    await session.execute(
-        update(Member)
-        .where(joined, moves)
-        .values(tier_id=tier_eval.c.new_tier_id, tier_since=now, tier_retained_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(Member)
-        .where(joined, tier_eval.c.action == "CLEAR")
-        .values(tier_retained_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    for tier in tiers:
         await session.execute(
             update(Member)
-            .where(joined, tier_eval.c.action == "HOLD", Member.tier_id == tier.id)
-            .values(tier_retained_until=now + timedelta(days=tier.retention_days))
+            .where(joined, moves)
+            .values(tier_id=tier_eval.c.new_tier_id, tier_since=now, tier_retained_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    if counts.get("CLEAR"):
+        await session.execute(
+            update(Member)
+            .where(joined, tier_eval.c.action == "CLEAR")
+            .values(tier_retained_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    if counts.get("HOLD"):
+        retained_until = case(
+            {t.id: literal(now + timedelta(days=t.retention_days), UTCDateTime()) for t in tiers},
+            value=tier_eval.c.old_tier_id,
+        )
+        await session.execute(
+            update(Member)
+            .where(joined, tier_eval.c.action == "HOLD")
+            .values(tier_retained_until=retained_until)
             .execution_options(synchronize_session=False)
         )
     return {
