@@ -27,10 +27,18 @@ async def insert_tiers(session: AsyncSession) -> None:
 
 
 async def generate_members_with_earnings(
-    session: AsyncSession, *, members: int, per_member: int, now: datetime
+    session: AsyncSession,
+    *,
+    members: int,
+    per_member: int,
+    now: datetime,
+    pending_days: int = 0,
+    expire_days: int | None = None,
 ) -> None:
     """``members`` members with ``per_member`` EARN transactions each, spread over the last
-    500 days, with balanced postings, running balances and stored balances that verify."""
+    500 days, with balanced postings, running balances, lots and stored balances that verify.
+    Earnings of the last ``pending_days`` are pending; lots expire ``expire_days`` after
+    they were earned (never when None)."""
     statements = [
         """
         INSERT INTO members (external_id, status, enrolled_at, updated_at, points_available,
@@ -48,7 +56,12 @@ async def generate_members_with_earnings(
         WHERE m.external_id LIKE 'bulk-%'
         """,
         """
-        ALTER TABLE bulk_earn ADD COLUMN transaction_id bigint
+        ALTER TABLE bulk_earn ADD COLUMN transaction_id bigint,
+            ADD COLUMN pending boolean NOT NULL DEFAULT false
+        """,
+        """
+        UPDATE bulk_earn
+        SET pending = at > CAST(:now AS timestamptz) - :pending_days * interval '1 day'
         """,
         """
         UPDATE bulk_earn SET transaction_id = nextval('ledger_transactions_id_seq')
@@ -60,8 +73,10 @@ async def generate_members_with_earnings(
         """,
         """
         INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after)
-        SELECT transaction_id, 'MEMBER_AVAILABLE', member_id, points,
-               SUM(points) OVER (PARTITION BY member_id ORDER BY transaction_id)
+        SELECT transaction_id,
+               CASE WHEN pending THEN 'MEMBER_PENDING' ELSE 'MEMBER_AVAILABLE' END,
+               member_id, points,
+               SUM(points) OVER (PARTITION BY member_id, pending ORDER BY transaction_id)
         FROM bulk_earn ORDER BY transaction_id
         """,
         """
@@ -69,15 +84,30 @@ async def generate_members_with_earnings(
         SELECT transaction_id, 'PROGRAM_ISSUANCE', NULL, -points, NULL FROM bulk_earn
         """,
         """
-        INSERT INTO point_lots (member_id, transaction_id, amount, remaining, state, earned_at)
-        SELECT member_id, transaction_id, points, points, 'AVAILABLE', at FROM bulk_earn
+        INSERT INTO point_lots (member_id, transaction_id, amount, remaining, state, earned_at,
+                                releases_at, expires_at)
+        SELECT member_id, transaction_id, points, points,
+               CASE WHEN pending THEN 'PENDING' ELSE 'AVAILABLE' END, at,
+               CASE WHEN pending THEN at + :pending_days * interval '1 day' END,
+               at + CAST(:expire_days AS integer) * interval '1 day'
+        FROM bulk_earn
         """,
         """
-        UPDATE members m SET points_available = s.total, lifetime_earned = s.total
-        FROM (SELECT member_id, SUM(points) AS total FROM bulk_earn GROUP BY member_id) s
+        UPDATE members m SET points_available = s.available, points_pending = s.pending,
+                             lifetime_earned = s.available + s.pending
+        FROM (SELECT member_id,
+                     SUM(CASE WHEN pending THEN 0 ELSE points END) AS available,
+                     SUM(CASE WHEN pending THEN points ELSE 0 END) AS pending
+              FROM bulk_earn GROUP BY member_id) s
         WHERE m.id = s.member_id
         """,
     ]
-    parameters = {"now": now, "members": members, "per_member": per_member}
+    parameters = {
+        "now": now,
+        "members": members,
+        "per_member": per_member,
+        "pending_days": pending_days,
+        "expire_days": expire_days,
+    }
     for statement in statements:
         await session.execute(text(statement), parameters)

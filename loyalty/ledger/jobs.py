@@ -22,7 +22,9 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -35,7 +37,6 @@ from loyalty.ledger.models import (
     EntryKind,
     LedgerEntry,
     LedgerTransaction,
-    LotConsumption,
     LotState,
     PointLot,
 )
@@ -71,6 +72,7 @@ async def release_pending(db: Database, *, now: datetime) -> JobReport:
             PointLot.member_id >= low,
             PointLot.member_id < high,
             PointLot.state == LotState.PENDING,
+            PointLot.remaining > 0,
             PointLot.releases_at <= literal(now, UTCDateTime()),
         )
 
@@ -96,7 +98,7 @@ async def release_pending(db: Database, *, now: datetime) -> JobReport:
         )
         await session.execute(
             update(PointLot)
-            .where(due(low, high))
+            .where(due(low, high), PointLot.member_id.in_(select(lot_job.c.member_id)))
             .values(state=LotState.AVAILABLE)
             .execution_options(synchronize_session=False)
         )
@@ -137,17 +139,9 @@ async def expire_points(db: Database, *, now: datetime) -> JobReport:
             .execution_options(synchronize_session=False)
         )
         await session.execute(
-            insert(LotConsumption).from_select(
-                ["lot_id", "transaction_id", "amount"],
-                select(PointLot.id, lot_job.c.transaction_id, PointLot.remaining)
-                .join(lot_job, lot_job.c.member_id == PointLot.member_id)
-                .where(due(low, high)),
-            )
-        )
-        await session.execute(
             update(PointLot)
-            .where(due(low, high))
-            .values(remaining=0)
+            .where(due(low, high), PointLot.member_id.in_(select(lot_job.c.member_id)))
+            .values(expired=PointLot.expired + PointLot.remaining, remaining=0)
             .execution_options(synchronize_session=False)
         )
 
@@ -170,38 +164,62 @@ async def _run(
     while low is not None and low <= top:
         high = low + batch_size
         async with db.transaction() as session:
-            await session.execute(
-                select(func.count()).select_from(
-                    select(Member.id)
-                    .where(Member.id >= low, Member.id < high)
-                    .order_by(Member.id)
-                    .with_for_update()
-                    .subquery()
-                )
-            )
-            connection = await session.connection()
-            await connection.run_sync(lambda sync: lot_job.create(sync, checkfirst=True))
-            await session.execute(delete(lot_job))
-            await session.execute(
-                insert(lot_job).from_select(
-                    ["member_id", "amount"],
-                    select(PointLot.member_id, func.sum(PointLot.remaining))
-                    .where(due(low, high))
-                    .group_by(PointLot.member_id)
-                    .having(func.sum(PointLot.remaining) > 0),
-                )
-            )
-            batch = (
-                await session.execute(
-                    select(func.count(), func.coalesce(func.sum(lot_job.c.amount), 0))
-                )
-            ).one()
-            await _number_transactions(session)
-            await apply(session, low, high)
+            batch = await _collect(session, due=due, low=low, high=high)
+            if batch[0]:
+                await _number_transactions(session)
+                await apply(session, low, high)
             members += batch[0]
-            points += int(batch[1])
+            points += batch[1]
         low = high
     return JobReport(members=members, points=points)
+
+
+async def _collect(session: AsyncSession, *, due: Due, low: int, high: int) -> tuple[int, int]:
+    """Fill ``lot_job`` with the batch's members that have due points and what is due.
+
+    Only those members are locked (``FOR UPDATE`` on PostgreSQL), and the amounts are summed
+    after the lock, so a debit or a purchase committed meanwhile cannot skew them. A batch
+    with nothing due costs one index scan and writes nothing.
+    """
+    connection = await session.connection()
+    await connection.run_sync(lambda sync: lot_job.create(sync, checkfirst=True))
+    await session.execute(delete(lot_job))
+    await session.execute(
+        insert(lot_job).from_select(
+            ["member_id"], select(PointLot.member_id).where(due(low, high)).distinct()
+        )
+    )
+    if not await session.scalar(select(func.count()).select_from(lot_job)):
+        return 0, 0
+    await session.execute(
+        select(func.count()).select_from(
+            select(Member.id)
+            .join(lot_job, lot_job.c.member_id == Member.id)
+            .order_by(Member.id)
+            .with_for_update(of=Member)
+            .subquery()
+        )
+    )
+    totals = (
+        select(PointLot.member_id, func.sum(PointLot.remaining).label("amount"))
+        .where(due(low, high), PointLot.member_id.in_(select(lot_job.c.member_id)))
+        .group_by(PointLot.member_id)
+        .subquery()
+    )
+    await session.execute(
+        update(lot_job)
+        .where(lot_job.c.member_id == totals.c.member_id)
+        .values(amount=totals.c.amount)
+    )
+    await session.execute(
+        delete(lot_job).where(or_(lot_job.c.amount.is_(None), lot_job.c.amount <= 0))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("ANALYZE lot_job"))
+    count, total = (
+        await session.execute(select(func.count(), func.coalesce(func.sum(lot_job.c.amount), 0)))
+    ).one()
+    return count, int(total)
 
 
 async def _number_transactions(session: AsyncSession) -> None:

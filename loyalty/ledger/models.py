@@ -97,8 +97,6 @@ class PointLot(Base):
         CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_within_amount"),
         Index("ix_point_lots_member_id_state_earned_at", "member_id", "state", "earned_at", "id"),
         Index("ix_point_lots_purchase_id", "purchase_id"),
-        Index("ix_point_lots_releases_at", "releases_at"),
-        Index("ix_point_lots_expires_at", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -107,6 +105,8 @@ class PointLot(Base):
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
+    expired: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """What expiry took; remaining = amount - consumptions - expired."""
     state: Mapped[str] = mapped_column(String(16))
     earned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     releases_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -114,7 +114,8 @@ class PointLot(Base):
 
 
 class LotConsumption(Base):
-    """How much of a lot a debit took (negative: a cancellation gave it back)."""
+    """How much of a lot a debit took (negative: a cancellation gave it back). Expiry is not
+    a consumption: it is recorded on the lot itself (``PointLot.expired``)."""
 
     __tablename__ = "lot_consumptions"
 

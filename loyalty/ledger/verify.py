@@ -170,15 +170,17 @@ CHECKS = (
         4,
         "lot consumed beyond its amount",
         """
-        SELECT l.id, l.member_id, l.amount, l.remaining, COALESCE(SUM(c.amount), 0) AS taken
+        SELECT l.id, l.member_id, l.amount, l.remaining, l.expired,
+            COALESCE(SUM(c.amount), 0) AS taken
         FROM point_lots l LEFT JOIN lot_consumptions c ON c.lot_id = l.id
-        GROUP BY l.id, l.member_id, l.amount, l.remaining
+        GROUP BY l.id, l.member_id, l.amount, l.remaining, l.expired
         HAVING l.remaining < 0 OR l.remaining > l.amount
-            OR l.remaining <> l.amount - COALESCE(SUM(c.amount), 0)
+            OR l.expired < 0 OR l.expired > l.amount
+            OR l.remaining <> l.amount - COALESCE(SUM(c.amount), 0) - l.expired
         """,
         lambda r: (
             f"lot {r.id} of member {r.member_id}: amount {r.amount}, remaining {r.remaining}, "
-            f"consumptions add up to {r.taken}"
+            f"expired {r.expired}, consumptions add up to {r.taken}"
         ),
     ),
     Check(

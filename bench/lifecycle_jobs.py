@@ -1,0 +1,142 @@
+"""Benchmark of the points-lifecycle jobs at scale: ``release-pending`` and ``expire-points``.
+
+A fresh PostgreSQL database (its name must contain "bench") is migrated and given N members
+with P earn lots each, spread over the last 500 days (``tests.tiers_data``, set-based SQL,
+timed on its own): lots of the last ``--pending-days`` are pending, and every lot expires
+``--expire-days`` after it was earned. Then, each timed wall-clock around the call:
+
+1. ``release_pending(now + pending days)``: every pending lot is due;
+2. ``release_pending`` again with the same instant: nothing is due (the floor: reads alone);
+3. ``expire_points(now)``: every lot older than the expiry is due;
+4. ``expire_points`` again: nothing is due.
+
+It prints seconds, members/s and lots/s, checks ``loyalty ledger verify`` at the end, and
+says whether each job met its target: under 60 s for 1,000,000 members. Run it from the
+project root with the project's virtualenv::
+
+    python bench/lifecycle_jobs.py [--members 1000000] [--lots-per-member 5]
+        [--pending-days 14] [--expire-days 365] [--keep]
+
+The load generator and PostgreSQL share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
+from loyalty import migrate  # noqa: E402
+from loyalty.db import Database  # noqa: E402
+from loyalty.ledger.jobs import JobReport, expire_points, release_pending  # noqa: E402
+from loyalty.ledger.models import PointLot  # noqa: E402
+from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_lifecycle"
+TARGET_SECONDS = 60.0
+
+
+async def _lots(db: Database) -> int:
+    async with db.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(PointLot)) or 0)
+
+
+async def _timed(
+    name: str, job: object, db: Database, now: datetime, *, members: int, lots: int
+) -> float:
+    """Rates are over everything the job looks at: all members and all lots."""
+    started = time.perf_counter()
+    report: JobReport = await job(db, now=now)  # type: ignore[operator]
+    seconds = time.perf_counter() - started
+    print(
+        f"{name:24} {seconds:8.2f} s  {members / seconds:12,.0f} members/s  "
+        f"{lots / seconds:12,.0f} lots/s  (moved {report})",
+        flush=True,
+    )
+    return seconds
+
+
+async def run(args: argparse.Namespace) -> int:
+    url = make_url(args.database_url)
+    if "bench" not in (url.database or ""):
+        print("refusing: the database name must contain 'bench'", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC).replace(microsecond=0)
+    await recreate_database(url)
+    try:
+        await asyncio.to_thread(migrate.upgrade, url.render_as_string(hide_password=False))
+        db = Database(url.render_as_string(hide_password=False))
+        try:
+            started = time.perf_counter()
+            async with db.transaction() as session:
+                await insert_tiers(session)
+                await generate_members_with_earnings(
+                    session,
+                    members=args.members,
+                    per_member=args.lots_per_member,
+                    now=now,
+                    pending_days=args.pending_days,
+                    expire_days=args.expire_days,
+                )
+            await settle(url)
+            lots = await _lots(db)
+            print(
+                f"generated {args.members:,} members and {lots:,} lots in "
+                f"{time.perf_counter() - started:.1f} s (2 CPU cores shared with PostgreSQL)",
+                flush=True,
+            )
+            released_at = now + timedelta(days=args.pending_days)
+            size = {"members": args.members, "lots": lots}
+            slowest = max(
+                [
+                    await _timed("release-pending", release_pending, db, released_at, **size),
+                    await _timed("release-pending again", release_pending, db, released_at, **size),
+                    await _timed("expire-points", expire_points, db, released_at, **size),
+                    await _timed("expire-points again", expire_points, db, released_at, **size),
+                ]
+            )
+        finally:
+            await db.dispose()
+        verify = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "loyalty", "ledger", "verify"],
+            env={**os.environ, "LOYALTY_DATABASE_URL": url.render_as_string(hide_password=False)},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        print(f"loyalty ledger verify: exit {verify.returncode}: {verify.stdout.strip()[:300]}")
+        met = slowest < TARGET_SECONDS
+        print(f"target (< {TARGET_SECONDS:.0f} s per job run): {'MET' if met else 'MISSED'}")
+        return 0 if met and verify.returncode == 0 else 1
+    finally:
+        if not args.keep:
+            await drop_database(url)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--lots-per-member", type=int, default=5)
+    parser.add_argument("--pending-days", type=int, default=14)
+    parser.add_argument("--expire-days", type=int, default=365)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--keep", action="store_true")
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
