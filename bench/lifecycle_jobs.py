@@ -7,8 +7,10 @@ timed on its own): lots of the last ``--pending-days`` are pending, and every lo
 
 1. ``release_pending(now + pending days)``: every pending lot is due;
 2. ``release_pending`` again with the same instant: nothing is due (the floor: reads alone);
-3. ``expire_points(now)``: every lot older than the expiry is due;
-4. ``expire_points`` again: nothing is due.
+3. ``expire_points(now)``: every lot older than the expiry is due (the worst case: every
+   member has points to expire at once);
+4. ``expire_points`` again: nothing is due;
+5. ``expire_points`` a day later: one day's lots are due (a daily run).
 
 It prints seconds, members/s and lots/s, checks ``loyalty ledger verify`` at the end, and
 says whether each job met its target: under 60 s for 1,000,000 members. Run it from the
@@ -105,6 +107,13 @@ async def run(args: argparse.Namespace) -> int:
                     await _timed("release-pending again", release_pending, db, released_at, **size),
                     await _timed("expire-points", expire_points, db, released_at, **size),
                     await _timed("expire-points again", expire_points, db, released_at, **size),
+                    await _timed(
+                        "expire-points a day on",
+                        expire_points,
+                        db,
+                        released_at + timedelta(days=1),
+                        **size,
+                    ),
                 ]
             )
         finally:

@@ -8,8 +8,9 @@ single row becomes a hot spot that every purchase has to lock.
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -42,16 +43,33 @@ class Account(StrEnum):
     PROGRAM_EXPIRY = "PROGRAM_EXPIRY"
 
 
+def _where(condition: str) -> dict[str, Any]:
+    """A partial-index predicate on both databases."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
     __table_args__ = (
         Index("ix_ledger_transactions_member_id_id", "member_id", "id"),
         # Qualifying points per member in a window, from the index alone (evaluate-tiers).
+        # The indexes are partial: the jobs' many RELEASE and EXPIRE rows stay out of them.
         Index(
             "ix_ledger_transactions_member_id_qualifying_at",
             "member_id",
             "qualifying_at",
             "qualifying_points",
+            **_where("qualifying_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_ledger_transactions_purchase_id",
+            "purchase_id",
+            **_where("purchase_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_ledger_transactions_redemption_id",
+            "redemption_id",
+            **_where("redemption_id IS NOT NULL"),
         ),
     )
 
@@ -61,8 +79,8 @@ class LedgerTransaction(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str | None] = mapped_column(String(500))
-    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), index=True)
-    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), index=True)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))
     qualifying_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     """Signed points this movement adds to tier qualification (earned from purchases, net of
     clawbacks; bonuses and adjustments only when flagged)."""
