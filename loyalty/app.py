@@ -119,7 +119,12 @@ class LoyaltyGraphQL(GraphQL):
                 async with self.db.transaction() as write:
                     await auth.touch_api_key(write, key_id=found.principal.api_key_id or 0)
             return found.principal
-        return auth.authenticate_member_token(token, secret=await self.member_token_secret())
+        principal = auth.authenticate_member_token(token, secret=await self.member_token_secret())
+        if principal is None or not await auth.member_may_sign_in(
+            session, member_id=principal.member_id or 0
+        ):
+            return None
+        return principal
 
     def decode_json(self, data: str | bytes) -> object:
         """Only an object (or a batch of objects) is a GraphQL request; anything else is a 400."""

@@ -561,3 +561,23 @@ async def test_the_401_says_how_to_authenticate(world):
     assert response.status_code == 401
     assert response.headers["www-authenticate"].lower().startswith("bearer")
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_closed_members_token_stops_working_at_once(admin, app_client, pos):
+    member_id = await enroll(pos)
+    issued = await app_client.data(
+        "mutation($input: IssueMemberTokenInput!) { issueMemberToken(input: $input) "
+        "{ token errors { code } } }",
+        input={"memberId": member_id},
+    )
+    phone = app_client.as_(issued["issueMemberToken"]["token"])
+    assert (await phone.data("{ me { id } }"))["me"]["id"] == member_id
+
+    await admin.data(
+        "mutation($input: UpdateMemberInput!) { updateMember(input: $input) { errors { code } } }",
+        input={"id": member_id, "status": "CLOSED"},
+    )
+
+    refused = await phone.post("{ me { id } }")
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty.auth.models import API_KEY_ROLES, ApiKey, InstanceSecret, Role
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
-from loyalty.members.models import MemberStatus
+from loyalty.members.models import Member, MemberStatus
 from loyalty.members.service import get_member
 from loyalty.validation import required_text
 
@@ -171,3 +171,9 @@ async def issue_token_for_member(
             ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
         )
     return issue_member_token(member_id=member.id, secret=secret, ttl=ttl)
+
+
+async def member_may_sign_in(session: AsyncSession, *, member_id: int) -> bool:
+    """A member token stops working the moment its member is closed (or no longer exists)."""
+    status = await session.scalar(select(Member.status).where(Member.id == member_id))
+    return status is not None and status != MemberStatus.CLOSED
