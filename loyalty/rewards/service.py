@@ -349,9 +349,7 @@ async def redeem_reward(
         return await _replayed(session, claim.result)
 
     member = await members.lock_member(session, member_id=redemption.member_id)
-    reward = await session.get(Reward, redemption.reward_id)
-    if reward is None:
-        raise not_found("Reward", "rewardId")
+    reward = await _reward_for_redemption(session, redemption.reward_id)
     ranks = (
         {}
         if reward.min_tier_id is None
@@ -372,14 +370,26 @@ async def redeem_reward(
         raise problem
 
     if reward.stock is not None:
+        # Stock, price and status as checked, or nothing: an admin change committed meanwhile
+        # makes the update match no row instead of selling at the old price.
         taken = await session.scalar(
             update(Reward)
-            .where(Reward.id == reward.id, Reward.stock > 0)
+            .where(
+                Reward.id == reward.id,
+                Reward.stock > 0,
+                Reward.active.is_(True),
+                Reward.cost_points == reward.cost_points,
+            )
             .values(stock=Reward.stock - 1)
             .returning(Reward.stock)
         )
         if taken is None:
-            raise DomainError(ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"])
+            left = await session.scalar(select(Reward.stock).where(Reward.id == reward.id))
+            if left == 0:
+                raise DomainError(
+                    ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"]
+                )
+            raise _not_eligible("The reward changed while it was being redeemed; try again.")
     pool_code = None
     if reward.kind == RewardKind.CODE_POOL:
         pool_code = await _draw_pool_code(session, reward.id)
@@ -544,6 +554,31 @@ async def _replayed(session: AsyncSession, result: dict[str, Any]) -> Redemption
     if redemption is None or member is None:
         raise not_found("Redemption")
     return RedemptionResult(redemption=redemption, member=member)
+
+
+async def _reward_for_redemption(session: AsyncSession, reward_id: int) -> Reward:
+    """The reward as a redemption may rely on it.
+
+    Unlimited rewards are read with a shared lock (``FOR SHARE`` on PostgreSQL): concurrent
+    redemptions share it, and an admin's change waits until they commit. Limited rewards are
+    read plainly; their conditional stock update re-checks price and status under its own
+    exclusive lock (taking a shared lock first would let two redeemers deadlock upgrading).
+    """
+    reward = await session.get(Reward, reward_id)
+    if reward is None:
+        raise not_found("Reward", "rewardId")
+    if reward.stock is None:
+        reward = await session.scalar(
+            select(Reward)
+            .where(Reward.id == reward_id)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        )
+        if reward is None:
+            raise not_found("Reward", "rewardId")
+        if reward.stock is not None:
+            raise _not_eligible("The reward changed while it was being redeemed; try again.")
+    return reward
 
 
 async def _lock_reward(session: AsyncSession, reward_id: int) -> Reward:
