@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+from loyalty.errors import not_found
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,6 +75,20 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Insert:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
+
+
+async def lock_by_id(session: AsyncSession, model: Any, pk: int, *, field: str) -> Any:
+    """The row of ``model`` with key ``pk``, locked for this transaction (``FOR UPDATE`` on
+    PostgreSQL) and freshly read; ``NOT_FOUND`` naming ``field`` when there is none."""
+    row = await session.scalar(
+        select(model)
+        .where(model.id == pk)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise not_found(model.__name__, field)
+    return row
 
 
 class PerDialect:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.db import utcnow
+from loyalty.db import lock_by_id, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
@@ -59,13 +59,7 @@ async def refund_purchase(
     if found is None:
         raise not_found("Purchase", "purchaseId")
     member = await members.lock_member(session, member_id=found.member_id)
-    purchase = await session.scalar(
-        select(Purchase)
-        .where(Purchase.id == refund.purchase_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert purchase is not None
+    purchase = await lock_by_id(session, Purchase, refund.purchase_id, field="purchaseId")
     if purchase.status == PurchaseStatus.REFUNDED:
         raise DomainError(
             ErrorCode.ALREADY_REFUNDED, "The purchase is already fully refunded.", ["purchaseId"]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.db import utcnow
+from loyalty.db import lock_by_id, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
@@ -146,7 +146,7 @@ async def create_reward(session: AsyncSession, *, reward: RewardIn) -> Reward:
 
 
 async def update_reward(session: AsyncSession, *, reward_id: int, changes: RewardChanges) -> Reward:
-    reward = await _lock_reward(session, reward_id)
+    reward = await lock_by_id(session, Reward, reward_id, field="rewardId")
     sent = {
         f.name: getattr(changes, f.name)
         for f in fields(changes)
@@ -186,7 +186,7 @@ async def add_reward_codes(
         if replayed is None:
             raise not_found("Reward", "rewardId")
         return replayed, claim.result["added"]
-    reward = await _lock_reward(session, reward_id)
+    reward = await lock_by_id(session, Reward, reward_id, field="rewardId")
     if reward.kind != RewardKind.CODE_POOL:
         raise invalid("Only a CODE_POOL reward takes uploaded codes.", "rewardId")
     if not 1 <= len(codes) <= MAX_CODES_PER_UPLOAD:
@@ -451,7 +451,7 @@ async def cancel_redemption(
     if found is None:
         raise not_found("Redemption", "redemptionId")
     await members.lock_member(session, member_id=found.member_id)
-    redemption = await _lock_redemption(session, redemption_id)
+    redemption = await lock_by_id(session, Redemption, redemption_id, field="redemptionId")
     if redemption.status == RedemptionStatus.CANCELLED:
         raise DomainError(
             ErrorCode.ALREADY_CANCELLED, "The redemption is already cancelled.", ["redemptionId"]
@@ -513,7 +513,7 @@ async def mark_redemption_used(
         )
         if redemption_id is None:
             raise not_found("Redemption", "code")
-    redemption = await _lock_redemption(session, redemption_id)
+    redemption = await lock_by_id(session, Redemption, redemption_id, field="redemptionId")
     if redemption.status == RedemptionStatus.CANCELLED:
         raise DomainError(
             ErrorCode.ALREADY_CANCELLED, "The redemption was cancelled.", ["redemptionId"]
@@ -579,30 +579,6 @@ async def _reward_for_redemption(session: AsyncSession, reward_id: int) -> Rewar
         if reward.stock is not None:
             raise _not_eligible("The reward changed while it was being redeemed; try again.")
     return reward
-
-
-async def _lock_reward(session: AsyncSession, reward_id: int) -> Reward:
-    reward = await session.scalar(
-        select(Reward)
-        .where(Reward.id == reward_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if reward is None:
-        raise not_found("Reward", "rewardId")
-    return reward
-
-
-async def _lock_redemption(session: AsyncSession, redemption_id: int) -> Redemption:
-    redemption = await session.scalar(
-        select(Redemption)
-        .where(Redemption.id == redemption_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if redemption is None:
-        raise not_found("Redemption", "redemptionId")
-    return redemption
 
 
 async def _draw_pool_code(session: AsyncSession, reward_id: int) -> tuple[int, str]:

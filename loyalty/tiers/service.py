@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.db import UTCDateTime, utcnow
+from loyalty.db import UTCDateTime, lock_by_id, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.ledger.models import LedgerTransaction
 from loyalty.members import service as members
@@ -127,7 +127,7 @@ async def create_tier(session: AsyncSession, *, tier: TierIn) -> Tier:
 async def update_tier(session: AsyncSession, *, tier_id: int, changes: TierChanges) -> Tier:
     """Change a tier. Raising a threshold never demotes anyone at once: members who no longer
     qualify keep the tier through its retention period, then ``evaluate-tiers`` moves them."""
-    tier = await _lock_tier(session, tier_id)
+    tier = await lock_by_id(session, Tier, tier_id, field="id")
     for f in fields(changes):
         value = getattr(changes, f.name)
         if value is not UNSET:
@@ -141,7 +141,7 @@ async def delete_tier(
     session: AsyncSession, *, tier_id: int, move_members_to: int | None
 ) -> tuple[Tier, int]:
     """Delete a tier; its members move to ``move_members_to`` (required when it has any)."""
-    tier = await _lock_tier(session, tier_id)
+    tier = await lock_by_id(session, Tier, tier_id, field="id")
     holders = await session.scalar(
         select(func.count()).select_from(Member).where(Member.tier_id == tier.id)
     )
@@ -384,18 +384,6 @@ async def tier_history(
     return await newest_first(
         session, TierChange, owner=TierChange.member_id == member_id, page=page
     )
-
-
-async def _lock_tier(session: AsyncSession, tier_id: int) -> Tier:
-    tier = await session.scalar(
-        select(Tier)
-        .where(Tier.id == tier_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if tier is None:
-        raise not_found("Tier", "id")
-    return tier
 
 
 async def _check_ladder(
