@@ -2,29 +2,37 @@
 
 from loyalty.auth.models import ApiKey, InstanceSecret
 from loyalty.db import Base
+from loyalty.events.models import MemberEvent
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.ledger.models import LedgerEntry, LedgerTransaction, LotConsumption, PointLot
 from loyalty.members.models import Member
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase
+from loyalty.referrals.models import Referral
 from loyalty.rewards.models import Redemption, Reward, RewardCode
+from loyalty.rules.models import EarningRule, EarningRuleVersion, RuleAward
 from loyalty.tiers.models import Tier, TierChange
 
 __all__ = [
     "ApiKey",
     "Base",
+    "EarningRule",
+    "EarningRuleVersion",
     "IdempotencyKey",
     "InstanceSecret",
     "LedgerEntry",
     "LedgerTransaction",
     "LotConsumption",
     "Member",
+    "MemberEvent",
     "PointLot",
     "Program",
     "Purchase",
     "Redemption",
+    "Referral",
     "Reward",
     "RewardCode",
+    "RuleAward",
     "Tier",
     "TierChange",
 ]

@@ -34,8 +34,8 @@ BACKENDS = ["sqlite", "postgres"]
 TEST_SECRET_KEY = "test-secret-that-signs-member-tokens-in-tests"
 TABLES_TO_EMPTY = (
     "lot_consumptions, point_lots, ledger_entries, ledger_transactions, reward_codes, "
-    "redemptions, rewards, purchases, "
-    "tier_changes, members, tiers, idempotency_keys, api_keys, instance_secrets"
+    "redemptions, rewards, rule_awards, earning_rule_versions, earning_rules, member_events, "
+    "referrals, purchases, tier_changes, members, tiers, idempotency_keys, api_keys, instance_secrets"
 )
 
 
@@ -112,7 +112,9 @@ async def _reset_postgres(url: str) -> None:
         await connection.execute(
             f"TRUNCATE {TABLES_TO_EMPTY} RESTART IDENTITY CASCADE;"
             "UPDATE program SET name = 'Loyalty', currency = 'USD', points_per_unit = 1, "
-            "pending_days = 0, points_expire_after_days = NULL, tier_window_days = 365"
+            "pending_days = 0, points_expire_after_days = NULL, tier_window_days = 365, "
+            "time_zone = 'UTC', max_backdate_days = 30, rules_token = NULL, "
+            "referrer_points = 0, referee_points = 0, referral_limit = NULL"
         )
     finally:
         await connection.close()

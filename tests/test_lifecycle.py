@@ -345,7 +345,7 @@ async def test_jobs_racing_live_purchases_keep_the_ledger_sound(admin, pos, db, 
 
 
 async def test_a_debit_spanning_more_lots_than_one_read_takes_them_oldest_first(admin, pos, db):
-    await admin.data(PROGRAM, input={"pointsExpireAfterDays": 300})
+    await admin.data(PROGRAM, input={"pointsExpireAfterDays": 300, "maxBackdateDays": 365})
     member_id = await enroll(pos)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=200)
     for day in range(130):

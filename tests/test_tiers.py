@@ -142,6 +142,9 @@ async def test_adjustments_qualify_only_when_flagged(admin, pos):
 
 async def test_window_edge_a_point_earned_exactly_window_days_ago_no_longer_counts(admin, pos, db):
     ids = await ladder(admin)
+    await admin.data(
+        "mutation { updateProgram(input: {maxBackdateDays: 500}) { errors { code } } }"
+    )
     member_id = await enroll(pos)
     earned_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
     await record(pos, member_id, "150.00", occurredAt=earned_at.isoformat())

@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 from loyalty.members.models import Member
 from loyalty.purchases.models import Purchase
 from loyalty.rewards.models import Redemption, Reward
+from loyalty.rules import service as rules
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
 
@@ -47,3 +48,6 @@ class Loaders:
         self.purchase: DataLoader[int, Purchase | None] = DataLoader(_by_id(read, Purchase))
         self.reward: DataLoader[int, Reward | None] = DataLoader(_by_id(read, Reward))
         self.redemption: DataLoader[int, Redemption | None] = DataLoader(_by_id(read, Redemption))
+        self.earning_rule: DataLoader[int, rules.RuleView | None] = DataLoader(
+            lambda ids: read(lambda session: rules.rules_by_id(session, list(ids)))
+        )

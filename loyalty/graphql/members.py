@@ -1,5 +1,7 @@
 """Member queries and mutations."""
 
+from datetime import date
+
 import strawberry
 from strawberry import UNSET
 
@@ -30,6 +32,10 @@ class EnrollMemberInput:
     first_name: str | None = None
     last_name: str | None = None
     channel: Channel | None = None
+    date_of_birth: date | None = None
+    referral_code: str | None = strawberry.field(
+        default=None, description="A member's referral code: the new member is their referee."
+    )
 
 
 @strawberry.input
@@ -39,6 +45,7 @@ class UpdateMemberInput:
     phone: str | None = UNSET
     first_name: str | None = UNSET
     last_name: str | None = UNSET
+    date_of_birth: date | None = UNSET
     status: MemberStatus | None = UNSET
 
 
@@ -116,6 +123,8 @@ class MemberMutations:
             first_name=input.first_name,
             last_name=input.last_name,
             channel=input.channel,
+            date_of_birth=input.date_of_birth,
+            referral_code=input.referral_code,
         )
         return await mutate(
             info,
@@ -142,6 +151,7 @@ class MemberMutations:
             phone=_sent(input.phone),
             first_name=_sent(input.first_name),
             last_name=_sent(input.last_name),
+            date_of_birth=_sent(input.date_of_birth),
             status=_sent(input.status),
         )
         return await mutate(

@@ -21,6 +21,17 @@ class UpdateProgramInput:
         default=UNSET, description="null: points never expire."
     )
     tier_window_days: int | None = UNSET
+    time_zone: str | None = strawberry.field(
+        default=UNSET, description="IANA name; rules' days and hours and the caps' periods."
+    )
+    max_backdate_days: int | None = strawberry.field(
+        default=UNSET, description="How far back a purchase's occurredAt may lie (0-3650)."
+    )
+    referrer_points: int | None = UNSET
+    referee_points: int | None = UNSET
+    referral_limit: int | None = strawberry.field(
+        default=UNSET, description="Referrals rewarded per referrer; null: no limit."
+    )
 
 
 @strawberry.type
@@ -52,6 +63,11 @@ class ProgramMutations:
                     "pending_days",
                     "points_expire_after_days",
                     "tier_window_days",
+                    "time_zone",
+                    "max_backdate_days",
+                    "referrer_points",
+                    "referee_points",
+                    "referral_limit",
                 )
             }
         )

@@ -23,12 +23,13 @@ from loyalty.graphql.members import MemberMutations, MemberQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
 from loyalty.graphql.purchases import PurchaseMutations
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
+from loyalty.graphql.rules import RuleMutations, RuleQueries
 from loyalty.graphql.scalars import SCALARS
 from loyalty.graphql.tiers import TierMutations, TierQueries
 
 
 @strawberry.type
-class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries, LedgerQueries):
+class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries, LedgerQueries, RuleQueries):
     pass
 
 
@@ -41,6 +42,7 @@ class Mutation(
     AuthMutations,
     RewardMutations,
     TierMutations,
+    RuleMutations,
 ):
     pass
 

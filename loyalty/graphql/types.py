@@ -1,17 +1,22 @@
 """GraphQL object types. Resolvers read ORM rows and service views; they never write."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Optional
 
 import strawberry
 from strawberry import Parent
+from strawberry.scalars import JSON
 
 from loyalty.db import utcnow
 from loyalty.errors import invalid
+from loyalty.events import service as events
+from loyalty.events.models import MemberEvent as MemberEventRow
 from loyalty.graphql.errors import ErrorCode
 from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.permissions import IsAdmin
+from loyalty.graphql.rule_types import PointsBreakdownItem, breakdown_items
 from loyalty.graphql.scalars import DecimalString
 from loyalty.ids import encode_id
 from loyalty.ledger import balances
@@ -27,6 +32,8 @@ from loyalty.program.models import Program as ProgramRow
 from loyalty.purchases import service as purchases
 from loyalty.purchases.models import Purchase as PurchaseRow
 from loyalty.purchases.models import PurchaseStatus as DomainPurchaseStatus
+from loyalty.referrals import service as referrals
+from loyalty.referrals.models import Referral as ReferralRow
 from loyalty.rewards import service as rewards
 from loyalty.rewards.models import Redemption as RedemptionRow
 from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
@@ -64,6 +71,21 @@ class Program:
     pending_days: int
     points_expire_after_days: int | None
     tier_window_days: int
+    time_zone: str = strawberry.field(
+        description="Where days, weeks and hours are counted (rules, caps, birthdays)."
+    )
+    max_backdate_days: int = strawberry.field(
+        description="How far back a purchase's occurredAt may lie."
+    )
+    referrer_points: int = strawberry.field(
+        description="What a referrer earns when a referee's first purchase earns points."
+    )
+    referee_points: int = strawberry.field(
+        description="What the referee earns on that first purchase, on top of its points."
+    )
+    referral_limit: int | None = strawberry.field(
+        description="Referrals rewarded per referrer (null: no limit)."
+    )
 
     @strawberry.field(description="Points earned per 1.00 of the program's currency.")
     def points_per_unit(self, root: Parent[ProgramRow]) -> DecimalString:
@@ -299,6 +321,62 @@ class Member:
         )
         return to_connection(page, after_given=after is not None)
 
+    @strawberry.field(description="Share it: a friend enrolling with it becomes a referral.")
+    def referral_code(self, root: Parent[MemberRow]) -> str | None:
+        return root.referral_code
+
+    @strawberry.field
+    def date_of_birth(self, root: Parent[MemberRow]) -> date | None:
+        return root.date_of_birth
+
+    @strawberry.field(description="How many members enrolled with this member's code.")
+    async def referral_counts(
+        self, root: Parent[MemberRow], info: strawberry.Info
+    ) -> "ReferralCounts":
+        enrolled, rewarded = await info.context.read(
+            lambda session: referrals.referral_counts(session, referrer_id=root.id)
+        )
+        return ReferralCounts(enrolled=enrolled, rewarded=rewarded)
+
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="The members this member referred, newest first (admin).",
+    )
+    async def referrals(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection["Referral"]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.read(
+            lambda session: referrals.referrals_of(session, referrer_id=root.id, page=request)
+        )
+        return to_connection(page, after_given=after is not None)
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Who referred this member (admin).")
+    async def referred_by(
+        self, root: Parent[MemberRow], info: strawberry.Info
+    ) -> Optional["Referral"]:
+        return await info.context.read(
+            lambda session: referrals.referral_of(session, referee_id=root.id)
+        )
+
+    @strawberry.field(description="The member's recorded events, newest first.")
+    async def events(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection["MemberEvent"]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.read(
+            lambda session: events.member_events(session, member_id=root.id, page=request)
+        )
+        return to_connection(page, after_given=after is not None)
+
     @strawberry.field(description="The member's redemptions, newest first.")
     async def redemptions(
         self,
@@ -312,6 +390,47 @@ class Member:
             lambda session: rewards.member_redemptions(session, member_id=root.id, page=request)
         )
         return to_connection(page, after_given=after is not None)
+
+
+@strawberry.type
+class ReferralCounts:
+    enrolled: int = strawberry.field(description="Members who enrolled with the code.")
+    rewarded: int = strawberry.field(description="Of those, referrals rewarded so far.")
+
+
+@strawberry.type
+class Referral:
+    created_at: datetime
+    rewarded_at: datetime | None = strawberry.field(
+        description="When the referee's first purchase that earned points rewarded it."
+    )
+    referrer_points: int
+    referee_points: int
+
+    @strawberry.field
+    def id(self, root: Parent[ReferralRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Referral", root.id))
+
+    @strawberry.field
+    async def referrer(self, root: Parent[ReferralRow], info: strawberry.Info) -> Member | None:
+        return await info.context.loaders.member.load(root.referrer_id)
+
+    @strawberry.field
+    async def referee(self, root: Parent[ReferralRow], info: strawberry.Info) -> Member | None:
+        return await info.context.loaders.member.load(root.referee_id)
+
+
+@strawberry.type
+class MemberEvent:
+    type: str
+    occurred_at: datetime
+    created_at: datetime
+    points_awarded: int
+    attributes: JSON
+
+    @strawberry.field
+    def id(self, root: Parent[MemberEventRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("MemberEvent", root.id))
 
 
 @strawberry.type
@@ -351,6 +470,14 @@ class Purchase:
     @strawberry.field
     def total(self, root: Parent[PurchaseRow]) -> Money:
         return Money(amount=DecimalString(format_amount(root.total_amount)), currency=root.currency)
+
+    @strawberry.field(
+        description="Base points and each earning rule's points; they add up to pointsAwarded."
+    )
+    def points_breakdown(self, root: Parent[PurchaseRow]) -> list[PointsBreakdownItem]:
+        return breakdown_items(
+            root.points_breakdown or [{"rule_id": None, "points": root.points_awarded}]
+        )
 
     @strawberry.field
     def lines(self, root: Parent[PurchaseRow]) -> list[PurchaseLine]:

@@ -1,7 +1,6 @@
 """adjustPoints: an admin's signed correction, itself a balanced ledger transaction."""
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,11 +69,7 @@ async def adjust_points(
             reason=reason,
             qualifying_points=adjustment.points if adjustment.qualifying else 0,
             qualifying_at=now if adjustment.qualifying else None,
-            expires_at=(
-                None
-                if program.points_expire_after_days is None
-                else now + timedelta(days=program.points_expire_after_days)
-            ),
+            expires_at=program.expires_at(now),
         ),
     )
     if adjustment.qualifying:

@@ -97,6 +97,9 @@ _UPDATE_BALANCES = (
 _INSERT_TRANSACTION = insert(LedgerTransaction.__table__).returning(
     LedgerTransaction.__table__.c.id
 )
+_INSERT_TRANSACTIONS = insert(LedgerTransaction.__table__).returning(
+    LedgerTransaction.__table__.c.id, sort_by_parameter_order=True
+)
 _INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
     LedgerEntry.__table__.c.id, sort_by_parameter_order=True
 )
@@ -189,6 +192,127 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         redemption_id=movement.redemption_id,
     )
     return Posted(member=member, entry=entry)
+
+
+@dataclass(frozen=True)
+class Earning:
+    """Points a member earns at once: base points (EARN) and earning-rule bonuses (BONUS).
+
+    The bonuses share one BONUS transaction with a member posting per rule, so a purchase
+    that ten rules reward still costs one balance update and a handful of statements.
+    """
+
+    member_id: int
+    occurred_at: datetime
+    pending: bool
+    base: int = 0
+    bonuses: tuple[int, ...] = ()
+    reason: str | None = None
+    purchase_id: int | None = None
+    qualifying_at: datetime | None = None
+    """Set for purchases: the base points count for tiers from then."""
+    releases_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Earned:
+    member: Member
+    bonus_entry_ids: tuple[int, ...]
+    """The member posting of each bonus, in the order given."""
+
+
+async def earn(session: AsyncSession, earning: Earning) -> Earned:
+    """Credit base points and bonuses in one balance update; positive amounts only."""
+    bonus = sum(earning.bonuses)
+    total = earning.base + bonus
+    if earning.base < 0 or min(earning.bonuses, default=1) <= 0 or total <= 0:
+        raise ValueError(f"nothing to earn in {earning}")
+    member = await session.scalar(
+        _UPDATE_BALANCES,
+        {
+            "member": earning.member_id,
+            "d_available": 0 if earning.pending else total,
+            "d_pending": total if earning.pending else 0,
+            "d_lifetime": total,
+            "d_redeemed": 0,
+            "d_expired": 0,
+        },
+        execution_options={"populate_existing": True},
+    )
+    if member is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
+    created_at = utcnow()
+    kinds = [
+        (kind, points)
+        for kind, points in ((EntryKind.EARN, earning.base), (EntryKind.BONUS, bonus))
+        if points
+    ]
+    transaction_ids = (
+        await session.scalars(
+            _INSERT_TRANSACTIONS,
+            [
+                {
+                    "kind": kind,
+                    "member_id": earning.member_id,
+                    "occurred_at": earning.occurred_at,
+                    "created_at": created_at,
+                    "reason": earning.reason,
+                    "purchase_id": earning.purchase_id,
+                    "redemption_id": None,
+                    "qualifying_points": points if kind == EntryKind.EARN else 0,
+                    "qualifying_at": earning.qualifying_at if kind == EntryKind.EARN else None,
+                }
+                for kind, points in kinds
+            ],
+        )
+    ).all()
+    account = Account.MEMBER_PENDING if earning.pending else Account.MEMBER_AVAILABLE
+    balance = (member.points_pending if earning.pending else member.points_available) - total
+    rows: list[dict[str, object]] = []
+    bonus_rows: list[int] = []
+    for (kind, points), transaction_id in zip(kinds, transaction_ids, strict=True):
+        for part in (points,) if kind == EntryKind.EARN else earning.bonuses:
+            balance += part
+            if kind == EntryKind.BONUS:
+                bonus_rows.append(len(rows))
+            rows.append(
+                {
+                    "transaction_id": transaction_id,
+                    "account": account,
+                    "member_id": earning.member_id,
+                    "points": part,
+                    "balance_after": balance,
+                }
+            )
+        rows.append(
+            {
+                "transaction_id": transaction_id,
+                "account": Account.PROGRAM_ISSUANCE,
+                "member_id": None,
+                "points": -points,
+                "balance_after": None,
+            }
+        )
+    entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
+    await session.execute(
+        _INSERT_LOT,
+        [
+            {
+                "member_id": earning.member_id,
+                "transaction_id": transaction_id,
+                "purchase_id": earning.purchase_id,
+                "amount": points,
+                "remaining": points,
+                "state": LotState.PENDING if earning.pending else LotState.AVAILABLE,
+                "earned_at": earning.occurred_at,
+                "releases_at": earning.releases_at if earning.pending else None,
+                "expires_at": earning.expires_at,
+            }
+            for (_, points), transaction_id in zip(kinds, transaction_ids, strict=True)
+        ],
+    )
+    return Earned(member=member, bonus_entry_ids=tuple(entry_ids[i] for i in bonus_rows))
 
 
 LOTS_PER_READ = 100

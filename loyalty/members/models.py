@@ -1,9 +1,9 @@
 """Members and their stored balances (kept equal to the ledger's sums in every transaction)."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -31,6 +31,7 @@ class Member(Base):
         CheckConstraint("points_expired >= 0", name="expired_non_negative"),
         Index("ix_members_email", "email"),
         Index("ix_members_phone", "phone"),
+        Index("ix_members_referral_code", "referral_code", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -52,3 +53,9 @@ class Member(Base):
     lifetime_earned: Mapped[int] = mapped_column(BigInteger, default=0)
     points_redeemed: Mapped[int] = mapped_column(BigInteger, default=0)
     points_expired: Mapped[int] = mapped_column(BigInteger, default=0)
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    referral_code: Mapped[str | None] = mapped_column(String(16))
+    """The code the member shares; a friend enrolling with it becomes their referee."""
+    referral_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Enrolled with a referral code and not yet rewarded: the purchase path reads this flag
+    from the row it locks anyway, so members who were not referred cost nothing extra."""

@@ -1,6 +1,7 @@
 """Member operations: enrollment, profile changes, lookups and search."""
 
 from dataclasses import dataclass, fields
+from datetime import date
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,6 +10,7 @@ from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.referrals import service as referrals
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
     UNSET,
@@ -30,6 +32,8 @@ class Enrollment:
     first_name: str | None = None
     last_name: str | None = None
     channel: Channel | None = None
+    date_of_birth: date | None = None
+    referral_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class MemberChanges:
     phone: str | Unset | None = UNSET
     first_name: str | Unset | None = UNSET
     last_name: str | Unset | None = UNSET
+    date_of_birth: date | Unset | None = UNSET
     status: MemberStatus | Unset = UNSET
 
 
@@ -46,7 +51,17 @@ _PROFILE_CHECKS = {
     "phone": lambda v: phone(v, "phone"),
     "first_name": lambda v: optional_text(v, 100, "firstName"),
     "last_name": lambda v: optional_text(v, 100, "lastName"),
+    "date_of_birth": lambda v: _date_of_birth(v),
 }
+
+ENROLL_ATTEMPTS = 3
+"""A new referral code that collides with another member's is drawn again."""
+
+
+def _date_of_birth(value: date | None) -> date | None:
+    if value is not None and not date(1900, 1, 1) <= value <= utcnow().date():
+        raise invalid("Must lie between 1900-01-01 and today.", "dateOfBirth")
+    return value
 
 
 async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Member:
@@ -55,26 +70,40 @@ async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Mem
         "external_id": required_text(enrollment.external_id, 128, "externalId"),
         **{name: check(getattr(enrollment, name)) for name, check in _PROFILE_CHECKS.items()},
     }
+    referrer = None
+    if enrollment.referral_code is not None:
+        referrer = await referrals.find_referrer(
+            session, code=enrollment.referral_code, email=values["email"], phone=values["phone"]
+        )
     base_tier = select(Tier.id).where(Tier.threshold == 0).order_by(Tier.rank).limit(1)
     now = utcnow()
-    member = await session.scalar(
-        insert_ignoring_conflicts(session, Member)
-        .values(
-            **values,
-            status=MemberStatus.ACTIVE,
-            enrollment_channel=enrollment.channel,
-            enrolled_at=now,
-            updated_at=now,
-            tier_id=base_tier.scalar_subquery(),
+    for _ in range(ENROLL_ATTEMPTS):
+        member = await session.scalar(
+            insert_ignoring_conflicts(session, Member)
+            .values(
+                **values,
+                status=MemberStatus.ACTIVE,
+                enrollment_channel=enrollment.channel,
+                enrolled_at=now,
+                updated_at=now,
+                tier_id=base_tier.scalar_subquery(),
+                referral_code=referrals.new_code(),
+                referral_pending=referrer is not None,
+            )
+            .returning(Member)
         )
-        .returning(Member)
-    )
-    if member is None:
-        raise DomainError(
-            ErrorCode.ALREADY_EXISTS,
-            f"A member with externalId {values['external_id']!r} is already enrolled.",
-            ["externalId"],
-        )
+        if member is not None:
+            break
+        if await find_member_by_external_id(session, external_id=values["external_id"]):
+            raise DomainError(
+                ErrorCode.ALREADY_EXISTS,
+                f"A member with externalId {values['external_id']!r} is already enrolled.",
+                ["externalId"],
+            )
+    else:
+        raise RuntimeError("no free referral code after several draws")
+    if referrer is not None:
+        await referrals.link(session, referrer=referrer, referee=member)
     return member
 
 

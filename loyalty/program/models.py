@@ -1,6 +1,6 @@
 """The program: one per deployment, holding the earning policy every service reads."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import CheckConstraint, Integer, Numeric, String
@@ -27,4 +27,19 @@ class Program(Base):
     pending_days: Mapped[int] = mapped_column(Integer, default=0)
     points_expire_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tier_window_days: Mapped[int] = mapped_column(Integer, default=365)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    """Where the program's days, weeks and hours are counted (rules, caps, birthdays)."""
+    max_backdate_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    """How far back a purchase's occurredAt may lie (an offline till replaying its queue)."""
+    rules_token: Mapped[str | None] = mapped_column(String(36))
+    """Changes with every earning-rule change: the key processes cache the rules under."""
+    referrer_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    referee_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    referral_limit: Mapped[int | None] = mapped_column(Integer)
+    """How many referrals one referrer is rewarded for (None: no limit)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def expires_at(self, earned_at: datetime) -> datetime | None:
+        """When points earned at ``earned_at`` expire under the current policy (None: never)."""
+        days = self.points_expire_after_days
+        return None if days is None else earned_at + timedelta(days=days)

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, fields
 from decimal import Decimal
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +15,8 @@ from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.purchases.models import Purchase
 from loyalty.validation import UNSET, Unset, int_between, required_text
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class ProgramChanges:
@@ -22,6 +26,11 @@ class ProgramChanges:
     pending_days: int | Unset = UNSET
     points_expire_after_days: int | Unset | None = UNSET
     tier_window_days: int | Unset = UNSET
+    time_zone: str | Unset = UNSET
+    max_backdate_days: int | Unset = UNSET
+    referrer_points: int | Unset = UNSET
+    referee_points: int | Unset = UNSET
+    referral_limit: int | Unset | None = UNSET
 
 
 async def get_program(session: AsyncSession, *, for_update: bool = False) -> Program:
@@ -73,11 +82,35 @@ def _validated(changes: ProgramChanges) -> dict[str, object]:
         "tier_window_days": lambda v: int_between(
             _not_null(v, "tierWindowDays"), 1, 3650, "tierWindowDays"
         ),
+        "time_zone": _time_zone,
+        "max_backdate_days": lambda v: int_between(
+            _not_null(v, "maxBackdateDays"), 0, 3650, "maxBackdateDays"
+        ),
+        "referrer_points": lambda v: int_between(
+            _not_null(v, "referrerPoints"), 0, 1_000_000, "referrerPoints"
+        ),
+        "referee_points": lambda v: int_between(
+            _not_null(v, "refereePoints"), 0, 1_000_000, "refereePoints"
+        ),
+        "referral_limit": lambda v: (
+            None if v is None else int_between(v, 0, 1_000_000, "referralLimit")
+        ),
     }
     return {name: checks[name](value) for name, value in sent.items()}
 
 
-def _not_null(value: int | None, field: str) -> int:
+def _time_zone(value: str | None) -> str:
+    name = required_text(_not_null(value, "timeZone"), 64, "timeZone")
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        raise invalid(
+            f"{name!r} is not an IANA time zone (e.g. Europe/Paris).", "timeZone"
+        ) from None
+    return name
+
+
+def _not_null(value: T | None, field: str) -> T:
     if value is None:
         raise invalid("Must not be null.", field)
     return value

@@ -38,3 +38,5 @@ class Purchase(Base):
     """Clawback the member no longer had the points for (available never goes below zero)."""
     refunded_amount: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(24), default=PurchaseStatus.COMPLETED)
+    points_breakdown: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    """Base points and each rule's points as awarded (None: recorded before earning rules)."""

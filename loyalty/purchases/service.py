@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -14,19 +14,22 @@ from loyalty.db import PerDialect, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
-from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
 from loyalty.money import parse_currency, parse_positive_amount, require_currency
 from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.purchases.models import Purchase, PurchaseStatus
+from loyalty.referrals import service as referrals
+from loyalty.rules import awarding
+from loyalty.rules.awarding import local_time
+from loyalty.rules.book import rule_book
+from loyalty.rules.engine import Award, Line, Occasion
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
 from loyalty.validation import int_between, lookup_key, optional_text, required_text
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
-MAX_PAST = timedelta(days=3650)
 MAX_POINTS_PER_PURCHASE = 100_000_000
 MAX_LINES = 500
 
@@ -69,6 +72,32 @@ def points_for(total: Decimal, points_per_unit: Decimal, multiplier: Decimal) ->
     return int((total * points_per_unit * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
 
+@dataclass(frozen=True)
+class Quote:
+    """What a purchase earns: base points and each earning rule's award."""
+
+    base: int
+    awards: list[Award]
+
+    @property
+    def total(self) -> int:
+        return self.base + sum(award.points for award in self.awards)
+
+    def breakdown(self) -> list[dict[str, Any]]:
+        return [
+            {"rule_id": None, "points": self.base},
+            *(
+                {
+                    "rule_id": award.rule.rule_id,
+                    "version": award.rule.version,
+                    "name": award.rule.name,
+                    "points": award.points,
+                }
+                for award in self.awards
+            ),
+        ]
+
+
 async def record_purchase(
     session: AsyncSession, *, scope: str, idempotency_key: str, purchase: PurchaseIn
 ) -> PurchaseResult:
@@ -85,21 +114,12 @@ async def record_purchase(
     if isinstance(claim, idempotency.Replay):
         return await _replayed(session, claim.result)
 
-    locked = await _lock_for_purchase(
-        session, member_id=purchase.member_id, external_id=values["member_external_id"]
+    locked = await _read_for_purchase(
+        session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=True
     )
+    quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=True)
     member, program = locked.member, locked.program
-    for currency, path in values["currencies"]:
-        require_currency(currency, program.currency, *path)
-    members.require_active(member)
-    points = points_for(values["total_amount"], program.points_per_unit, locked.multiplier)
-    if points > MAX_POINTS_PER_PURCHASE:
-        raise invalid(
-            f"The purchase would earn {points:,} points, more than the "
-            f"{MAX_POINTS_PER_PURCHASE:,} one purchase may; check the amount.",
-            "total",
-            "amount",
-        )
+    points = quote.total
     occurred_at: datetime = values["occurred_at"]
 
     recorded = await session.scalar(
@@ -119,6 +139,7 @@ async def record_purchase(
             "points_unrecovered": 0,
             "refunded_amount": 0,
             "status": PurchaseStatus.COMPLETED,
+            "points_breakdown": quote.breakdown(),
         },
     )
     if recorded is None:
@@ -130,29 +151,31 @@ async def record_purchase(
     if points:
         releases_at = occurred_at + timedelta(days=program.pending_days)
         pending = program.pending_days > 0 and releases_at > now
-        expires_at = (
-            None
-            if program.points_expire_after_days is None
-            else occurred_at + timedelta(days=program.points_expire_after_days)
-        )
-        posted = await ledger.post(
+        earned = await ledger.earn(
             session,
-            ledger.Movement(
-                kind=EntryKind.EARN,
+            ledger.Earning(
                 member_id=member.id,
-                counter_account=Account.PROGRAM_ISSUANCE,
                 occurred_at=occurred_at,
-                available=0 if pending else points,
-                pending=points if pending else 0,
-                lifetime_earned=points,
+                pending=pending,
+                base=quote.base,
+                bonuses=tuple(award.points for award in quote.awards),
                 purchase_id=recorded.id,
-                qualifying_points=points,
                 qualifying_at=min(occurred_at, now),
                 releases_at=releases_at if pending else None,
-                expires_at=expires_at,
+                expires_at=program.expires_at(occurred_at),
             ),
         )
-        member = posted.member
+        member = earned.member
+        if quote.awards:
+            await awarding.record_awards(
+                session,
+                awards=quote.awards,
+                entry_ids=earned.bonus_entry_ids,
+                member_id=member.id,
+                awarded_for=occurred_at,
+                now=now,
+                purchase_id=recorded.id,
+            )
         await tiers.qualify_after_earning(
             session,
             member=member,
@@ -160,12 +183,103 @@ async def record_purchase(
             window_days=program.tier_window_days,
             next_threshold=locked.next_threshold,
         )
+        if member.referral_pending:
+            member = await referrals.reward_referral(
+                session,
+                referee=member,
+                program=program,
+                purchase_id=recorded.id,
+                occurred_at=occurred_at,
+                releases_at=releases_at if pending else None,
+            )
     await idempotency.complete(
         session,
         claimed=claim,
         result={"purchase_id": recorded.id, "member_id": member.id, "points_awarded": points},
     )
     return PurchaseResult(purchase=recorded, points_awarded=points, member=member)
+
+
+async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> tuple[Member, Quote]:
+    """What ``record_purchase`` would award now, writing nothing (and locking nothing)."""
+    values = _validated(purchase, now=utcnow())
+    locked = await _read_for_purchase(
+        session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=False
+    )
+    quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=False)
+    return locked.member, quote
+
+
+async def _quote(
+    session: AsyncSession,
+    *,
+    locked: "_Locked",
+    values: dict[str, Any],
+    purchase: PurchaseIn,
+    lock: bool,
+) -> Quote:
+    """The checks that need the member and program, then base points and rule awards, with
+    the tier and the rule versions in force at occurredAt."""
+    member, program = locked.member, locked.program
+    for currency, path in values["currencies"]:
+        require_currency(currency, program.currency, *path)
+    members.require_active(member)
+    occurred_at: datetime = values["occurred_at"]
+    if occurred_at < values["now"] - timedelta(days=program.max_backdate_days):
+        raise invalid(
+            f"Must not be more than {program.max_backdate_days} days in the past "
+            "(the program's maxBackdateDays).",
+            "occurredAt",
+        )
+    tier_id, multiplier = await tiers.tier_at(
+        session, member=member, at=occurred_at, current_multiplier=locked.multiplier
+    )
+    total: Decimal = values["total_amount"]
+    quote = Quote(base=points_for(total, program.points_per_unit, multiplier), awards=[])
+    book = await rule_book(session, program.rules_token)
+    if book.rules:
+        occasion = Occasion(
+            local_time=local_time(occurred_at, program.time_zone),
+            tier_id=tier_id,
+            multiplier=multiplier,
+            points_per_unit=program.points_per_unit,
+            total=total,
+            channel=purchase.channel,
+            store_id=values["store_id"],
+            lines=tuple(
+                Line(
+                    sku=line["sku"],
+                    category=line["category"],
+                    quantity=line["quantity"],
+                    amount=line["quantity"] * Decimal(line["unit_price"] or 0),
+                )
+                for line in values["lines"]
+            ),
+        )
+
+        async def first_purchase() -> bool:
+            return not await session.scalar(select(exists().where(Purchase.member_id == member.id)))
+
+        quote = Quote(
+            base=quote.base,
+            awards=await awarding.awards_for(
+                session,
+                book=book,
+                at=occurred_at,
+                occasion=occasion,
+                member_id=member.id,
+                lock=lock,
+                first_purchase=first_purchase,
+            ),
+        )
+    if quote.total > MAX_POINTS_PER_PURCHASE:
+        raise invalid(
+            f"The purchase would earn {quote.total:,} points, more than the "
+            f"{MAX_POINTS_PER_PURCHASE:,} one purchase may; check the amount.",
+            "total",
+            "amount",
+        )
+    return quote
 
 
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseResult:
@@ -190,7 +304,7 @@ class _Locked:
     """The threshold of the tier above the member's (None at the top): the upgrade hook."""
 
 
-def _lock_statement(condition: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
+def _member_statement(condition: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
     current = aliased(Tier)
     above = aliased(Tier)
     next_threshold = (
@@ -204,22 +318,24 @@ def _lock_statement(condition: ColumnElement[bool]) -> Select:  # type: ignore[t
         .join(Program, Program.id == PROGRAM_ID)
         .outerjoin(current, current.id == Member.tier_id)
         .where(condition)
-        .with_for_update(of=Member)
     )
 
 
-_LOCK_BY_ID = _lock_statement(Member.id == bindparam("key"))
-_LOCK_BY_EXTERNAL_ID = _lock_statement(Member.external_id == bindparam("key"))
+_READ_BY_ID = _member_statement(Member.id == bindparam("key"))
+_READ_BY_EXTERNAL_ID = _member_statement(Member.external_id == bindparam("key"))
+_LOCK_BY_ID = _READ_BY_ID.with_for_update(of=Member)
+_LOCK_BY_EXTERNAL_ID = _READ_BY_EXTERNAL_ID.with_for_update(of=Member)
 
 
-async def _lock_for_purchase(
-    session: AsyncSession, *, member_id: int | None, external_id: str | None
+async def _read_for_purchase(
+    session: AsyncSession, *, member_id: int | None, external_id: str | None, lock: bool
 ) -> _Locked:
-    """The member row, locked, with the program and the member's tier in one round trip."""
+    """The member row (locked to record), with the program and the member's tier in one
+    round trip."""
     if member_id is not None:
-        statement, key = _LOCK_BY_ID, member_id
+        statement, key = (_LOCK_BY_ID if lock else _READ_BY_ID), member_id
     else:
-        statement, key = _LOCK_BY_EXTERNAL_ID, external_id
+        statement, key = (_LOCK_BY_EXTERNAL_ID if lock else _READ_BY_EXTERNAL_ID), external_id
     row = (
         await session.execute(
             statement, {"key": key}, execution_options={"populate_existing": True}
@@ -246,8 +362,6 @@ def _validated(purchase: PurchaseIn, *, now: datetime) -> dict[str, Any]:
         raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
     if len(purchase.lines) > MAX_LINES:
         raise invalid(f"At most {MAX_LINES} lines.", "lines")
-    if occurred_at < now - MAX_PAST:
-        raise invalid("Must not be more than 10 years in the past.", "occurredAt")
     return {
         "member_external_id": _external_id(purchase.member_external_id),
         "order_id": required_text(purchase.order_id, 128, "orderId"),
@@ -267,6 +381,7 @@ def _validated(purchase: PurchaseIn, *, now: datetime) -> dict[str, Any]:
         ],
         "lines": [_line(line, index) for index, line in enumerate(purchase.lines)],
         "occurred_at": occurred_at,
+        "now": now,
     }
 
 

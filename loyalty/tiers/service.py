@@ -402,3 +402,34 @@ async def _check_ladder(
             f"has threshold {clash.threshold}.",
             "threshold",
         )
+
+
+async def tier_at(
+    session: AsyncSession, *, member: Member, at: datetime, current_multiplier: Decimal
+) -> tuple[int | None, Decimal]:
+    """The member's tier (id, multiplier) at ``at``: the current one unless ``at`` precedes
+    the last tier change, when the history says which tier was held then."""
+    if member.tier_since is None or at >= member.tier_since:
+        return member.tier_id, current_multiplier
+    before = (
+        await session.execute(
+            select(TierChange.to_tier_id)
+            .where(TierChange.member_id == member.id, TierChange.at <= at)
+            .order_by(TierChange.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if before is None:
+        before = (
+            await session.execute(
+                select(TierChange.from_tier_id)
+                .where(TierChange.member_id == member.id, TierChange.at > at)
+                .order_by(TierChange.id)
+                .limit(1)
+            )
+        ).first()
+    held = member.tier_id if before is None else before[0]
+    if held is None:
+        return None, Decimal(1)
+    multiplier = await session.scalar(select(Tier.multiplier).where(Tier.id == held))
+    return held, Decimal(1) if multiplier is None else multiplier

@@ -1,0 +1,165 @@
+"""recordEvent: non-purchase actions (app installed, review written) that event rules reward."""
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.db import utcnow
+from loyalty.errors import invalid, not_found
+from loyalty.events.models import MemberEvent
+from loyalty.idempotency import service as idempotency
+from loyalty.ledger import service as ledger
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.pagination import Page, PageRequest, newest_first
+from loyalty.program.service import get_program
+from loyalty.rules import awarding
+from loyalty.rules.book import rule_book
+from loyalty.rules.engine import Occasion
+from loyalty.rules.service import BIRTHDAY, EVENT_TYPE
+from loyalty.tiers import service as tiers
+from loyalty.validation import instant
+
+MAX_ATTRIBUTES_BYTES = 4096
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class EventIn:
+    member_id: int
+    type: str
+    occurred_at: datetime | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventResult:
+    event: MemberEvent
+    points_awarded: int
+    member: Member
+
+
+async def record_event(
+    session: AsyncSession, *, scope: str, idempotency_key: str, event: EventIn
+) -> EventResult:
+    """Record an event once per idempotency key; the event rules in force reward it."""
+    now = utcnow()
+    event_type = _event_type(event.type)
+    occurred_at = now if event.occurred_at is None else instant(event.occurred_at, "occurredAt")
+    if occurred_at > now + MAX_FUTURE_SKEW:
+        raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
+    attributes = _attributes(event.attributes)
+    claim = await idempotency.claim(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        operation="recordEvent",
+        request=asdict(event),
+    )
+    if isinstance(claim, idempotency.Replay):
+        return await _replayed(session, claim.result)
+
+    member = await members.lock_member(session, member_id=event.member_id)
+    members.require_active(member)
+    program = await get_program(session)
+    if occurred_at < now - timedelta(days=program.max_backdate_days):
+        raise invalid(
+            f"Must not be more than {program.max_backdate_days} days in the past "
+            "(the program's maxBackdateDays).",
+            "occurredAt",
+        )
+    tier_id, multiplier = await tiers.tier_at(
+        session, member=member, at=occurred_at, current_multiplier=Decimal(1)
+    )
+    awards = await awarding.awards_for(
+        session,
+        book=await rule_book(session, program.rules_token),
+        at=occurred_at,
+        occasion=Occasion(
+            local_time=awarding.local_time(occurred_at, program.time_zone),
+            tier_id=tier_id,
+            multiplier=multiplier,
+            points_per_unit=program.points_per_unit,
+            event_type=event_type,
+        ),
+        member_id=member.id,
+        lock=True,
+    )
+    points = sum(award.points for award in awards)
+    recorded = MemberEvent(
+        member_id=member.id,
+        type=event_type,
+        occurred_at=occurred_at,
+        created_at=now,
+        attributes=attributes,
+        points_awarded=points,
+    )
+    session.add(recorded)
+    await session.flush()
+    if awards:
+        earned = await ledger.earn(
+            session,
+            ledger.Earning(
+                member_id=member.id,
+                occurred_at=occurred_at,
+                pending=False,
+                bonuses=tuple(award.points for award in awards),
+                reason=f"Event: {event_type}",
+                expires_at=program.expires_at(occurred_at),
+            ),
+        )
+        member = earned.member
+        await awarding.record_awards(
+            session,
+            awards=awards,
+            entry_ids=earned.bonus_entry_ids,
+            member_id=member.id,
+            awarded_for=occurred_at,
+            now=now,
+            event_id=recorded.id,
+        )
+    await idempotency.complete(
+        session,
+        claimed=claim,
+        result={"event_id": recorded.id, "member_id": member.id, "points_awarded": points},
+    )
+    return EventResult(event=recorded, points_awarded=points, member=member)
+
+
+def _event_type(value: str) -> str:
+    event_type = (value or "").strip().lower()
+    if not EVENT_TYPE.match(event_type):
+        raise invalid("Lower-case letters, digits and _ . : - (at most 64).", "type")
+    if event_type == BIRTHDAY:
+        raise invalid("Birthdays are awarded by the birthday-bonus job, not recorded.", "type")
+    return event_type
+
+
+def _attributes(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("Must be a JSON object.", "attributes")
+    if len(json.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+        raise invalid(f"Must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON.", "attributes")
+    return value
+
+
+async def _replayed(session: AsyncSession, result: dict[str, Any]) -> EventResult:
+    event = await session.get(MemberEvent, result["event_id"])
+    member = await session.get(Member, result["member_id"])
+    if event is None or member is None:
+        raise not_found("Event")
+    return EventResult(event=event, points_awarded=result["points_awarded"], member=member)
+
+
+async def member_events(
+    session: AsyncSession, *, member_id: int, page: PageRequest
+) -> Page[MemberEvent]:
+    return await newest_first(
+        session, MemberEvent, owner=MemberEvent.member_id == member_id, page=page
+    )

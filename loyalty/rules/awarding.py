@@ -1,0 +1,262 @@
+"""Earning rules inside a points transaction: the member's caps, the budget, the awards.
+
+The member row is locked before anything here runs, so the per-member caps are counted
+without a race; budgeted rules are then locked in id order (``FOR UPDATE``), so concurrent
+purchases of different members can never award more than a campaign's budget.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty.rules.book import RuleBook
+from loyalty.rules.engine import Award, CompiledRule, Occasion, evaluate, proposed
+from loyalty.rules.models import EarningRule, RuleAward
+
+
+@dataclass(frozen=True)
+class Usage:
+    day: int = 0
+    week: int = 0
+    month: int = 0
+    total: int = 0
+
+
+def local_time(at: datetime, time_zone: str) -> datetime:
+    return at.astimezone(ZoneInfo(time_zone))
+
+
+def periods(local: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """The day, week (from Monday) and month containing ``local``, as UTC bounds."""
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+
+    def utc(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        # Re-attach the zone so a DST change inside the period shifts the UTC offset.
+        zone = local.tzinfo
+        return (
+            start.replace(tzinfo=None).replace(tzinfo=zone).astimezone(ZoneInfo("UTC")),
+            end.replace(tzinfo=None).replace(tzinfo=zone).astimezone(ZoneInfo("UTC")),
+        )
+
+    return {
+        "day": utc(day, day + timedelta(days=1)),
+        "week": utc(week, week + timedelta(days=7)),
+        "month": utc(month, next_month),
+    }
+
+
+async def awards_for(
+    session: AsyncSession,
+    *,
+    book: RuleBook,
+    at: datetime,
+    occasion: Occasion,
+    member_id: int,
+    lock: bool,
+    first_purchase: Callable[[], Awaitable[bool]] | None = None,
+) -> list[Award]:
+    """What the rules in force at ``at`` award on this occasion, caps and budget applied."""
+    candidates = book.in_force(at, event_type=occasion.event_type)
+    if not candidates:
+        return []
+    if first_purchase is not None and any(
+        rule.conditions.first_purchase is not None for rule in candidates
+    ):
+        occasion = replace(occasion, first_purchase=await first_purchase())
+    matching = [rule for rule in candidates if proposed(rule, occasion) is not None]
+    if not matching:
+        return []
+    usage = await _member_usage(
+        session,
+        member_id=member_id,
+        rule_ids=[rule.rule_id for rule in matching if rule.limits.per_member],
+        local=occasion.local_time,
+    )
+    budgets = await _budgets_used(
+        session,
+        rule_ids=[rule.rule_id for rule in matching if rule.limits.budget is not None],
+        lock=lock,
+    )
+
+    def room(rule: CompiledRule) -> int | None:
+        limits = rule.limits
+        used = usage.get(rule.rule_id, Usage())
+        caps = (
+            (limits.per_member_per_day, used.day),
+            (limits.per_member_per_week, used.week),
+            (limits.per_member_per_month, used.month),
+            (limits.per_member_total, used.total),
+            (limits.budget, budgets.get(rule.rule_id, 0)),
+        )
+        lefts = [cap - spent for cap, spent in caps if cap is not None]
+        return min(lefts) if lefts else None
+
+    return evaluate(matching, occasion, room)
+
+
+async def _member_usage(
+    session: AsyncSession, *, member_id: int, rule_ids: list[int], local: datetime
+) -> dict[int, Usage]:
+    if not rule_ids:
+        return {}
+    bounds = periods(local)
+
+    def within(period: str):  # type: ignore[no-untyped-def]
+        start, end = bounds[period]
+        return func.coalesce(
+            func.sum(
+                case(
+                    (
+                        (RuleAward.awarded_for >= start) & (RuleAward.awarded_for < end),
+                        RuleAward.points,
+                    ),
+                    else_=0,
+                )
+            ),
+            0,
+        )
+
+    rows = await session.execute(
+        select(
+            RuleAward.rule_id,
+            within("day"),
+            within("week"),
+            within("month"),
+            func.coalesce(func.sum(RuleAward.points), 0),
+        )
+        .where(RuleAward.member_id == member_id, RuleAward.rule_id.in_(rule_ids))
+        .group_by(RuleAward.rule_id)
+    )
+    return {
+        row[0]: Usage(day=int(row[1]), week=int(row[2]), month=int(row[3]), total=int(row[4]))
+        for row in rows
+    }
+
+
+async def _budgets_used(
+    session: AsyncSession, *, rule_ids: list[int], lock: bool
+) -> dict[int, int]:
+    if not rule_ids:
+        return {}
+    statement = (
+        select(EarningRule.id, EarningRule.budget_used)
+        .where(EarningRule.id.in_(sorted(rule_ids)))
+        .order_by(EarningRule.id)
+    )
+    if lock:
+        statement = statement.with_for_update()
+    return {row[0]: int(row[1]) for row in await session.execute(statement)}
+
+
+_ADD_TO_BUDGET = (
+    update(EarningRule.__table__)
+    .where(EarningRule.__table__.c.id == bindparam("rule"))
+    .values(budget_used=EarningRule.__table__.c.budget_used + bindparam("points"))
+)
+_INSERT_AWARDS = insert(RuleAward.__table__)
+
+
+async def record_awards(
+    session: AsyncSession,
+    *,
+    awards: list[Award],
+    entry_ids: tuple[int, ...],
+    member_id: int,
+    awarded_for: datetime,
+    now: datetime,
+    purchase_id: int | None = None,
+    event_id: int | None = None,
+) -> None:
+    """Write what each rule gave (the caps count it) and charge the budgeted rules."""
+    await session.execute(
+        _INSERT_AWARDS,
+        [
+            {
+                "rule_id": award.rule.rule_id,
+                "version_id": award.rule.version_id,
+                "member_id": member_id,
+                "purchase_id": purchase_id,
+                "event_id": event_id,
+                "entry_id": entry_id,
+                "awarded_for": awarded_for,
+                "points": award.points,
+                "budgeted": award.rule.limits.budget is not None,
+                "created_at": now,
+            }
+            for award, entry_id in zip(awards, entry_ids, strict=True)
+        ],
+    )
+    budgeted = [
+        {"rule": award.rule.rule_id, "points": award.points}
+        for award in awards
+        if award.rule.limits.budget is not None
+    ]
+    if budgeted:
+        await session.execute(_ADD_TO_BUDGET, budgeted)
+
+
+async def release_for_refund(
+    session: AsyncSession,
+    *,
+    purchase_id: int,
+    member_id: int,
+    awarded_for: datetime,
+    refunded_share: Decimal,
+    now: datetime,
+) -> None:
+    """A refund frees the caps (and budget) of the rules the purchase used, in proportion:
+    floor(rule's award × cumulative refunded share) minus what earlier refunds freed."""
+    rows = (
+        await session.execute(
+            select(
+                RuleAward.rule_id,
+                RuleAward.version_id,
+                RuleAward.budgeted,
+                func.sum(case((RuleAward.points > 0, RuleAward.points), else_=0)),
+                func.sum(case((RuleAward.points < 0, -RuleAward.points), else_=0)),
+            )
+            .where(RuleAward.purchase_id == purchase_id)
+            .group_by(RuleAward.rule_id, RuleAward.version_id, RuleAward.budgeted)
+            .order_by(RuleAward.rule_id)
+        )
+    ).all()
+    releases = []
+    for rule_id, version_id, budgeted, awarded, released in rows:
+        owed = int((int(awarded) * refunded_share).to_integral_value(rounding=ROUND_FLOOR)) - int(
+            released
+        )
+        if owed > 0:
+            releases.append((rule_id, version_id, budgeted, owed))
+    if not releases:
+        return
+    await session.execute(
+        _INSERT_AWARDS,
+        [
+            {
+                "rule_id": rule_id,
+                "version_id": version_id,
+                "member_id": member_id,
+                "purchase_id": purchase_id,
+                "event_id": None,
+                "entry_id": None,
+                "awarded_for": awarded_for,
+                "points": -owed,
+                "budgeted": budgeted,
+                "created_at": now,
+            }
+            for rule_id, version_id, budgeted, owed in releases
+        ],
+    )
+    budgeted_releases = [
+        {"rule": rule_id, "points": -owed} for rule_id, _, budgeted, owed in releases if budgeted
+    ]
+    if budgeted_releases:
+        await session.execute(_ADD_TO_BUDGET, budgeted_releases)
