@@ -31,6 +31,7 @@ class Job(StrEnum):
     RELEASE_PENDING = "release-pending"
     EXPIRE_POINTS = "expire-points"
     EVALUATE_TIERS = "evaluate-tiers"
+    BIRTHDAY_BONUS = "birthday-bonus"
 
 
 def _database() -> Database:
@@ -171,6 +172,7 @@ def jobs_run(
     ] = None,
 ) -> None:
     """Run a job once; safe to run twice and beside live traffic."""
+    from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.tiers.evaluation import evaluate_tiers
 
@@ -178,6 +180,7 @@ def jobs_run(
         Job.RELEASE_PENDING: release_pending,
         Job.EXPIRE_POINTS: expire_points,
         Job.EVALUATE_TIERS: evaluate_tiers,
+        Job.BIRTHDAY_BONUS: birthday_bonus,
     }
     moment = _parse_now(now)
 

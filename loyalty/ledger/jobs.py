@@ -77,7 +77,7 @@ async def release_pending(db: Database, *, now: datetime) -> JobReport:
         )
 
     async def apply(session: AsyncSession, low: int, high: int) -> None:
-        await _post(
+        await post_per_member(
             session,
             kind=EntryKind.RELEASE,
             now=now,
@@ -119,7 +119,7 @@ async def expire_points(db: Database, *, now: datetime) -> JobReport:
         )
 
     async def apply(session: AsyncSession, low: int, high: int) -> None:
-        await _post(
+        await post_per_member(
             session,
             kind=EntryKind.EXPIRE,
             now=now,
@@ -166,7 +166,7 @@ async def _run(
         async with db.transaction() as session:
             batch = await _collect(session, due=due, low=low, high=high)
             if batch[0]:
-                await _number_transactions(session)
+                await number_transactions(session)
                 await apply(session, low, high)
             members += batch[0]
             points += batch[1]
@@ -222,7 +222,7 @@ async def _collect(session: AsyncSession, *, due: Due, low: int, high: int) -> t
     return count, int(total)
 
 
-async def _number_transactions(session: AsyncSession) -> None:
+async def number_transactions(session: AsyncSession) -> None:
     """Give each row of ``lot_job`` the id of the ledger transaction about to be written."""
     if session.get_bind().dialect.name == "postgresql":
         next_id: ColumnElement[int] = func.nextval("ledger_transactions_id_seq")
@@ -236,7 +236,7 @@ async def _number_transactions(session: AsyncSession) -> None:
     await session.execute(update(lot_job).values(transaction_id=next_id))
 
 
-async def _post(
+async def post_per_member(
     session: AsyncSession,
     *,
     kind: EntryKind,

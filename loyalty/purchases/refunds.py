@@ -8,7 +8,7 @@ first. Available points never go below zero: what the member no longer has is re
 """
 
 from dataclasses import asdict, dataclass
-from decimal import ROUND_FLOOR
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from loyalty.money import parse_positive_amount, require_currency
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseStatus
 from loyalty.purchases.service import MoneyIn
+from loyalty.rules import awarding
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,14 @@ async def refund_purchase(
         )
     )
     target = owed - purchase.points_refunded
+    base = _base_points(purchase)
+    qualifying = _share(base, refunded, purchase.total_amount) - _share(
+        base, purchase.refunded_amount, purchase.total_amount
+    )
     from_pending = min(target, await _pending_of(session, purchase.id))
     from_available = min(target - from_pending, member.points_available)
     unrecovered = target - from_pending - from_available
-    if target:
+    if target or qualifying:
         await ledger.post(
             session,
             ledger.Movement(
@@ -94,10 +99,18 @@ async def refund_purchase(
                 lifetime_earned=-(from_pending + from_available),
                 reason=f"Refund of {refunded} on order {purchase.order_id}",
                 purchase_id=purchase.id,
-                qualifying_points=-target,
+                qualifying_points=-qualifying,
                 qualifying_at=purchase.occurred_at,
             ),
         )
+    await awarding.release_for_refund(
+        session,
+        purchase_id=purchase.id,
+        member_id=member.id,
+        awarded_for=purchase.occurred_at,
+        refunded_share=refunded / purchase.total_amount,
+        now=utcnow(),
+    )
     purchase.refunded_amount = refunded
     purchase.points_refunded += target
     purchase.points_unrecovered += unrecovered
@@ -114,6 +127,17 @@ async def refund_purchase(
         result={"purchase_id": purchase.id, "points_clawed_back": recovered},
     )
     return RefundResult(purchase=purchase, points_clawed_back=recovered)
+
+
+def _base_points(purchase: Purchase) -> int:
+    """The purchase's base points: what counted for tiers (earning-rule bonuses do not)."""
+    if purchase.points_breakdown is None:
+        return purchase.points_awarded
+    return sum(item["points"] for item in purchase.points_breakdown if item["rule_id"] is None)
+
+
+def _share(points: int, refunded: Decimal, total: Decimal) -> int:
+    return int((points * refunded / total).to_integral_value(rounding=ROUND_FLOOR))
 
 
 async def _pending_of(session: AsyncSession, purchase_id: int) -> int:
