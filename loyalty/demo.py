@@ -1,5 +1,6 @@
 """Demo data for ``loyalty serve --demo``: a program, tiers and members with purchase history."""
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from loyalty.members.models import Channel, Member
 from loyalty.program import service as program
 from loyalty.purchases import service as purchases
 from loyalty.rewards import service as rewards
+from loyalty.rules import service as rules
 from loyalty.tiers.models import Tier
 
 DEMO_SCOPE = "demo"
@@ -30,6 +32,29 @@ REWARDS = (
         channels=[Channel.IN_STORE],
     ),
     rewards.RewardIn(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
+)
+RULES = (
+    rules.RuleIn(
+        name="Double points weekend",
+        effect=rules.EffectIn(kind="MULTIPLY", value="2"),
+        conditions=rules.ConditionsIn(days_of_week=["SATURDAY", "SUNDAY"]),
+        limits=rules.LimitsIn(per_member_per_day=500),
+    ),
+    rules.RuleIn(
+        name="Welcome: 50 points on the first purchase",
+        effect=rules.EffectIn(kind="FIXED_BONUS", value="50"),
+        conditions=rules.ConditionsIn(first_purchase=True),
+    ),
+    rules.RuleIn(
+        name="10 points per bag of beans",
+        effect=rules.EffectIn(kind="POINTS_PER_UNIT", value="10"),
+        conditions=rules.ConditionsIn(categories=["beans"]),
+    ),
+    rules.RuleIn(
+        name="Happy birthday",
+        effect=rules.EffectIn(kind="FIXED_BONUS", value="100"),
+        conditions=rules.ConditionsIn(event_type="birthday"),
+    ),
 )
 MEMBERS = (
     ("demo-ada", "ada@example.com", "+14155550101", "Ada", "Lovelace"),
@@ -52,7 +77,13 @@ async def seed_if_empty(db: Database) -> bool:
 async def _seed(session: AsyncSession) -> None:
     await program.update_program(
         session,
-        changes=program.ProgramChanges(name="Demo Coffee Co.", currency="USD", points_per_unit="1"),
+        changes=program.ProgramChanges(
+            name="Demo Coffee Co.",
+            currency="USD",
+            points_per_unit="1",
+            referrer_points=100,
+            referee_points=50,
+        ),
     )
     session.add_all(
         Tier(name=name, rank=rank, threshold=threshold, multiplier=multiplier, benefits=benefits)
@@ -62,6 +93,8 @@ async def _seed(session: AsyncSession) -> None:
     for reward in REWARDS:
         await rewards.create_reward(session, reward=reward)
     now = utcnow()
+    for rule in RULES:
+        await rules.create_rule(session, rule=replace(rule, starts_at=now - timedelta(days=60)))
     channels = list(Channel)
     for index, (external_id, email, phone, first, last) in enumerate(MEMBERS):
         member = await members.enroll_member(
@@ -90,6 +123,6 @@ async def _seed(session: AsyncSession) -> None:
                         currency="USD",
                     ),
                     member_id=member.id,
-                    occurred_at=now - timedelta(days=30 - 5 * visit, hours=index),
+                    occurred_at=now - timedelta(days=28 - 4 * visit, hours=index),
                 ),
             )
