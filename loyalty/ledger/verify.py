@@ -295,6 +295,36 @@ CHECKS = (
         """,
         lambda r: f"purchase {r.purchase_id} has {r.earns} EARN transactions",
     ),
+    Check(
+        3,
+        "rule award differs from its BONUS posting",
+        """
+        SELECT a.id, a.rule_id, a.points, e.points AS posted, a.member_id,
+               e.member_id AS owner, t.kind
+        FROM rule_awards a
+        JOIN ledger_entries e ON e.id = a.entry_id
+        JOIN ledger_transactions t ON t.id = e.transaction_id
+        WHERE a.points <> e.points OR a.member_id <> e.member_id OR t.kind <> 'BONUS'
+        """,
+        lambda r: (
+            f"award {r.id} of rule {r.rule_id} says {r.points} points to member {r.member_id}, "
+            f"its posting ({r.kind}) credits {r.posted} to member {r.owner}"
+        ),
+    ),
+    Check(
+        4,
+        "rule budget differs from its awards",
+        """
+        SELECT r.id, r.budget_used, COALESCE(SUM(a.points), 0) AS awarded
+        FROM earning_rules r LEFT JOIN rule_awards a ON a.rule_id = r.id AND a.budgeted
+        GROUP BY r.id, r.budget_used
+        HAVING r.budget_used <> COALESCE(SUM(a.points), 0)
+        """,
+        lambda r: (
+            f"rule {r.id} records {r.budget_used} budget points used, its budgeted awards "
+            f"add up to {r.awarded}"
+        ),
+    ),
 )
 
 

@@ -143,11 +143,7 @@ async def record_purchase(
         },
     )
     if recorded is None:
-        raise DomainError(
-            ErrorCode.ALREADY_EXISTS,
-            f"Order {values['order_id']!r} is already recorded.",
-            ["orderId"],
-        )
+        raise _already_recorded(values["order_id"])
     if points:
         releases_at = occurred_at + timedelta(days=program.pending_days)
         pending = program.pending_days > 0 and releases_at > now
@@ -207,6 +203,8 @@ async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> tu
         session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=False
     )
     quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=False)
+    if await session.scalar(select(exists().where(Purchase.order_id == values["order_id"]))):
+        raise _already_recorded(values["order_id"])
     return locked.member, quote
 
 
@@ -280,6 +278,12 @@ async def _quote(
             "amount",
         )
     return quote
+
+
+def _already_recorded(order_id: str) -> DomainError:
+    return DomainError(
+        ErrorCode.ALREADY_EXISTS, f"Order {order_id!r} is already recorded.", ["orderId"]
+    )
 
 
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseResult:
