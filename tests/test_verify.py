@@ -93,3 +93,29 @@ async def test_an_unbalanced_transaction_and_a_negative_balance_are_named(pos, d
     assert result.returncode == 1
     assert "transaction 3 has 1 postings summing to -100" in result.stdout
     assert "invariant 4 (balance went below zero): entry" in result.stdout
+
+
+async def test_a_rule_budget_or_award_out_of_step_with_the_ledger_is_named(
+    admin, pos, db, database_url
+):
+    rule = await admin.data(
+        """mutation { createEarningRule(input: {name: "Bonus", startsAt: "2020-01-01T00:00:00Z",
+        effect: {kind: FIXED_BONUS, value: "5"}, limits: {budget: 100}}) {
+        earningRule { id } errors { code } } }"""
+    )
+    assert rule["createEarningRule"]["errors"] == []
+    await _ledger_with_history(pos)
+    await execute_sql(db, "UPDATE earning_rules SET budget_used = 3")
+    await execute_sql(db, "UPDATE rule_awards SET points = 6 WHERE id = 1")
+
+    result = await arun_cli(database_url, "ledger", "verify")
+
+    assert result.returncode == 1
+    assert (
+        "invariant 4 (rule budget differs from its awards): rule 1 records 3 budget points "
+        "used, its budgeted awards add up to 11" in result.stdout
+    )
+    assert (
+        "invariant 3 (rule award differs from its BONUS posting): award 1 of rule 1 says 6 "
+        "points to member 1, its posting (BONUS) credits 5 to member 1" in result.stdout
+    )
