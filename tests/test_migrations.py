@@ -139,3 +139,24 @@ def test_upgrading_a_ledger_with_history_gives_it_lots_that_verify(empty_databas
     lots, violations = asyncio.run(_lots_and_violations(empty_database))
     assert lots == [(None, 5, "AVAILABLE", False), (2, 40, "PENDING", True)]
     assert violations == []
+
+
+async def _referral_codes(url: str) -> list[str | None]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return list(
+                (await connection.execute(text("SELECT referral_code FROM members"))).scalars()
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_members_enrolled_before_referrals_get_a_referral_code(empty_database: str):
+    migrate.upgrade(empty_database, "0003")
+    asyncio.run(_seed_before_lots(empty_database))
+
+    migrate.upgrade(empty_database)
+
+    codes = asyncio.run(_referral_codes(empty_database))
+    assert codes and all(code and len(code) == 12 for code in codes), codes
