@@ -48,6 +48,9 @@ class Loaders:
         self.purchase: DataLoader[int, Purchase | None] = DataLoader(_by_id(read, Purchase))
         self.reward: DataLoader[int, Reward | None] = DataLoader(_by_id(read, Reward))
         self.redemption: DataLoader[int, Redemption | None] = DataLoader(_by_id(read, Redemption))
+        self.rule_of_entry: DataLoader[int, int | None] = DataLoader(
+            lambda ids: read(lambda session: rules.rule_ids_of_entries(session, list(ids)))
+        )
         self.earning_rule: DataLoader[int, rules.RuleView | None] = DataLoader(
             lambda ids: read(lambda session: rules.rules_by_id(session, list(ids)))
         )

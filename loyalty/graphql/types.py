@@ -16,7 +16,7 @@ from loyalty.events.models import MemberEvent as MemberEventRow
 from loyalty.graphql.errors import ErrorCode
 from loyalty.graphql.pagination import Connection, to_connection
 from loyalty.graphql.permissions import IsAdmin
-from loyalty.graphql.rule_types import PointsBreakdownItem, breakdown_items
+from loyalty.graphql.rule_types import EarningRule, PointsBreakdownItem, breakdown_items
 from loyalty.graphql.scalars import DecimalString
 from loyalty.ids import encode_id
 from loyalty.ledger import balances
@@ -539,6 +539,17 @@ class LedgerEntry:
         if root.redemption_id is None:
             return None
         return await info.context.loaders.redemption.load(root.redemption_id)
+
+    @strawberry.field(description="The earning rule a BONUS entry came from (null otherwise).")
+    async def earning_rule(
+        self, root: Parent[ledger.EntryView], info: strawberry.Info
+    ) -> EarningRule | None:
+        if root.kind != DomainEntryKind.BONUS:
+            return None
+        rule_id = await info.context.loaders.rule_of_entry.load(root.id)
+        if rule_id is None:
+            return None
+        return await info.context.loaders.earning_rule.load(rule_id)
 
 
 @strawberry.type

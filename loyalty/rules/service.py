@@ -191,6 +191,15 @@ async def rules_by_id(session: AsyncSession, rule_ids: list[int]) -> list[RuleVi
     return [found.get(rule_id) for rule_id in rule_ids]
 
 
+async def rule_ids_of_entries(session: AsyncSession, entry_ids: list[int]) -> list[int | None]:
+    """The rule behind each BONUS posting (None for bonuses no rule gave, e.g. referrals)."""
+    rows = await session.execute(
+        select(RuleAward.entry_id, RuleAward.rule_id).where(RuleAward.entry_id.in_(entry_ids))
+    )
+    found = dict(rows.tuples().all())
+    return [found.get(entry_id) for entry_id in entry_ids]
+
+
 async def points_awarded(session: AsyncSession, *, rule_id: int) -> int:
     """What the rule has given, net of refunds, over all its versions."""
     total = await session.scalar(
