@@ -132,7 +132,9 @@ async def update_rule(session: AsyncSession, *, rule_id: int, changes: RuleIn) -
         "limits": LimitsIn(**current.limits),
         **sent,
     }
-    values = await _validated(session, merged)
+    # Conditions kept from the current version may name a tier deleted since: it simply
+    # matches nobody, and must not block an edit of another field.
+    values = await _validated(session, merged, check_tiers="conditions" in sent)
     now = utcnow()
     current.valid_to = now
     rule.version += 1
@@ -248,7 +250,9 @@ def _conditions_in(stored: dict[str, Any]) -> ConditionsIn:
     )
 
 
-async def _validated(session: AsyncSession, sent: dict[str, Any]) -> dict[str, Any]:
+async def _validated(
+    session: AsyncSession, sent: dict[str, Any], *, check_tiers: bool = True
+) -> dict[str, Any]:
     name = required_text(sent["name"] if sent["name"] is not UNSET else None, 200, "name")
     starts_at = None if sent["starts_at"] is None else instant(sent["starts_at"], "startsAt")
     ends_at = None if sent["ends_at"] is None else instant(sent["ends_at"], "endsAt")
@@ -261,7 +265,9 @@ async def _validated(session: AsyncSession, sent: dict[str, Any]) -> dict[str, A
     if effect is None:
         raise invalid("Must not be null.", "effect")
     kind, value = _effect(effect)
-    conditions = await _conditions(session, sent["conditions"] or ConditionsIn())
+    conditions = await _conditions(
+        session, sent["conditions"] or ConditionsIn(), check_tiers=check_tiers
+    )
     if conditions.get("event_type") is not None:
         if kind != EffectKind.FIXED_BONUS:
             raise invalid("An event rule's effect must be FIXED_BONUS.", "effect", "kind")
@@ -306,7 +312,9 @@ def _effect(effect: EffectIn) -> tuple[EffectKind, Decimal]:
     return kind, value
 
 
-async def _conditions(session: AsyncSession, given: ConditionsIn) -> dict[str, Any]:
+async def _conditions(
+    session: AsyncSession, given: ConditionsIn, *, check_tiers: bool
+) -> dict[str, Any]:
     def listed(values: list[Any] | None, field: str) -> list[Any] | None:
         if values is None:
             return None
@@ -325,7 +333,7 @@ async def _conditions(session: AsyncSession, given: ConditionsIn) -> dict[str, A
         return sorted({required_text(v, max_length, "conditions", field) for v in checked})
 
     tier_ids = listed(given.tier_ids, "tierIds")
-    if tier_ids is not None:
+    if tier_ids is not None and check_tiers:
         known = set((await session.scalars(select(Tier.id).where(Tier.id.in_(tier_ids)))).all())
         if unknown := [t for t in tier_ids if t not in known]:
             raise invalid(f"{len(unknown)} of these tiers do not exist.", "conditions", "tierIds")
