@@ -5,17 +5,20 @@ What is measured, in one run:
 1. **HTTP path.** A real ``loyalty serve`` (uvicorn, no ``--demo``) in a subprocess on a free
    port of 127.0.0.1, driven by C concurrent httpx clients with a ``pos`` API key. Each request
    is one ``recordPurchase`` mutation with its own idempotencyKey and orderId, a random member
-   among the N enrolled and a random total between 1.00 and 200.00 USD. Every response is
-   checked: HTTP 200, no GraphQL errors, empty ``errors`` and the expected ``pointsAwarded``.
+   among the N enrolled and a random basket: lines (sku, category, quantity, unitPrice) of a
+   latte, a bakery item and up to three other products, 1 to 3 of each, the total their sum
+   (about 45 USD on average). Every response is checked: HTTP 200, no GraphQL errors, empty
+   ``errors`` and the expected ``pointsAwarded``.
 2. **Raw asyncpg.** The same work with no HTTP, GraphQL or ORM: C tasks sharing a pool of C
    asyncpg connections, each transaction issuing the statements one recordPurchase issues, in
-   the same order (the API key lookup in its own transaction, as the server does, then select
-   program, claim the idempotency key, lock the member, read the tier multiplier when the
-   member has a tier, insert the purchase, update the balances, insert the ledger transaction
-   and its two postings, list the tiers for the upgrade check, store the idempotency result).
-   There is no higher tier to qualify for, so the upgrade itself (a qualifying-points sum and
-   a tier change) is in neither path. This is the floor that the database alone imposes on
-   this machine; the ratio HTTP / raw shows what the rest of the stack costs.
+   the same order (the API key lookup in its own transaction, as the server does, then claim
+   the idempotency key, lock the member with the program, its tier and the next threshold,
+   insert the purchase with its lines, update the balances, insert the ledger transaction, its
+   two postings and the point lot, store the idempotency result). There is no higher tier to
+   qualify for, so the upgrade check (a qualifying-points sum and a tier change) is in neither
+   path. This is the floor that the database alone imposes on this machine; the ratio
+   HTTP / raw shows what the rest of the stack costs. It models no earning rules: with
+   ``--rules`` it records base points only.
    The statements are written out below as SQLAlchemy renders them (echo the engine to see
    them): when the services change what a purchase writes, change them here too.
 
@@ -25,6 +28,24 @@ time per purchase: this client process, the server process, the bench database's
 backends, and the rest of the machine (kernel, and any other process: the machine may be
 shared). Finally ``loyalty ledger verify`` checks the ledger both phases wrote.
 
+**Earning rules.** ``--rules N`` creates N earning rules through the admin API
+(createEarningRule, against the running server) before the HTTP phase's warm-up. Ten of them
+(all of them when N < 10, see ``matching_rules``) match every basket: MULTIPLY on a category
+in it, FIXED_BONUS on the channel and on the store, POINTS_PER_UNIT on a sku and a category in
+it, POINTS_PER_CURRENCY with a minTotal and on skus, one condition on every day and hour, some
+with perPurchase caps that bind and per-member caps that never do, no budget (a budgeted rule
+that matches locks its row in every purchase: another benchmark). The rest match no basket
+(``other_rule``): other skus, categories, channels or stores, a tier nobody holds, a start next
+month, an unreachable minTotal, event types. The expected pointsAwarded of every purchase is
+worked out here from the rules' documented semantics, independently of loyalty.rules. With
+rules the members hold the top tier of a two-tier ladder (the other tier, below, is the one
+nobody holds), so no upgrade check is added. ``--compare-rules N`` runs the HTTP phase alone
+twice, each time on a freshly created database with the same fixture, members and baskets
+(same seed): first without rules, then with N, and reports both throughputs and their ratio
+(the target is at least 0.8), and the ratio of the CPU the load itself costs per purchase
+(client + server + PostgreSQL), steadier on a shared box. ``--rounds R`` repeats the pair,
+alternating which goes first, and reports the median throughput ratio.
+
 The database named in --database-url (default ``loyalty_bench``) is dropped and recreated,
 migrated, given an admin and a pos key and N members (bulk SQL insert), and dropped at the
 end unless --keep. Its name must contain "bench", so that a typo cannot drop a real database.
@@ -32,12 +53,14 @@ end unless --keep. Its name must contain "bench", so that a typo cannot drop a r
 Run it from the project root with the project's virtualenv::
 
     python bench/record_purchase.py [--members 1000] [--purchases 5000] [--concurrency 16]
-        [--warmup 200] [--tier] [--keep]
+        [--warmup 200] [--tier] [--rules N | --compare-rules N [--rounds 1]] [--seed 1]
+        [--keep]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench]
 
 The load generator, the server and PostgreSQL share the machine's cores, so the figures are
 those of one small box under a local load generator, not of a deployment. The exit status is
-0 only when every request succeeded and the ledger verifies.
+0 only when every request succeeded and the ledger verifies (with --compare-rules: both
+ledgers; a ratio below the target is reported, not an error).
 """
 
 from __future__ import annotations
@@ -52,6 +75,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +83,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +111,8 @@ VERIFY_TIMEOUT_SECONDS = 300.0
 FAILURE_SAMPLES = 5
 TIER_MULTIPLIER = Decimal("1.25")
 STORE_ID = "store-0042"
+RULES_TARGET_RATIO = 0.8
+"""--compare-rules: throughput with the rules over throughput without, at least."""
 
 T = TypeVar("T")
 
@@ -100,6 +126,16 @@ mutation RecordPurchase($input: RecordPurchaseInput!) {
     pointsAwarded
     purchase { id orderId }
     member { id points { available } }
+    errors { code field message }
+  }
+}
+"""
+
+
+CREATE_RULE = """
+mutation CreateRule($input: CreateEarningRuleInput!) {
+  createEarningRule(input: $input) {
+    earningRule { id status }
     errors { code field message }
   }
 }
@@ -126,10 +162,14 @@ SQL_CLAIM = (
     "VALUES ($1::VARCHAR, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, "
     "$5::TIMESTAMP WITH TIME ZONE) ON CONFLICT DO NOTHING RETURNING idempotency_keys.id"
 )
-# purchases.service._lock_for_purchase: member (locked), program, tier and next threshold
+# purchases.service._read_for_purchase: member (locked), program, tier and next threshold
 SQL_LOCK_MEMBER = (
-    f"SELECT {MEMBER_COLUMNS}, {_columns(Program)}, tiers_1.multiplier, "
-    "(SELECT min(tiers_2.threshold) FROM tiers AS tiers_2 "
+    f"SELECT {MEMBER_COLUMNS}, "
+    + _columns(Program)
+    .replace("program.id,", "program.id AS id_1,")
+    .replace("program.updated_at", "program.updated_at AS updated_at_1")
+    + ", tiers_1.multiplier, "
+    "(SELECT min(tiers_2.threshold) AS min_1 FROM tiers AS tiers_2 "
     "WHERE tiers_2.rank > coalesce(tiers_1.rank, $1::INTEGER)) AS anon_1 "
     "FROM members JOIN program ON program.id = $2::INTEGER "
     "LEFT OUTER JOIN tiers AS tiers_1 ON tiers_1.id = members.tier_id "
@@ -138,20 +178,22 @@ SQL_LOCK_MEMBER = (
 # purchases.service.record_purchase
 SQL_INSERT_PURCHASE = (
     "INSERT INTO purchases (order_id, member_id, channel, store_id, total_amount, currency, "
-    "lines, occurred_at, created_at, points_awarded, points_refunded, status) VALUES "
+    "lines, occurred_at, created_at, points_awarded, points_refunded, points_unrecovered, "
+    "refunded_amount, status, points_breakdown) VALUES "
     "($1::VARCHAR, $2::BIGINT, $3::VARCHAR, $4::VARCHAR, $5::NUMERIC(18, 4), $6::VARCHAR, "
     "$7::JSON, $8::TIMESTAMP WITH TIME ZONE, $9::TIMESTAMP WITH TIME ZONE, $10::BIGINT, "
-    f"$11::BIGINT, $12::VARCHAR) ON CONFLICT DO NOTHING RETURNING {PURCHASE_COLUMNS}"
+    "$11::BIGINT, $12::BIGINT, $13::NUMERIC(18, 4), $14::VARCHAR, $15::JSON) "
+    f"ON CONFLICT DO NOTHING RETURNING {PURCHASE_COLUMNS}"
 )
-# ledger.service.post: the balances, the transaction, its postings, the lot
+# ledger.service.earn: the balances, the transaction, its postings, the lot
 SQL_UPDATE_BALANCES = (
     "UPDATE members SET points_available=(members.points_available + $1::BIGINT), "
     "points_pending=(members.points_pending + $2::BIGINT), "
     "lifetime_earned=(members.lifetime_earned + $3::BIGINT), "
     "points_redeemed=(members.points_redeemed + $4::BIGINT), "
     "points_expired=(members.points_expired + $5::BIGINT) "
-    "WHERE members.id = $6::BIGINT AND members.points_available + $7::BIGINT >= $8::BIGINT "
-    f"AND members.points_pending + $9::BIGINT >= $10::BIGINT RETURNING {MEMBER_COLUMNS}"
+    "WHERE members.id = $6::BIGINT AND members.points_available + $1::BIGINT >= $7::BIGINT "
+    f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}"
 )
 SQL_INSERT_TRANSACTION = (
     "INSERT INTO ledger_transactions (kind, member_id, occurred_at, created_at, reason, "
@@ -162,15 +204,18 @@ SQL_INSERT_TRANSACTION = (
 )
 SQL_INSERT_ENTRIES = (
     "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
-    "VALUES ($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::BIGINT, $5::BIGINT), "
-    "($6::BIGINT, $7::VARCHAR, $8::BIGINT, $9::BIGINT, $10::BIGINT) "
-    "RETURNING ledger_entries.id"
+    "SELECT p0::BIGINT, p1::VARCHAR, p2::BIGINT, p3::BIGINT, p4::BIGINT FROM "
+    "(VALUES ($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::BIGINT, $5::BIGINT, 0), "
+    "($6::BIGINT, $7::VARCHAR, $8::BIGINT, $9::BIGINT, $10::BIGINT, 1)) "
+    "AS imp_sen(p0, p1, p2, p3, p4, sen_counter) ORDER BY sen_counter "
+    "RETURNING ledger_entries.id, ledger_entries.id AS id__1"
 )
 SQL_INSERT_LOT = (
-    "INSERT INTO point_lots (member_id, transaction_id, purchase_id, amount, remaining, state, "
-    "earned_at, releases_at, expires_at) VALUES ($1::BIGINT, $2::BIGINT, $3::BIGINT, "
-    "$4::BIGINT, $5::BIGINT, $6::VARCHAR, $7::TIMESTAMP WITH TIME ZONE, "
-    "$8::TIMESTAMP WITH TIME ZONE, $9::TIMESTAMP WITH TIME ZONE)"
+    "INSERT INTO point_lots (member_id, transaction_id, purchase_id, amount, remaining, "
+    "expired, state, earned_at, releases_at, expires_at) VALUES ($1::BIGINT, $2::BIGINT, "
+    "$3::BIGINT, $4::BIGINT, $5::BIGINT, $6::BIGINT, $7::VARCHAR, "
+    "$8::TIMESTAMP WITH TIME ZONE, $9::TIMESTAMP WITH TIME ZONE, "
+    "$10::TIMESTAMP WITH TIME ZONE) RETURNING point_lots.id"
 )
 # idempotency.service.complete
 SQL_COMPLETE = "UPDATE idempotency_keys SET result=$1::JSON WHERE idempotency_keys.id = $2::BIGINT"
@@ -181,14 +226,31 @@ SQL_COMPLETE = "UPDATE idempotency_keys SET result=$1::JSON WHERE idempotency_ke
 
 
 @dataclass(frozen=True)
+class BasketLine:
+    sku: str
+    category: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+@dataclass(frozen=True)
 class PurchaseSpec:
     """One purchase to record, and the points it must earn."""
 
     order_id: str
     idempotency_key: str
     member_id: int
+    lines: tuple[BasketLine, ...]
     total: Decimal
+    """The sum of the lines."""
+    base_points: int
+    """What it earns without earning rules (the raw path's figure)."""
     points: int
+    """What it earns over HTTP: base points plus the matching rules' awards."""
 
 
 @dataclass(frozen=True)
@@ -393,6 +455,15 @@ async def run_phase(
     )
 
 
+def make_basket(rng: random.Random) -> tuple[BasketLine, ...]:
+    """A latte and a bakery item, and up to three other products; 1 to 3 of each."""
+    products = [COFFEE, rng.choice(BAKERY), *rng.sample(OTHER_PRODUCTS, rng.randint(0, 3))]
+    return tuple(
+        BasketLine(sku, category, rng.randint(1, 3), Decimal(price))
+        for sku, category, price in products
+    )
+
+
 def make_specs(
     prefix: str,
     count: int,
@@ -400,20 +471,249 @@ def make_specs(
     rng: random.Random,
     points_per_unit: Decimal,
     multiplier: Decimal,
+    matching_rules: Sequence[BenchRule] = (),
 ) -> list[PurchaseSpec]:
     specs = []
     for index in range(count):
-        total = Decimal(rng.randint(100, 20_000)).scaleb(-2)  # 1.00 .. 200.00
+        lines = make_basket(rng)
+        total = sum((line.amount for line in lines), Decimal(0))
+        base = points_for(total, points_per_unit, multiplier)
+        rate = points_per_unit * multiplier
+        bonus = sum(rule.points(lines, total, rate) for rule in matching_rules)
         specs.append(
             PurchaseSpec(
                 order_id=f"{prefix}-order-{index:07d}",
                 idempotency_key=f"{prefix}-key-{index:07d}",
                 member_id=rng.choice(member_ids),
+                lines=lines,
                 total=total,
-                points=points_for(total, points_per_unit, multiplier),
+                base_points=base,
+                points=base + bonus,
             )
         )
     return specs
+
+
+# --------------------------------------------------------------------------------------------
+# The basket and the earning rules (--rules N)
+# --------------------------------------------------------------------------------------------
+
+COFFEE = ("LATTE", "coffee", "4.50")
+BAKERY = [("CROISSANT", "bakery", "3.20"), ("MUFFIN", "bakery", "2.90")]
+OTHER_PRODUCTS = [
+    ("ESPRESSO", "coffee", "2.80"),
+    ("BEANS-1KG", "beans", "24.00"),
+    ("MUG", "merch", "12.00"),
+    ("SANDWICH", "food", "7.50"),
+    ("JUICE", "drinks", "3.90"),
+]
+MATCHING_RULES = 10
+"""How many of the --rules N rules match every basket (all N when N is smaller)."""
+NOT_BINDING = 1_000_000
+"""A per-member cap no benchmark run can reach."""
+
+
+def _floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _lines(
+    lines: Sequence[BasketLine], skus: Sequence[str] = (), categories: Sequence[str] = ()
+) -> list[BasketLine]:
+    """The lines a rule's skus / categories condition selects (either one matching will do)."""
+    return [line for line in lines if line.sku in skus or line.category in categories]
+
+
+def _amount(lines: Sequence[BasketLine]) -> Decimal:
+    return sum((line.amount for line in lines), Decimal(0))
+
+
+def _quantity(lines: Sequence[BasketLine]) -> int:
+    return sum(line.quantity for line in lines)
+
+
+Points = Callable[[Sequence[BasketLine], Decimal, Decimal], int]
+"""(lines, total, points per unit × tier multiplier) -> the points a matching rule adds."""
+
+
+@dataclass(frozen=True)
+class BenchRule:
+    """A createEarningRule input, and for a rule that matches every basket what it adds.
+
+    The expectation is written out here from the rules' documented semantics, not computed
+    with loyalty.rules.engine: the benchmark checks every pointsAwarded against it."""
+
+    input: dict[str, Any]
+    points: Points
+
+
+def matching_rules() -> list[BenchRule]:
+    """Ten rules every basket (IN_STORE at STORE_ID, a latte and a bakery item) meets."""
+
+    def rule(name: str, kind: str, value: str, points: Points, **fields: Any) -> BenchRule:
+        return BenchRule(
+            input={"name": name, "effect": {"kind": kind, "value": value}, **fields},
+            points=points,
+        )
+
+    def coffee(lines: Sequence[BasketLine]) -> list[BasketLine]:
+        return _lines(lines, categories=("coffee",))
+
+    def bakery(lines: Sequence[BasketLine]) -> list[BasketLine]:
+        return _lines(lines, categories=("bakery",))
+
+    return [
+        rule(
+            "Coffee double points",
+            "MULTIPLY",
+            "2",
+            lambda lines, _, rate: _floor(_amount(coffee(lines)) * rate * 1),
+            conditions={"categories": ["coffee"]},
+            limits={"perMemberPerDay": NOT_BINDING},
+            priority=10,
+        ),
+        rule(
+            "Bakery one and a half",
+            "MULTIPLY",
+            "1.5",
+            lambda lines, _, rate: min(_floor(_amount(bakery(lines)) * rate * Decimal("0.5")), 4),
+            conditions={"categories": ["bakery"]},
+            limits={"perPurchase": 4},
+        ),
+        rule(
+            "In-store visit",
+            "FIXED_BONUS",
+            "10",
+            lambda *_: 10,
+            conditions={"channels": ["IN_STORE"]},
+            limits={"perMemberPerDay": NOT_BINDING},
+        ),
+        rule(
+            "Five per latte",
+            "POINTS_PER_UNIT",
+            "5",
+            lambda lines, *_: min(5 * _quantity(_lines(lines, skus=("LATTE",))), 10),
+            conditions={"skus": ["LATTE"]},
+            limits={"perPurchase": 10},
+        ),
+        rule(
+            "Big basket",
+            "POINTS_PER_CURRENCY",
+            "0.5",
+            lambda _, total, __: _floor(total * Decimal("0.5")) if total >= 10 else 0,
+            conditions={"minTotal": "10.00"},
+        ),
+        rule(
+            "Store of the month",
+            "FIXED_BONUS",
+            "5",
+            lambda *_: 5,
+            conditions={"storeIds": [STORE_ID]},
+        ),
+        rule(
+            "Two per pastry",
+            "POINTS_PER_UNIT",
+            "2",
+            lambda lines, *_: 2 * _quantity(bakery(lines)),
+            conditions={"categories": ["bakery"]},
+            limits={"perMemberPerWeek": NOT_BINDING},
+        ),
+        rule(
+            "Coffee by the dollar",
+            "POINTS_PER_CURRENCY",
+            "1",
+            lambda lines, *_: min(_floor(_amount(_lines(lines, skus=("LATTE", "ESPRESSO")))), 20),
+            conditions={"skus": ["ESPRESSO", "LATTE"]},
+            limits={"perPurchase": 20, "perMemberPerDay": NOT_BINDING},
+        ),
+        rule(
+            "Any day, any hour",
+            "FIXED_BONUS",
+            "3",
+            lambda *_: 3,
+            conditions={"daysOfWeek": list(DAYS), "hours": list(range(24))},
+            priority=-5,
+        ),
+        rule(
+            "Ten percent extra in store",
+            "MULTIPLY",
+            "1.1",
+            lambda _, total, rate: _floor(total * rate * Decimal("0.1")),
+            conditions={"channels": ["IN_STORE"], "storeIds": [STORE_ID]},
+            limits={"perMemberTotal": NOT_BINDING},
+        ),
+    ]
+
+
+DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+def other_rule(index: int, unheld_tier: str, now: datetime) -> dict[str, Any]:
+    """A rule no benchmark basket meets: other SKUs, categories, channels or stores, a tier
+    nobody holds, a start in the future, a minimum total out of reach, or an event type."""
+
+    def rule(name: str, kind: str, value: str, **fields: Any) -> dict[str, Any]:
+        return {"name": f"{name} #{index}", "effect": {"kind": kind, "value": value}, **fields}
+
+    templates = [
+        lambda: rule(
+            "Promo SKU triple",
+            "MULTIPLY",
+            "3",
+            conditions={"skus": [f"PROMO-{index}", f"PROMO-{index}-XL"]},
+            priority=100,
+            exclusive=True,
+        ),
+        lambda: rule(
+            "Seasonal category",
+            "FIXED_BONUS",
+            "50",
+            conditions={"categories": [f"seasonal-{index}"]},
+            limits={"budget": 100_000, "perMemberPerMonth": 200},
+        ),
+        lambda: rule(
+            "Online and app only",
+            "FIXED_BONUS",
+            "20",
+            conditions={"channels": ["ONLINE", "MOBILE_APP"]},
+            limits={"perMemberPerDay": 20},
+        ),
+        lambda: rule(
+            "Other store opening",
+            "POINTS_PER_UNIT",
+            "4",
+            conditions={"storeIds": [f"store-{9000 + index}"]},
+        ),
+        lambda: rule(
+            "Staff tier double",
+            "MULTIPLY",
+            "2",
+            conditions={"tierIds": [unheld_tier]},
+        ),
+        lambda: rule(
+            "Next month launch",
+            "FIXED_BONUS",
+            "100",
+            startsAt=(now + timedelta(days=30)).isoformat(),
+            endsAt=(now + timedelta(days=60)).isoformat(),
+            limits={"budget": 50_000},
+        ),
+        lambda: rule(
+            "App event",
+            "FIXED_BONUS",
+            "25",
+            conditions={"eventType": f"bench_event_{index}"},
+            limits={"perMemberTotal": 1},
+        ),
+        lambda: rule(
+            "Huge basket",
+            "POINTS_PER_CURRENCY",
+            "2",
+            conditions={"minTotal": "10000.00", "categories": ["beans", "merch"]},
+            limits={"perPurchase": 500},
+        ),
+    ]
+    return templates[index % len(templates)]()
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,11 +723,14 @@ def make_specs(
 
 @dataclass(frozen=True)
 class Fixture:
+    admin_secret: str
     pos_secret: str
     pos_key_id: int
     member_ids: list[int]
     points_per_unit: Decimal
     multiplier: Decimal
+    unheld_tier_id: int | None
+    """A tier below the members' own that nobody holds (for the tier-condition rules)."""
 
 
 def asyncpg_dsn(url: URL, database: str | None = None) -> str:
@@ -459,23 +762,43 @@ async def drop_database(url: URL) -> None:
         await admin.close()
 
 
-async def prepare(url: str, members: int, with_tier: bool) -> Fixture:
-    """API keys through the service, then N valid members with one set-based INSERT."""
+async def prepare(url: str, members: int, with_tier: bool, rule_tiers: bool) -> Fixture:
+    """API keys through the service, then N valid members with one set-based INSERT.
+
+    With ``rule_tiers`` the members hold the top tier (multiplier TIER_MULTIPLIER with
+    ``with_tier``, else 1) and a lower one nobody holds exists for the tier-condition rules:
+    no tier above the members', so no upgrade check, in either run of --compare-rules.
+    """
     db = Database(url)
     try:
         async with db.transaction() as session:
-            await create_api_key(session, role="admin", name="bench admin")
+            admin = await create_api_key(session, role="admin", name="bench admin")
             pos = await create_api_key(session, role="pos", name="bench till")
-            tier_id = None
-            if with_tier:
-                tier_id = await session.scalar(
-                    text(
-                        "INSERT INTO tiers (name, rank, threshold, multiplier, benefits, "
-                        "created_at) VALUES ('Base', 0, 0, :multiplier, '[]', now()) "
-                        "RETURNING id"
-                    ),
-                    {"multiplier": TIER_MULTIPLIER},
+            tier_id = unheld_tier_id = None
+
+            async def add_tier(name: str, rank: int, threshold: int, multiplier: Decimal) -> int:
+                return int(
+                    await session.scalar(
+                        text(
+                            "INSERT INTO tiers (name, rank, threshold, multiplier, benefits, "
+                            "created_at) VALUES (:name, :rank, :threshold, :multiplier, '[]', "
+                            "now()) RETURNING id"
+                        ),
+                        {
+                            "name": name,
+                            "rank": rank,
+                            "threshold": threshold,
+                            "multiplier": multiplier,
+                        },
+                    )
                 )
+
+            multiplier = TIER_MULTIPLIER if with_tier else Decimal(1)
+            if rule_tiers:
+                unheld_tier_id = await add_tier("Staff", 0, 0, Decimal(1))
+                tier_id = await add_tier("Base", 1, 1, multiplier)
+            elif with_tier:
+                tier_id = await add_tier("Base", 0, 0, multiplier)
             member_ids = (
                 await session.scalars(
                     text(
@@ -494,11 +817,13 @@ async def prepare(url: str, members: int, with_tier: bool) -> Fixture:
     finally:
         await db.dispose()
     return Fixture(
+        admin_secret=admin.secret,
         pos_secret=pos.secret,
         pos_key_id=pos.key.id,
         member_ids=list(member_ids),
         points_per_unit=program.points_per_unit,
         multiplier=TIER_MULTIPLIER if with_tier else Decimal(1),
+        unheld_tier_id=unheld_tier_id,
     )
 
 
@@ -583,6 +908,7 @@ async def http_phase(
     measured: Sequence[PurchaseSpec],
     concurrency: int,
     server_pid: int,
+    name: str = "HTTP",
 ) -> PhaseResult:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -601,6 +927,15 @@ async def http_phase(
                     "channel": "IN_STORE",
                     "storeId": STORE_ID,
                     "total": {"amount": str(spec.total), "currency": "USD"},
+                    "lines": [
+                        {
+                            "sku": line.sku,
+                            "category": line.category,
+                            "quantity": line.quantity,
+                            "unitPrice": {"amount": str(line.unit_price), "currency": "USD"},
+                        }
+                        for line in spec.lines
+                    ],
                 }
             }
             response = await client.post(
@@ -618,7 +953,42 @@ async def http_phase(
                 return f"pointsAwarded {payload['pointsAwarded']}, expected {spec.points}"
             return None
 
-        return await run_phase("HTTP", record, warmup, measured, concurrency, url, server_pid)
+        return await run_phase(name, record, warmup, measured, concurrency, url, server_pid)
+
+
+async def create_rules(base_url: str, fixture: Fixture, count: int, seed: int) -> dict[str, int]:
+    """``count`` earning rules through the admin API: the first MATCHING_RULES of
+    matching_rules(), then rules no basket meets, created in a shuffled order.
+
+    Returns how many rules have each status (ACTIVE, SCHEDULED).
+    """
+    if fixture.unheld_tier_id is None:
+        raise RuntimeError("the fixture has no unheld tier for the tier-condition rules")
+    now = datetime.now(UTC)
+    matching = [rule.input for rule in matching_rules()[: min(count, MATCHING_RULES)]]
+    unheld = encode_id("Tier", fixture.unheld_tier_id)
+    inputs = matching + [other_rule(i, unheld, now) for i in range(count - len(matching))]
+    random.Random(seed).shuffle(inputs)
+    statuses: dict[str, int] = {}
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {fixture.admin_secret}"},
+        timeout=REQUEST_TIMEOUT_SECONDS,
+    ) as client:
+        for rule in inputs:
+            response = await client.post(
+                "/graphql", json={"query": CREATE_RULE, "variables": {"input": rule}}
+            )
+            body = response.json() if response.status_code == 200 else {}
+            payload = (body.get("data") or {}).get("createEarningRule") or {}
+            if response.status_code != 200 or body.get("errors") or payload.get("errors"):
+                raise RuntimeError(
+                    f"createEarningRule {rule['name']!r}: HTTP {response.status_code}: "
+                    f"{response.text[:500]}"
+                )
+            status = payload["earningRule"]["status"]
+            statuses[status] = statuses.get(status, 0) + 1
+    return statuses
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,9 +1032,28 @@ async def raw_phase(
                 "member_id": spec.member_id,
                 "member_external_id": None,
                 "store_id": STORE_ID,
-                "lines": [],
+                "lines": [
+                    {
+                        "sku": line.sku,
+                        "category": line.category,
+                        "quantity": line.quantity,
+                        "unit_price": {"amount": str(line.unit_price), "currency": "USD"},
+                    }
+                    for line in spec.lines
+                ],
                 "occurred_at": None,
             }
+            stored_lines = json.dumps(
+                [
+                    {
+                        "sku": line.sku,
+                        "category": line.category,
+                        "quantity": line.quantity,
+                        "unit_price": str(line.unit_price),
+                    }
+                    for line in spec.lines
+                ]
+            )
             async with pool.acquire(timeout=REQUEST_TIMEOUT_SECONDS) as conn:
                 # The server authenticates with one SELECT in autocommit.
                 digest = hashlib.sha256(fixture.pos_secret.encode()).hexdigest()
@@ -700,12 +1089,12 @@ async def raw_phase(
                         STORE_ID,
                         spec.total,
                         member["currency"],
-                        "[]",
+                        stored_lines,
                         now,
                         now,
                         points,
-                        0,
-                        "COMPLETED",
+                        *(0, 0, Decimal(0), "COMPLETED"),
+                        json.dumps([{"rule_id": None, "points": points}]),
                     )
                     if purchase is None:
                         raise BenchFailure("orderId already recorded")
@@ -716,7 +1105,7 @@ async def raw_phase(
                         available, held = (0, points) if pending else (points, 0)
                         updated = await conn.fetchrow(
                             SQL_UPDATE_BALANCES,
-                            *(available, held, points, 0, 0, spec.member_id, available, 0, held, 0),
+                            *(available, held, points, 0, 0, spec.member_id, 0, 0),
                         )
                         created_at = datetime.now(UTC)
                         transaction_id = await conn.fetchval(
@@ -734,9 +1123,9 @@ async def raw_phase(
                             *(transaction_id, account, spec.member_id, points, balance),
                             *(transaction_id, "PROGRAM_ISSUANCE", None, -points, None),
                         )
-                        await conn.execute(
+                        await conn.fetchval(
                             SQL_INSERT_LOT,
-                            *(spec.member_id, transaction_id, purchase["id"], points, points),
+                            *(spec.member_id, transaction_id, purchase["id"], points, points, 0),
                             *("PENDING" if pending else "AVAILABLE", now),
                             *(releases_at if pending else None, None),
                         )
@@ -746,8 +1135,8 @@ async def raw_phase(
                         "points_awarded": points,
                     }
                     await conn.execute(SQL_COMPLETE, json.dumps(result), key_id)
-            if points != spec.points:
-                return f"points {points}, expected {spec.points}"
+            if points != spec.base_points:
+                return f"points {points}, expected {spec.base_points}"
             return None
 
         return await run_phase("raw asyncpg", record, warmup, measured, concurrency, url)
@@ -760,7 +1149,13 @@ async def row_counts(url: URL) -> dict[str, int]:
     try:
         return {
             table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-            for table in ("purchases", "ledger_transactions", "ledger_entries", "idempotency_keys")
+            for table in (
+                "purchases",
+                "ledger_transactions",
+                "ledger_entries",
+                "idempotency_keys",
+                "rule_awards",
+            )
         }
     finally:
         await conn.close()
@@ -796,28 +1191,26 @@ def _ms(seconds: float | None, count: int) -> str:
     return "    n/a" if seconds is None or count == 0 else f"{seconds / count * 1000:7.2f}"
 
 
-def report(results: list[PhaseResult]) -> None:
+def report_table(results: Sequence[PhaseResult]) -> None:
+    width = max(24, *(len(result.name) + 2 for result in results))
     say("")
-    say(f"{'path':<24}{'purchases/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'failed':>8}")
+    say(f"{'path':<{width}}{'purchases/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'failed':>8}")
     for result in results:
         say(
-            f"{result.name:<24}{result.throughput:>12.1f}{result.percentile_ms(0.5):>9.2f}"
+            f"{result.name:<{width}}{result.throughput:>12.1f}{result.percentile_ms(0.5):>9.2f}"
             f"{result.percentile_ms(0.99):>9.2f}{result.percentile_ms(1.0):>9.2f}"
             f"{result.failure_count:>8}"
         )
-    http, raw = results
+
+
+def report_cpu(results: Sequence[PhaseResult]) -> None:
+    width = max(20, *(len(result.name) for result in results))
     say("")
-    say(
-        f"ratio HTTP / raw: throughput {http.throughput / raw.throughput:.2f}x, "
-        f"p50 latency {http.percentile_ms(0.5) / raw.percentile_ms(0.5):.1f}x, "
-        f"p99 latency {http.percentile_ms(0.99) / raw.percentile_ms(0.99):.1f}x"
-    )
-    say("")
-    say("CPU ms per purchase     client  server  PostgreSQL   other*  machine")
+    say(f"{'CPU ms per purchase':<{width + 3}} client  server  PostgreSQL   other*  machine")
     for result in results:
         cpu, n = result.cpu, result.count
         say(
-            f"  {result.name:<20}{_ms(cpu.client, n)} {_ms(cpu.server, n)}    "
+            f"  {result.name:<{width}}{_ms(cpu.client, n)} {_ms(cpu.server, n)}    "
             f"{_ms(cpu.postgres, n)}  {_ms(cpu.other, n)}  {_ms(cpu.machine, n)}"
         )
     say(
@@ -828,11 +1221,69 @@ def report(results: list[PhaseResult]) -> None:
         "  PostgreSQL counts the backends alive at the end; connections opened during the "
         "phase: " + ", ".join(f"{r.name} {r.cpu.connections}" for r in results)
     )
+
+
+def report_failures(results: Sequence[PhaseResult]) -> None:
     for result in results:
         if result.failures:
             say(f"\n{result.name}: {result.failure_count} failed; the first ones:")
             for failure in result.failures[:FAILURE_SAMPLES]:
                 say(f"  - {failure[:500]}")
+
+
+def report(results: list[PhaseResult]) -> None:
+    report_table(results)
+    http, raw = results
+    say("")
+    say(
+        f"ratio HTTP / raw: throughput {http.throughput / raw.throughput:.2f}x, "
+        f"p50 latency {http.percentile_ms(0.5) / raw.percentile_ms(0.5):.1f}x, "
+        f"p99 latency {http.percentile_ms(0.99) / raw.percentile_ms(0.99):.1f}x"
+    )
+    report_cpu(results)
+    report_failures(results)
+
+
+def _own_cpu_ms(result: PhaseResult) -> float | None:
+    """Client + server + PostgreSQL CPU ms per purchase: what the load itself costs."""
+    cpu = result.cpu
+    if cpu.server is None or cpu.postgres is None or not result.count:
+        return None
+    return (cpu.client + cpu.server + cpu.postgres) / result.count * 1000
+
+
+def report_rules_comparison(pairs: Sequence[tuple[PhaseResult, PhaseResult]], rules: int) -> None:
+    """Each round's phases, each round's ratio, and over several rounds their median."""
+    report_table([result for pair in pairs for result in pair])
+    say("")
+    ratios = []
+    for round_number, (without, with_rules) in enumerate(pairs, 1):
+        ratio = with_rules.throughput / without.throughput if without.throughput else math.nan
+        ratios.append(ratio)
+        cpu_without, cpu_with = _own_cpu_ms(without), _own_cpu_ms(with_rules)
+        cpu = (
+            f"; client + server + PostgreSQL CPU per purchase {cpu_without:.2f} -> "
+            f"{cpu_with:.2f} ms ({cpu_without / cpu_with:.2f}x)"
+            if cpu_without and cpu_with
+            else ""
+        )
+        say(
+            f"{'round ' + str(round_number) + ': ' if len(pairs) > 1 else ''}"
+            f"ratio with {rules} rules / without: throughput {ratio:.2f}x, "
+            f"p50 latency {with_rules.percentile_ms(0.5) / without.percentile_ms(0.5):.2f}x, "
+            f"p99 latency {with_rules.percentile_ms(0.99) / without.percentile_ms(0.99):.2f}x"
+            f"{cpu}"
+        )
+    ratio = statistics.median(ratios)
+    verdict = "met" if ratio >= RULES_TARGET_RATIO else "NOT met"
+    median = f" (median of {len(ratios)} rounds)" if len(ratios) > 1 else ""
+    say(f"throughput ratio{median}: {ratio:.2f}x, target >= {RULES_TARGET_RATIO:.2f}: {verdict}")
+    say(
+        "  the CPU ratio is what the throughput ratio would be were the box CPU-bound by this "
+        "load alone; on a shared box (see other*) it is the steadier of the two"
+    )
+    report_cpu([result for pair in pairs for result in pair])
+    report_failures([result for pair in pairs for result in pair])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -850,6 +1301,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help=f"enroll members at a base tier (multiplier {TIER_MULTIPLIER}): one more SELECT",
     )
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"create N earning rules through the admin API before the HTTP phase, "
+        f"{MATCHING_RULES} of them matching every basket (0)",
+    )
+    parser.add_argument(
+        "--compare-rules",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the HTTP phase twice on fresh databases, without rules and with N rules, "
+        "and compare their throughput (no raw asyncpg phase)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --compare-rules: run the pair R times, alternating which goes first, and "
+        "report the median ratio (1)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
     for name in ("members", "purchases", "concurrency"):
@@ -857,6 +1331,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} must be at least 1")
     if args.warmup < 0:
         parser.error("--warmup must not be negative")
+    if args.rules < 0:
+        parser.error("--rules must not be negative")
+    if args.compare_rules is not None:
+        if args.compare_rules < 1:
+            parser.error("--compare-rules must be at least 1")
+        if args.rules:
+            parser.error("give --rules or --compare-rules, not both")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.rounds > 1 and args.compare_rules is None:
+        parser.error("--rounds goes with --compare-rules")
     url = make_url(args.database_url)
     if url.get_backend_name() != "postgresql" or url.get_driver_name() != "asyncpg":
         parser.error("--database-url must be a postgresql+asyncpg:// URL")
@@ -865,15 +1350,194 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def verify_ledger(database_url: str) -> int:
+    verify = subprocess.run(
+        [loyalty_command(), "ledger", "verify"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "LOYALTY_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=VERIFY_TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = (verify.stdout + verify.stderr).strip()
+    say(f"loyalty ledger verify: exit {verify.returncode}: {output[-2000:]}")
+    return verify.returncode
+
+
+def set_up(url: URL, args: argparse.Namespace, rule_tiers: bool) -> Fixture:
+    """A fresh, migrated database with the keys and members."""
+    started = time.monotonic()
+    run_async(recreate_database(url))
+    migrate.upgrade(url.render_as_string(hide_password=False))
+    fixture = run_async(
+        prepare(url.render_as_string(hide_password=False), args.members, args.tier, rule_tiers)
+    )
+    say(
+        f"setup: database {url.database} (PostgreSQL {run_async(server_version(url))}) "
+        f"migrated, keys created, {len(fixture.member_ids)} members enrolled"
+        f"{', members at the top of a two-tier ladder' if rule_tiers else ''} in "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    return fixture
+
+
+def run_http(
+    url: URL,
+    fixture: Fixture,
+    args: argparse.Namespace,
+    rules: int,
+    warmup: Sequence[PurchaseSpec],
+    measured: Sequence[PurchaseSpec],
+    name: str = "HTTP",
+) -> PhaseResult:
+    """Start a server, create the rules through it, then run the HTTP phase."""
+    database_url = url.render_as_string(hide_password=False)
+    with tempfile.TemporaryDirectory(prefix="loyalty-bench-") as scratch:
+        server = Server(database_url, Path(scratch) / "server.log")
+        try:
+            ready_after = server.wait_ready()
+            say(
+                f"server: pid {server.process.pid} on {server.base_url}, "
+                f"ready in {ready_after:.1f} s"
+            )
+            if rules:
+                started = time.monotonic()
+                statuses = run_async(create_rules(server.base_url, fixture, rules, args.seed))
+                say(
+                    f"rules: {rules} created through createEarningRule in "
+                    f"{time.monotonic() - started:.1f} s ("
+                    + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+                    + f"), {min(rules, MATCHING_RULES)} matching every basket"
+                )
+            say(f"{name} phase running...")
+            result = run_async(
+                http_phase(
+                    url,
+                    server.base_url,
+                    fixture,
+                    warmup,
+                    measured,
+                    args.concurrency,
+                    server.process.pid,
+                    name,
+                )
+            )
+        finally:
+            server.stop()
+        if result.failures:
+            say(f"server log (last lines):\n{tail(server.log_path)}")
+    say(f"{name} phase: {result.seconds:.1f} s")
+    return result
+
+
+def make_all_specs(
+    args: argparse.Namespace, fixture: Fixture, rules: int
+) -> dict[str, list[PurchaseSpec]]:
+    """Warm-up and measured purchases of both paths, the same for the same seed and members."""
+    rng = random.Random(args.seed)
+    matching = matching_rules()[: min(rules, MATCHING_RULES)]
+
+    def specs(prefix: str, count: int) -> list[PurchaseSpec]:
+        return make_specs(
+            prefix,
+            count,
+            fixture.member_ids,
+            rng,
+            fixture.points_per_unit,
+            fixture.multiplier,
+            matching,
+        )
+
+    return {
+        "http-warmup": specs("http-warmup", args.warmup),
+        "http": specs("http", args.purchases),
+        "raw-warmup": specs("raw-warmup", args.warmup),
+        "raw": specs("raw", args.purchases),
+    }
+
+
+def describe_points(specs: Sequence[PurchaseSpec], rules: int) -> str:
+    base = sum(spec.base_points for spec in specs) / len(specs)
+    total = sum(spec.points for spec in specs) / len(specs)
+    lines = sum(len(spec.lines) for spec in specs) / len(specs)
+    amount = sum(spec.total for spec in specs) / len(specs)
+    with_rules = f", {total:.1f} with the rules" if rules else ""
+    return (
+        f"baskets: {lines:.1f} lines, {amount:.2f} USD on average; "
+        f"{base:.1f} base points{with_rules}"
+    )
+
+
+def compare_rules(args: argparse.Namespace, url: URL) -> int:
+    """The HTTP phase without and with --compare-rules N rules, each on a fresh database;
+    --rounds R repeats the pair, alternating which one runs first."""
+    pairs: list[tuple[PhaseResult, PhaseResult]] = []
+    statuses = []
+    for round_index in range(args.rounds):
+        order = (0, args.compare_rules) if round_index % 2 == 0 else (args.compare_rules, 0)
+        by_rules: dict[int, PhaseResult] = {}
+        for rules in order:
+            name = f"HTTP, {rules} rules"
+            if args.rounds > 1:
+                name += f" (round {round_index + 1})"
+            say(f"\n== {name}")
+            fixture = set_up(url, args, rule_tiers=True)
+            specs = make_all_specs(args, fixture, rules)
+            say(describe_points(specs["http"], rules))
+            by_rules[rules] = run_http(
+                url, fixture, args, rules, specs["http-warmup"], specs["http"], name
+            )
+            counts = run_async(row_counts(url))
+            expected = args.warmup + args.purchases - by_rules[rules].failure_count
+            say(
+                f"rows written: {counts['purchases']} purchases (expected {expected}), "
+                f"{counts['ledger_transactions']} ledger transactions, "
+                f"{counts['ledger_entries']} postings, {counts['rule_awards']} rule awards"
+            )
+            statuses.append(verify_ledger(url.render_as_string(hide_password=False)))
+        pairs.append((by_rules[0], by_rules[args.compare_rules]))
+    report_rules_comparison(pairs, args.compare_rules)
+    failed = any(result.failures for pair in pairs for result in pair)
+    return 0 if all(status == 0 for status in statuses) and not failed else 1
+
+
+def compare_raw(args: argparse.Namespace, url: URL) -> int:
+    """The HTTP phase (with --rules N rules) and the raw asyncpg phase, on one database."""
+    fixture = set_up(url, args, rule_tiers=args.rules > 0)
+    specs = make_all_specs(args, fixture, args.rules)
+    say(describe_points(specs["http"], args.rules))
+    http = run_http(url, fixture, args, args.rules, specs["http-warmup"], specs["http"])
+    say("raw asyncpg phase running...")
+    raw = run_async(raw_phase(url, fixture, specs["raw-warmup"], specs["raw"], args.concurrency))
+    say(f"raw asyncpg phase: {raw.seconds:.1f} s")
+    results = [http, raw]
+    report(results)
+
+    expected = 2 * (args.warmup + args.purchases) - http.failure_count - raw.failure_count
+    counts = run_async(row_counts(url))
+    say(
+        f"\nrows written: {counts['purchases']} purchases (expected {expected}), "
+        f"{counts['ledger_transactions']} ledger transactions, "
+        f"{counts['ledger_entries']} postings, {counts['idempotency_keys']} idempotency keys, "
+        f"{counts['rule_awards']} rule awards"
+    )
+    status = verify_ledger(url.render_as_string(hide_password=False))
+    return 0 if status == 0 and all(not result.failures for result in results) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     url = make_url(args.database_url)
-    database_url = url.render_as_string(hide_password=False)
     run_started = time.monotonic()
+    if args.compare_rules is not None:
+        rules = f"HTTP without and with {args.compare_rules} earning rules, fresh database each"
+    else:
+        rules = f"HTTP ({args.rules} earning rules) against raw asyncpg"
     say(
-        f"recordPurchase benchmark: {args.members} members, {args.purchases} purchases per path "
-        f"(+{args.warmup} warm-up), concurrency {args.concurrency}, "
-        f"{'base tier x' + str(TIER_MULTIPLIER) if args.tier else 'no tier'}"
+        f"recordPurchase benchmark: {rules}; {args.members} members, {args.purchases} purchases "
+        f"per path (+{args.warmup} warm-up), concurrency {args.concurrency}, "
+        f"{'base tier x' + str(TIER_MULTIPLIER) if args.tier else 'no tier multiplier'}"
     )
     say(
         f"note: {os.cpu_count()} CPU cores shared by this load generator, the uvicorn server "
@@ -881,82 +1545,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if hasattr(os, "getloadavg"):
         say("load average before the run: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
-    results: list[PhaseResult] = []
-    verify_status = 1
+    status = 1
     try:
-        started = time.monotonic()
-        run_async(recreate_database(url))
-        migrate.upgrade(database_url)
-        fixture = run_async(prepare(database_url, args.members, args.tier))
-        say(
-            f"setup: database {url.database} (PostgreSQL {run_async(server_version(url))}) "
-            f"migrated, keys created, {len(fixture.member_ids)} members enrolled in "
-            f"{time.monotonic() - started:.1f} s"
-        )
-        rng = random.Random(args.seed)
-
-        def specs(prefix: str, count: int) -> list[PurchaseSpec]:
-            return make_specs(
-                prefix, count, fixture.member_ids, rng, fixture.points_per_unit, fixture.multiplier
-            )
-
-        with tempfile.TemporaryDirectory(prefix="loyalty-bench-") as scratch:
-            server = Server(database_url, Path(scratch) / "server.log")
-            try:
-                ready_after = server.wait_ready()
-                say(
-                    f"server: pid {server.process.pid} on {server.base_url}, ready in "
-                    f"{ready_after:.1f} s; HTTP phase running..."
-                )
-                http = run_async(
-                    http_phase(
-                        url,
-                        server.base_url,
-                        fixture,
-                        specs("http-warmup", args.warmup),
-                        specs("http", args.purchases),
-                        args.concurrency,
-                        server.process.pid,
-                    )
-                )
-            finally:
-                server.stop()
-            if http.failures:
-                say(f"server log (last lines):\n{tail(server.log_path)}")
-        results.append(http)
-        say(f"HTTP phase: {http.seconds:.1f} s; raw asyncpg phase running...")
-        raw = run_async(
-            raw_phase(
-                url,
-                fixture,
-                specs("raw-warmup", args.warmup),
-                specs("raw", args.purchases),
-                args.concurrency,
-            )
-        )
-        results.append(raw)
-        say(f"raw asyncpg phase: {raw.seconds:.1f} s")
-        report(results)
-
-        expected = 2 * (args.warmup + args.purchases) - http.failure_count - raw.failure_count
-        counts = run_async(row_counts(url))
-        say(
-            f"\nrows written: {counts['purchases']} purchases (expected {expected}), "
-            f"{counts['ledger_transactions']} ledger transactions, "
-            f"{counts['ledger_entries']} postings, {counts['idempotency_keys']} idempotency keys"
-        )
-        verify = subprocess.run(
-            [loyalty_command(), "ledger", "verify"],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "LOYALTY_DATABASE_URL": database_url},
-            capture_output=True,
-            text=True,
-            timeout=VERIFY_TIMEOUT_SECONDS,
-            check=False,
-        )
-        verify_status = verify.returncode
-        output = (verify.stdout + verify.stderr).strip()
-        say(f"loyalty ledger verify: exit {verify.returncode}: {output[-2000:]}")
+        if args.compare_rules is not None:
+            status = compare_rules(args, url)
+        else:
+            status = compare_raw(args, url)
     finally:
         if args.keep:
             say(f"kept database {url.database}")
@@ -966,8 +1560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (OSError, asyncpg.PostgresError) as error:
                 say(f"could not drop database {url.database}: {error}")
         say(f"total run time {time.monotonic() - run_started:.1f} s")
-    ok = verify_status == 0 and all(not result.failures for result in results)
-    return 0 if ok else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -458,14 +458,19 @@ DELETE_TIER = """mutation($input: DeleteTierInput!) {
   deleteTier(input: $input) { errors { code field } } }"""
 
 
-async def test_a_rule_naming_a_deleted_tier_can_still_be_renamed(admin, pos):
+async def test_a_tier_named_by_a_live_rule_cannot_be_deleted_until_the_rule_is_archived(
+    admin, pos
+):
     _, gold = await gold_member(admin, pos)
     bronze = (await admin.data("{ tiers { id } }"))["tiers"][0]["id"]
     rule_id = await make_rule(admin, conditions={"tierIds": [gold, bronze]})
-    deleted = await admin.data(DELETE_TIER, input={"id": gold, "moveMembersTo": bronze})
-    assert deleted["deleteTier"]["errors"] == []
+    refused = await admin.data(DELETE_TIER, input={"id": gold, "moveMembersTo": bronze})
+    assert refused["deleteTier"]["errors"] == [{"code": "INVALID", "field": ["id"]}]
     renamed = await admin.data(UPDATE_RULE, input={"id": rule_id, "name": "Renamed"})
     assert errors_of(renamed["updateEarningRule"]) == []
+    await admin.data(ARCHIVE_RULE, input={"id": rule_id})
+    deleted = await admin.data(DELETE_TIER, input={"id": gold, "moveMembersTo": bronze})
+    assert deleted["deleteTier"]["errors"] == []
 
 
 async def test_the_window_starts_now_by_default_and_ends_before_ends_at(admin, pos):

@@ -1,5 +1,6 @@
 """The checked-in SDL matches the code, and every example client document works."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from graphql import parse, validate
@@ -177,5 +178,68 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     assert refunded["refundPurchase"]["pointsClawedBack"] == 12
     await run(phone, "app/points_expiring_soon.graphql")
     await run(admin, "admin/liability_report.graphql")
+
+    # and a campaign: double points on pastries at weekends (since a fortnight ago), then edited
+    weekend = await run(
+        admin,
+        "admin/create_double_points_weekend.graphql",
+        categories=["pastries"],
+        startsAt=(datetime.now(UTC) - timedelta(days=14)).isoformat(),
+        perMemberPerDay=200,
+        budget=50_000,
+    )
+    rule = weekend["createEarningRule"]["earningRule"]
+    assert (rule["effect"], rule["conditions"]["daysOfWeek"]) == (
+        {"kind": "MULTIPLY", "value": "2"},
+        ["SATURDAY", "SUNDAY"],
+    )
+    await run(
+        admin,
+        "admin/update_earning_rule.graphql",
+        input={"id": rule["id"], "name": "Pastry weekend", "limits": {"perMemberPerDay": 300}},
+    )
+    listed = await run(admin, "admin/earning_rules.graphql")
+    [edge] = listed["earningRules"]["edges"]
+    assert [v["version"] for v in edge["node"]["versions"]] == [1, 2]
+
+    # the till quotes a basket bought last Saturday (the campaign doubles its pastries)
+    today = datetime.now(UTC).date()
+    saturday = today - timedelta(days=(today.weekday() - 5) % 7 or 7)
+    quoted = await run(
+        pos,
+        "pos/preview_purchase.graphql",
+        input={
+            "memberId": member_id,
+            "orderId": "R-1002",
+            "channel": "IN_STORE",
+            "total": {"amount": "7.00", "currency": "USD"},
+            "occurredAt": f"{saturday.isoformat()}T12:00:00+00:00",
+            "lines": [
+                {
+                    "sku": "CROISSANT",
+                    "category": "pastries",
+                    "quantity": 2,
+                    "unitPrice": {"amount": "3.50", "currency": "USD"},
+                }
+            ],
+        },
+    )
+    preview = quoted["previewPurchase"]
+    assert preview["pointsAwarded"] == 28
+    assert [(i["points"], i["description"], i["rule"]) for i in preview["pointsBreakdown"]] == [
+        (14, "Base points", None),
+        (14, "Double points weekend", {"id": rule["id"], "name": "Pastry weekend"}),
+    ]
+
+    # and the app: the member installed it (no event rule rewards that here), shares the code
+    event = await run(
+        app_client,
+        "app/record_event.graphql",
+        input={"idempotencyKey": key(), "memberId": member_id, "type": "app_installed"},
+    )
+    assert event["recordEvent"]["event"]["type"] == "app_installed"
+    shared = (await run(phone, "app/referral_share.graphql"))["me"]
+    assert shared["referralCode"]
+    assert shared["referralCounts"] == {"enrolled": 0, "rewarded": 0}
 
     assert ran == {str(p.relative_to(SCHEMA_DIR / "operations")) for p in OPERATIONS}

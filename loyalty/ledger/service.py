@@ -104,6 +104,8 @@ _INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
     LedgerEntry.__table__.c.id, sort_by_parameter_order=True
 )
 _INSERT_LOT = insert(PointLot.__table__)
+_INSERT_LOTS = _INSERT_LOT.returning(PointLot.__table__.c.id, sort_by_parameter_order=True)
+"""Several lots in one multi-row INSERT (SQLAlchemy's insertmanyvalues needs RETURNING)."""
 
 
 async def post(session: AsyncSession, movement: Movement) -> Posted:
@@ -296,7 +298,7 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
         )
     entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
     await session.execute(
-        _INSERT_LOT,
+        _INSERT_LOTS,
         [
             {
                 "member_id": earning.member_id,

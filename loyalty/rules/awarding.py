@@ -7,15 +7,16 @@ purchases of different members can never award more than a campaign's budget.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.rules.book import RuleBook
-from loyalty.rules.engine import Award, CompiledRule, Occasion, evaluate, proposed
+from loyalty.rules.engine import Award, CompiledRule, Limits, Occasion, evaluate, proposed
 from loyalty.rules.models import EarningRule, RuleAward
 
 
@@ -77,7 +78,7 @@ async def awards_for(
     usage = await _member_usage(
         session,
         member_id=member_id,
-        rule_ids=[rule.rule_id for rule in matching if rule.limits.per_member],
+        rules=[rule for rule in matching if rule.limits.per_member],
         local=occasion.local_time,
     )
     budgets = await _budgets_used(
@@ -102,38 +103,63 @@ async def awards_for(
     return evaluate(matching, occasion, room)
 
 
+def _within(period: str) -> ColumnElement[int]:
+    awarded_for = RuleAward.awarded_for
+    inside = (awarded_for >= bindparam(f"{period}_start")) & (
+        awarded_for < bindparam(f"{period}_end")
+    )
+    return func.coalesce(func.sum(case((inside, RuleAward.points), else_=0)), 0)
+
+
+# Built once (the purchase path only binds it): what each rule gave the member in the day,
+# week and month of the purchase and in all, reading the awards since the oldest period needed.
+_USAGE = (
+    select(
+        RuleAward.rule_id,
+        _within("day"),
+        _within("week"),
+        _within("month"),
+        func.coalesce(func.sum(RuleAward.points), 0),
+    )
+    .where(
+        RuleAward.member_id == bindparam("member"),
+        RuleAward.rule_id.in_(bindparam("rules", expanding=True)),
+        RuleAward.awarded_for >= bindparam("since"),
+    )
+    .group_by(RuleAward.rule_id)
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 async def _member_usage(
-    session: AsyncSession, *, member_id: int, rule_ids: list[int], local: datetime
+    session: AsyncSession, *, member_id: int, rules: list[CompiledRule], local: datetime
 ) -> dict[int, Usage]:
-    if not rule_ids:
+    if not rules:
         return {}
     bounds = periods(local)
 
-    def within(period: str):  # type: ignore[no-untyped-def]
-        start, end = bounds[period]
-        return func.coalesce(
-            func.sum(
-                case(
-                    (
-                        (RuleAward.awarded_for >= start) & (RuleAward.awarded_for < end),
-                        RuleAward.points,
-                    ),
-                    else_=0,
-                )
-            ),
-            0,
+    def oldest_needed(limits: Limits) -> datetime:
+        if limits.per_member_total is not None:
+            return _EPOCH
+        capped = (
+            ("day", limits.per_member_per_day),
+            ("week", limits.per_member_per_week),
+            ("month", limits.per_member_per_month),
         )
+        return min(bounds[period][0] for period, cap in capped if cap is not None)
 
     rows = await session.execute(
-        select(
-            RuleAward.rule_id,
-            within("day"),
-            within("week"),
-            within("month"),
-            func.coalesce(func.sum(RuleAward.points), 0),
-        )
-        .where(RuleAward.member_id == member_id, RuleAward.rule_id.in_(rule_ids))
-        .group_by(RuleAward.rule_id)
+        _USAGE,
+        {
+            "member": member_id,
+            "rules": sorted({rule.rule_id for rule in rules}),
+            "since": min(oldest_needed(rule.limits) for rule in rules),
+            **{
+                f"{period}_{edge}": bound
+                for period, (start, end) in bounds.items()
+                for edge, bound in (("start", start), ("end", end))
+            },
+        },
     )
     return {
         row[0]: Usage(day=int(row[1]), week=int(row[2]), month=int(row[3]), total=int(row[4]))
@@ -161,7 +187,10 @@ _ADD_TO_BUDGET = (
     .where(EarningRule.__table__.c.id == bindparam("rule"))
     .values(budget_used=EarningRule.__table__.c.budget_used + bindparam("points"))
 )
-_INSERT_AWARDS = insert(RuleAward.__table__)
+_INSERT_AWARDS = insert(RuleAward.__table__).returning(
+    RuleAward.__table__.c.id, sort_by_parameter_order=True
+)
+"""With RETURNING, SQLAlchemy sends many rows as one multi-row INSERT (insertmanyvalues)."""
 
 
 async def record_awards(

@@ -202,6 +202,20 @@ async def rule_ids_of_entries(session: AsyncSession, entry_ids: list[int]) -> li
     return [found.get(entry_id) for entry_id in entry_ids]
 
 
+async def rules_naming_tier(session: AsyncSession, *, tier_id: int) -> int:
+    """Live rules whose current version has the tier among its conditions."""
+    versions = await session.scalars(
+        select(EarningRuleVersion)
+        .join(
+            EarningRule,
+            (EarningRule.id == EarningRuleVersion.rule_id)
+            & (EarningRule.version == EarningRuleVersion.version),
+        )
+        .where(EarningRule.archived_at.is_(None))
+    )
+    return sum(tier_id in (version.conditions.get("tier_ids") or ()) for version in versions)
+
+
 async def points_awarded(session: AsyncSession, *, rule_id: int) -> int:
     """What the rule has given, net of refunds, over all its versions."""
     total = await session.scalar(

@@ -23,6 +23,7 @@ from loyalty.money import parse_decimal
 from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
+from loyalty.rules import service as rules
 from loyalty.tiers.models import Tier, TierChange, TierChangeReason
 from loyalty.validation import (
     UNSET,
@@ -151,6 +152,12 @@ async def delete_tier(
     if used_by:
         raise invalid(
             f"{used_by} reward(s) require this tier; change their minimum tier first.", "id"
+        )
+    if naming := await rules.rules_naming_tier(session, tier_id=tier.id):
+        raise invalid(
+            f"{naming} earning rule(s) have this tier among their conditions; edit or archive "
+            "them first.",
+            "id",
         )
     target = None
     if move_members_to is not None:
