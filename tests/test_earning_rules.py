@@ -458,9 +458,7 @@ DELETE_TIER = """mutation($input: DeleteTierInput!) {
   deleteTier(input: $input) { errors { code field } } }"""
 
 
-async def test_a_tier_named_by_a_live_rule_cannot_be_deleted_until_the_rule_is_archived(
-    admin, pos
-):
+async def test_a_tier_named_by_a_live_rule_cannot_be_deleted_until_the_rule_is_archived(admin, pos):
     _, gold = await gold_member(admin, pos)
     bronze = (await admin.data("{ tiers { id } }"))["tiers"][0]["id"]
     rule_id = await make_rule(admin, conditions={"tierIds": [gold, bronze]})
