@@ -32,6 +32,7 @@ from loyalty.events.models import MemberEvent
 from loyalty.ledger.jobs import (
     BATCH_SIZE,
     JobReport,
+    lock_job_members,
     lot_job,
     number_transactions,
     post_per_member,
@@ -140,15 +141,7 @@ async def _award_batch(
     count = await session.scalar(select(func.count()).select_from(lot_job))
     if not count:
         return 0
-    await session.execute(
-        select(func.count()).select_from(
-            select(Member.id)
-            .join(lot_job, lot_job.c.member_id == Member.id)
-            .order_by(Member.id)
-            .with_for_update(of=Member)
-            .subquery()
-        )
-    )
+    await lock_job_members(session)
     await number_transactions(session)
     await post_per_member(
         session,
@@ -211,7 +204,7 @@ async def _award_batch(
                 literal(BIRTHDAY),
                 stamp,
                 literal(utcnow(), UTCDateTime()),
-                cast(literal("{}"), JSON),
+                literal({}, JSON()),
                 lot_job.c.amount,
                 job_key,
             ),

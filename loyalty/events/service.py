@@ -144,7 +144,9 @@ def _attributes(value: object) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise invalid("Must be a JSON object.", "attributes")
-    if len(json.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+    if len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) > (
+        MAX_ATTRIBUTES_BYTES
+    ):
         raise invalid(f"Must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON.", "attributes")
     return value
 

@@ -191,15 +191,7 @@ async def _collect(session: AsyncSession, *, due: Due, low: int, high: int) -> t
     )
     if not await session.scalar(select(func.count()).select_from(lot_job)):
         return 0, 0
-    await session.execute(
-        select(func.count()).select_from(
-            select(Member.id)
-            .join(lot_job, lot_job.c.member_id == Member.id)
-            .order_by(Member.id)
-            .with_for_update(of=Member)
-            .subquery()
-        )
-    )
+    await lock_job_members(session)
     totals = (
         select(PointLot.member_id, func.sum(PointLot.remaining).label("amount"))
         .where(due(low, high), PointLot.member_id.in_(select(lot_job.c.member_id)))
@@ -220,6 +212,21 @@ async def _collect(session: AsyncSession, *, due: Due, low: int, high: int) -> t
         await session.execute(select(func.count(), func.coalesce(func.sum(lot_job.c.amount), 0)))
     ).one()
     return count, int(total)
+
+
+async def lock_job_members(session: AsyncSession) -> None:
+    """Lock the members in ``lot_job`` (``FOR UPDATE`` on PostgreSQL), newest first: wherever
+    several members are locked together, the higher id goes first (a referee's first purchase
+    locks the referee, then the referrer who enrolled before), so no two can deadlock."""
+    await session.execute(
+        select(func.count()).select_from(
+            select(Member.id)
+            .join(lot_job, lot_job.c.member_id == Member.id)
+            .order_by(Member.id.desc())
+            .with_for_update(of=Member)
+            .subquery()
+        )
+    )
 
 
 async def number_transactions(session: AsyncSession) -> None:

@@ -117,6 +117,9 @@ async def record_purchase(
     locked = await _read_for_purchase(
         session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=True
     )
+    if locked.member.referral_pending:
+        # Before any rule row: members are always locked before rules, newest member first.
+        await referrals.lock_referrer(session, referee_id=locked.member.id)
     quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=True)
     member, program = locked.member, locked.program
     points = quote.total

@@ -60,6 +60,21 @@ async def link(session: AsyncSession, *, referrer: Member, referee: Member) -> N
     await session.flush()
 
 
+async def lock_referrer(session: AsyncSession, *, referee_id: int) -> None:
+    """Lock the referrer of a referee whose referral is not rewarded yet: the referee's row is
+    locked, and the referrer enrolled earlier, so this keeps the newest-first member order."""
+    await session.execute(
+        select(Member.id)
+        .where(
+            Member.id
+            == select(Referral.referrer_id)
+            .where(Referral.referee_id == referee_id)
+            .scalar_subquery()
+        )
+        .with_for_update()
+    )
+
+
 async def reward_referral(
     session: AsyncSession,
     *,
@@ -69,9 +84,8 @@ async def reward_referral(
     occurred_at: datetime,
     releases_at: datetime | None,
 ) -> Member:
-    """Reward a referral on the referee's first purchase that earned points (the referee's
-    row is locked; the referrer's is locked next: referrers enrolled earlier, so locks are
-    always taken newest member first and cannot deadlock). Returns the referee, updated."""
+    """Reward a referral on the referee's first purchase that earned points. The referee's and
+    the referrer's rows are already locked (``lock_referrer``). Returns the referee, updated."""
     referee.referral_pending = False
     await session.flush()
     referral = await session.scalar(
