@@ -10,7 +10,7 @@ same points; a ``CHECK`` constraint on the table backs it up.
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
@@ -104,8 +104,19 @@ _INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
     LedgerEntry.__table__.c.id, sort_by_parameter_order=True
 )
 _INSERT_LOT = insert(PointLot.__table__)
+_INSERT_LOT_RETURNING = _INSERT_LOT.returning(PointLot.__table__.c.id)
 _INSERT_LOTS = _INSERT_LOT.returning(PointLot.__table__.c.id, sort_by_parameter_order=True)
 """Several lots in one multi-row INSERT (SQLAlchemy's insertmanyvalues needs RETURNING)."""
+
+
+async def _insert(
+    session: AsyncSession, one: Insert, many: Insert, rows: list[dict[str, object]]
+) -> list[int]:
+    """Insert rows, returning their ids in order: one row by the plain statement (cheaper),
+    several by one multi-row statement."""
+    if len(rows) == 1:
+        return [await session.scalar(one, rows[0])]
+    return list((await session.scalars(many, rows)).all())
 
 
 async def post(session: AsyncSession, movement: Movement) -> Posted:
@@ -250,25 +261,23 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
         for kind, points in ((EntryKind.EARN, earning.base), (EntryKind.BONUS, bonus))
         if points
     ]
-    transaction_ids = (
-        await session.scalars(
-            _INSERT_TRANSACTIONS,
-            [
-                {
-                    "kind": kind,
-                    "member_id": earning.member_id,
-                    "occurred_at": earning.occurred_at,
-                    "created_at": created_at,
-                    "reason": earning.reason,
-                    "purchase_id": earning.purchase_id,
-                    "redemption_id": None,
-                    "qualifying_points": points if kind == EntryKind.EARN else 0,
-                    "qualifying_at": earning.qualifying_at if kind == EntryKind.EARN else None,
-                }
-                for kind, points in kinds
-            ],
-        )
-    ).all()
+    transaction_rows = [
+        {
+            "kind": kind,
+            "member_id": earning.member_id,
+            "occurred_at": earning.occurred_at,
+            "created_at": created_at,
+            "reason": earning.reason,
+            "purchase_id": earning.purchase_id,
+            "redemption_id": None,
+            "qualifying_points": points if kind == EntryKind.EARN else 0,
+            "qualifying_at": earning.qualifying_at if kind == EntryKind.EARN else None,
+        }
+        for kind, points in kinds
+    ]
+    transaction_ids = await _insert(
+        session, _INSERT_TRANSACTION, _INSERT_TRANSACTIONS, transaction_rows
+    )
     account = Account.MEMBER_PENDING if earning.pending else Account.MEMBER_AVAILABLE
     balance = (member.points_pending if earning.pending else member.points_available) - total
     rows: list[dict[str, object]] = []
@@ -297,7 +306,9 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
             }
         )
     entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
-    await session.execute(
+    await _insert(
+        session,
+        _INSERT_LOT_RETURNING,
         _INSERT_LOTS,
         [
             {
