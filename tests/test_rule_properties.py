@@ -234,7 +234,8 @@ def expected_awards(model: Model, purchase: dict[str, Any], member: str, gold: b
         return [line for line in sent if line["sku"] in skus or line["category"] in categories]
 
     def amount(chosen: list[dict]) -> Decimal:
-        return sum(
+        """What the chosen lines cost, never more than the purchase total (a discount)."""
+        lines_cost = sum(
             (
                 line["quantity"] * Decimal(line["unitPrice"]["amount"])
                 for line in chosen
@@ -242,6 +243,7 @@ def expected_awards(model: Model, purchase: dict[str, Any], member: str, gold: b
             ),
             Decimal(0),
         )
+        return min(lines_cost, total)
 
     def units(chosen: list[dict]) -> int:
         return sum(line["quantity"] for line in chosen)

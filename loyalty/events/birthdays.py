@@ -142,6 +142,19 @@ async def _award_batch(
     if not count:
         return 0
     await lock_job_members(session)
+    # Read again under the lock: a member suspended meanwhile gets nothing.
+    await session.execute(
+        delete(lot_job).where(
+            lot_job.c.member_id.in_(
+                select(Member.id).where(
+                    Member.id == lot_job.c.member_id, Member.status != MemberStatus.ACTIVE
+                )
+            )
+        )
+    )
+    count = await session.scalar(select(func.count()).select_from(lot_job))
+    if not count:
+        return 0
     await number_transactions(session)
     await post_per_member(
         session,

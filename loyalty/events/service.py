@@ -140,15 +140,24 @@ def _event_type(value: str) -> str:
 
 
 def _attributes(value: object) -> dict[str, Any]:
+    """A JSON object of at most MAX_ATTRIBUTES_BYTES (compact UTF-8), stored as parsed back."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise invalid("Must be a JSON object.", "attributes")
-    if len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) > (
-        MAX_ATTRIBUTES_BYTES
-    ):
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        size = len(encoded.encode())
+    except (ValueError, UnicodeEncodeError):
+        raise invalid(
+            "Must be valid JSON: no NaN or Infinity, no lone surrogates.", "attributes"
+        ) from None
+    if size > MAX_ATTRIBUTES_BYTES:
         raise invalid(f"Must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON.", "attributes")
-    return value
+    if "\x00" in encoded or "\\u0000" in encoded:
+        raise invalid("Must not contain NUL characters.", "attributes")
+    parsed: dict[str, Any] = json.loads(encoded)
+    return parsed
 
 
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> EventResult:

@@ -12,7 +12,7 @@ from loyalty.errors import DomainError
 from loyalty.events import service as events
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.pagination import Connection, to_connection
-from loyalty.graphql.permissions import IsAdmin, RolePermission, ensure_member_access
+from loyalty.graphql.permissions import IsAdmin, RolePermission, forbidden
 from loyalty.graphql.purchases import MoneyInput, PurchaseLineInput, purchase_in
 from loyalty.graphql.rule_types import (
     DayOfWeek,
@@ -231,13 +231,18 @@ class RuleQueries:
         self, info: strawberry.Info, input: PreviewPurchaseInput
     ) -> PreviewPurchasePayload:
         purchase = purchase_in(input)  # type: ignore[arg-type]
+        principal = info.context.principal
+        if principal.role == Role.MEMBER and (
+            purchase.member_external_id is not None or purchase.member_id != principal.member_id
+        ):
+            # Before any lookup: a member token must not learn whether other members exist.
+            raise forbidden()
         try:
-            member, quote = await info.context.read(
+            _, quote = await info.context.read(
                 lambda session: purchases.preview_purchase(session, purchase=purchase)
             )
         except DomainError as error:
             return PreviewPurchasePayload(errors=[UserError.of(error)])
-        ensure_member_access(info, member.id)
         return PreviewPurchasePayload(
             errors=[],
             points_awarded=quote.total,

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,9 +99,15 @@ def _validated(changes: ProgramChanges) -> dict[str, object]:
     return {name: checks[name](value) for name, value in sent.items()}
 
 
+_MACHINE_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+"""Files some systems keep beside the zones: not portable, so not a program's time zone."""
+
+
 def _time_zone(value: str | None) -> str:
     name = required_text(_not_null(value, "timeZone"), 64, "timeZone")
     try:
+        if name not in available_timezones() or name in _MACHINE_ZONES:
+            raise ZoneInfoNotFoundError(name)
         ZoneInfo(name)
     except (ValueError, OSError, ZoneInfoNotFoundError):
         raise invalid(

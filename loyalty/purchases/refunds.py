@@ -103,17 +103,19 @@ async def refund_purchase(
                 qualifying_at=purchase.occurred_at,
             ),
         )
-    await awarding.release_for_refund(
-        session,
-        purchase_id=purchase.id,
-        member_id=member.id,
-        awarded_for=purchase.occurred_at,
-        refunded_share=refunded / purchase.total_amount,
-        now=utcnow(),
-    )
     purchase.refunded_amount = refunded
     purchase.points_refunded += target
     purchase.points_unrecovered += unrecovered
+    if purchase.points_awarded:
+        await awarding.release_for_refund(
+            session,
+            purchase_id=purchase.id,
+            member_id=member.id,
+            awarded_for=purchase.occurred_at,
+            points_recovered=purchase.points_refunded - purchase.points_unrecovered,
+            points_awarded=purchase.points_awarded,
+            now=utcnow(),
+        )
     purchase.status = (
         PurchaseStatus.REFUNDED
         if refunded == purchase.total_amount

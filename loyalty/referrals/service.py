@@ -3,6 +3,7 @@ purchase that earns points rewards both (amounts and the per-referrer limit are 
 settings). A referral is rewarded once: refunding that purchase and buying again does not
 reward it a second time, and the points already given are not taken back."""
 
+import re
 import secrets
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from loyalty.referrals.models import Referral
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford's base 32: no I, L, O or U, so a code read aloud at the till survives."""
 CODE_LENGTH = 10
+_CODE = re.compile(r"^[0-9A-Z]+$")
+"""What any code looks like (new codes in base 32, codes given at migration in hex)."""
 
 
 def new_code() -> str:
@@ -38,7 +41,7 @@ async def find_referrer(
     themselves (the same email or phone)."""
     key = normalized_code(code)
     referrer = None
-    if 0 < len(key) <= 16:
+    if 0 < len(key) <= 16 and _CODE.match(key):
         referrer = await session.scalar(select(Member).where(Member.referral_code == key))
     if referrer is None:
         raise not_found("Referral code", "referralCode")

@@ -8,7 +8,6 @@ purchases of different members can never award more than a campaign's budget.
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -178,7 +177,9 @@ async def _budgets_used(
         .order_by(EarningRule.id)
     )
     if lock:
-        statement = statement.with_for_update()
+        # FOR NO KEY UPDATE: enough to serialise budgets, and it lets other transactions'
+        # award rows reference the rule (their foreign-key check takes a KEY SHARE lock).
+        statement = statement.with_for_update(key_share=True)
     return {row[0]: int(row[1]) for row in await session.execute(statement)}
 
 
@@ -238,11 +239,14 @@ async def release_for_refund(
     purchase_id: int,
     member_id: int,
     awarded_for: datetime,
-    refunded_share: Decimal,
+    points_recovered: int,
+    points_awarded: int,
     now: datetime,
 ) -> None:
-    """A refund frees the caps (and budget) of the rules the purchase used, in proportion:
-    floor(rule's award × cumulative refunded share) minus what earlier refunds freed."""
+    """A refund frees the caps (and budget) of the rules the purchase used in proportion to
+    the points actually taken back: floor(rule's award × points recovered so far / points
+    awarded) minus what earlier refunds freed. Points the member had already spent stay
+    counted, so a refund can never let a campaign pay past its budget."""
     rows = (
         await session.execute(
             select(
@@ -259,9 +263,7 @@ async def release_for_refund(
     ).all()
     releases = []
     for rule_id, version_id, budgeted, awarded, released in rows:
-        owed = int((int(awarded) * refunded_share).to_integral_value(rounding=ROUND_FLOOR)) - int(
-            released
-        )
+        owed = int(awarded) * points_recovered // points_awarded - int(released)
         if owed > 0:
             releases.append((rule_id, version_id, budgeted, owed))
     if not releases:

@@ -141,7 +141,8 @@ def proposed(rule: CompiledRule, occasion: Occasion) -> int | None:
         lines = [line for line in occasion.lines if _line_matches(when, line)]
         if not lines:
             return None
-        amount = sum((line.amount for line in lines), Decimal(0))
+        # Never more than was paid: a basket discount can leave the total below the lines.
+        amount = min(sum((line.amount for line in lines), Decimal(0)), occasion.total)
     else:
         lines = list(occasion.lines)
         amount = occasion.total

@@ -135,7 +135,9 @@ async def update_rule(session: AsyncSession, *, rule_id: int, changes: RuleIn) -
     # Conditions kept from the current version may name a tier deleted since: it simply
     # matches nobody, and must not block an edit of another field.
     values = await _validated(session, merged, check_tiers="conditions" in sent)
-    now = utcnow()
+    # Never before the version it closes (clocks of several servers may disagree): versions
+    # must not overlap, or one purchase could earn two versions of a rule.
+    now = max(utcnow(), current.valid_from or utcnow())
     current.valid_to = now
     rule.version += 1
     version = EarningRuleVersion(
