@@ -1,5 +1,6 @@
 """GraphQL documents and small helpers the tests share."""
 
+import json
 import uuid
 from typing import Any
 
@@ -133,3 +134,20 @@ def redeem_input(member_id: str, reward_id: str, channel: str = "IN_STORE") -> d
 async def redeem(client: Any, member_id: str, reward_id: str, channel: str = "IN_STORE") -> dict:
     data = await client.data(REDEEM, input=redeem_input(member_id, reward_id, channel))
     return data["redeemReward"]
+
+
+LONE_SURROGATE = "LONE-SURROGATE"
+
+
+async def post_with_lone_surrogate(client: Any, query: str, **variables: Any) -> dict[str, Any]:
+    """Send a request whose JSON carries a lone surrogate (\\ud800) where ``LONE_SURROGATE``
+    stands: valid JSON text, but no Python client would encode such a string itself."""
+    body = json.dumps({"query": query, "variables": variables}).replace(LONE_SURROGATE, "\\ud800")
+    response = await client.http.post(
+        "/graphql",
+        content=body.encode(),
+        headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.helpers import enroll, key, purchase_input
+from tests.helpers import enroll, grant, key, purchase_input
 
 BREAKDOWN = "pointsBreakdown { points description rule { id name } }"
 ERRORS = "errors { code field message }"
@@ -390,8 +390,8 @@ async def test_budget_awards_what_is_left_then_nothing(admin, pos):
 
 
 async def test_a_refund_frees_the_daily_cap_in_proportion(admin, pos):
-    """Chosen behaviour: refunding a share of a purchase frees floor(rule award × refunded
-    share) of the rule's caps, in the periods of the purchase's occurredAt."""
+    """Chosen behaviour: a refund frees floor(rule award × points taken back / points awarded)
+    of the rule's caps, in the periods of the purchase's occurredAt."""
     rule_id = await make_rule(admin, "FIXED_BONUS", "30", limits={"perMemberPerDay": 50})
     member_id = await enroll(pos)
     first = await buy(pos, member_id, "10.00")
@@ -412,6 +412,29 @@ async def test_a_refund_gives_the_budget_back(admin, pos):
     rule = await rule_view(admin, rule_id)
     assert (rule["budgetUsed"], rule["pointsAwarded"]) == (20, 20)
     assert await earned(pos, third) == 40
+
+
+async def test_a_refund_of_points_already_spent_frees_neither_budget_nor_cap(admin, pos):
+    """Only points actually taken back free a rule: the campaign paid what was spent."""
+    rule_id = await make_rule(
+        admin, "FIXED_BONUS", "100", limits={"budget": 100, "perMemberPerDay": 100}
+    )
+    spender, other = await enroll(pos), await enroll(pos)
+    bought = await buy(pos, spender)
+    assert bought["pointsAwarded"] == 110
+    await grant(admin, spender, -110)
+    await refund(pos, bought["purchase"]["id"], "10.00")
+    rule = await rule_view(admin, rule_id)
+    assert (rule["budgetUsed"], rule["pointsAwarded"]) == (100, 100)
+    assert await earned(pos, other) == 10, "the budget is spent"
+    assert await earned(pos, spender) == 10, "the day's cap is spent"
+
+
+async def test_matching_lines_never_count_above_the_purchase_total(admin, pos):
+    await make_rule(admin, "POINTS_PER_CURRENCY", "1", conditions={"skus": ["TV"]})
+    member_id = await enroll(pos)
+    discounted = await buy(pos, member_id, "80.00", lines=[line("TV", "100.00")])
+    assert parts(discounted)[1][1] == 80
 
 
 # Versions, windows, archive, backdating ----------------------------------------------------
@@ -680,6 +703,11 @@ async def test_preview_roles(admin, pos, app_client):
     for caller in (admin, pos, member):
         assert (await preview(caller, member_id))["pointsAwarded"] == 20
     assert forbidden(await member(PREVIEW, input=preview_input(other_id)))
+    # by externalId the answer is FORBIDDEN whether or not the member exists: nothing leaks
+    for external_id in ("no-such-member", f"m-{key()[:12]}"):
+        by_external = {**preview_input(member_id), "memberExternalId": external_id}
+        del by_external["memberId"]
+        assert forbidden(await member(PREVIEW, input=by_external))
     assert forbidden(await app_client(PREVIEW, input=preview_input(member_id)))
     assert forbidden(await member(RECORD, input=purchase_input(member_id)))
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.cli import arun_cli
-from tests.helpers import enroll, key, record
+from tests.helpers import LONE_SURROGATE, enroll, key, post_with_lone_surrogate, record
 
 CREATE_RULE = """
 mutation($input: CreateEarningRuleInput!) {
@@ -377,7 +377,7 @@ async def test_bad_types_are_invalid(admin, pos):
 
 async def test_attributes_must_be_a_small_json_object(admin, pos):
     member_id = await enroll(pos)
-    for bad in ([1, 2], "text", 5, True, {"note": "x" * 5000}):
+    for bad in ([1, 2], "text", 5, True, {"note": "x" * 5000}, {"n": "\x00"}):
         payload = await send(pos, member_id, attributes=bad)
         assert codes(payload) == [("INVALID", ["attributes"])], bad
     assert (await member_view(admin, member_id))["events"]["edges"] == []
@@ -388,6 +388,15 @@ async def test_attributes_must_be_a_small_json_object(admin, pos):
     assert accepted["event"]["attributes"] == nested
     listed = (await member_view(admin, member_id))["events"]["edges"]
     assert listed[0]["node"]["attributes"] == nested
+
+
+async def test_attributes_with_a_lone_surrogate_are_invalid(admin, pos):
+    member_id = await enroll(pos)
+    body = await post_with_lone_surrogate(
+        pos, RECORD_EVENT, input=event_input(member_id, attributes={"a": LONE_SURROGATE})
+    )
+    assert codes(body["data"]["recordEvent"]) == [("INVALID", ["attributes"])]
+    assert (await member_view(admin, member_id))["events"]["edges"] == []
 
 
 async def test_attributes_are_measured_in_bytes_of_json(pos):

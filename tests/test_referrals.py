@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers import ENROLL, RECORD_PURCHASE, enroll, grant, key, purchase_input, record
+from tests.helpers import (
+    ENROLL,
+    LONE_SURROGATE,
+    RECORD_PURCHASE,
+    enroll,
+    grant,
+    key,
+    post_with_lone_surrogate,
+    purchase_input,
+    record,
+)
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
   program { referrerPoints refereePoints referralLimit } errors { code field } } }"""
@@ -206,7 +216,7 @@ async def test_a_backdated_settled_first_purchase_rewards_available_points(admin
 async def test_an_unknown_code_is_not_found_and_writes_nothing(admin, pos):
     await enroll(pos)  # a member with some other code
     external_id = f"m-{key()[:12]}"
-    for bad in ("ZZZZZZZZZZ", "", "   ", "X" * 40):
+    for bad in ("ZZZZZZZZZZ", "", "   ", "X" * 40, "\x00ABC", "ÄBC"):
         data = await pos.data(ENROLL, input={"externalId": external_id, "referralCode": bad})
         payload = data["enrollMember"]
         assert payload["member"] is None
@@ -214,6 +224,10 @@ async def test_an_unknown_code_is_not_found_and_writes_nothing(admin, pos):
             ("NOT_FOUND", ["referralCode"])
         ], bad
     assert (await admin.data(MEMBER_BY_EXTERNAL_ID, x=external_id))["memberByExternalId"] is None
+    body = await post_with_lone_surrogate(
+        pos, ENROLL, input={"externalId": external_id, "referralCode": LONE_SURROGATE}
+    )
+    assert [e["code"] for e in body["data"]["enrollMember"]["errors"]] == ["NOT_FOUND"]
 
 
 async def test_a_member_cannot_refer_themselves_by_email(admin, pos):

@@ -1,7 +1,7 @@
 """Earning-rule caps and budgets under real concurrency on PostgreSQL.
 
 Purchases (and events) race over separate pooled connections through the app: the member row
-lock makes per-member caps exact, the rule row lock (``FOR UPDATE`` in id order) makes a
+lock makes per-member caps exact, the rule row lock (``FOR NO KEY UPDATE`` in id order) makes a
 campaign budget exact however many members buy at once. ``ledger verify`` runs after every
 test (the ``db`` fixture).
 """
@@ -353,3 +353,41 @@ async def test_the_birthday_job_beside_referees_first_purchases(admin, pos, db):
     assert not isinstance(job, BaseException), f"the job failed: {job}"
     assert (job.members, job.points) == (200, 1000)
     assert [p.get("errors") for p in purchases] == [None] * 100
+
+
+async def test_replayed_and_live_purchases_race_when_a_budget_changed_between_versions(admin, pos):
+    """A receipt replayed from before an edit sees the old version (budgeted: locks the rule),
+    a live one the new (no budget: only references the rule from its award row). Both must
+    go through: the budget lock must not conflict with the award rows' foreign-key check."""
+    first = await create_rule(
+        admin,
+        priority=10,
+        startsAt=LONG_AGO,
+        effect={"kind": "FIXED_BONUS", "value": "3"},
+        limits={"budget": 1_000_000},
+    )
+    await create_rule(
+        admin,
+        startsAt=LONG_AGO,
+        effect={"kind": "FIXED_BONUS", "value": "2"},
+        limits={"budget": 1_000_000},
+    )
+    edited = await admin.data(
+        """mutation($input: UpdateEarningRuleInput!) {
+        updateEarningRule(input: $input) { errors { code } } }""",
+        input={"id": first, "limits": None},
+    )
+    assert edited["updateEarningRule"]["errors"] == []
+    before_edit = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    members = [await enroll(pos) for _ in range(40)]
+
+    async def buy(index: int, member_id: str) -> dict:
+        extra = {"occurredAt": before_edit} if index % 2 else {}
+        data = await pos(RECORD, input=purchase_input(member_id, "1.00", **extra))
+        return data
+
+    results = await asyncio.gather(*(buy(i, m) for i, m in enumerate(members * 3)))
+    assert all("errors" not in body for body in results), [
+        body["errors"] for body in results if "errors" in body
+    ][:3]
+    assert {body["data"]["recordPurchase"]["pointsAwarded"] for body in results} == {6}
