@@ -37,7 +37,7 @@ from loyalty.ledger.jobs import (
     number_transactions,
     post_per_member,
 )
-from loyalty.ledger.models import Account, EntryKind, LotState, PointLot
+from loyalty.ledger.models import Account, EntryKind, LedgerEntry, LotState, PointLot
 from loyalty.members.models import Member, MemberStatus
 from loyalty.program.service import get_program
 from loyalty.rules.awarding import local_time
@@ -230,6 +230,7 @@ async def _award_batch(
                 "version_id",
                 "member_id",
                 "event_id",
+                "entry_id",
                 "awarded_for",
                 "points",
                 "budgeted",
@@ -240,13 +241,22 @@ async def _award_batch(
                 literal(rule.version_id),
                 lot_job.c.member_id,
                 MemberEvent.id,
+                LedgerEntry.id,
                 stamp,
                 lot_job.c.amount,
                 literal(rule.limits.budget is not None),
                 literal(utcnow(), UTCDateTime()),
-            ).join(
+            )
+            .join(
                 MemberEvent,
                 and_(MemberEvent.once_key == job_key, MemberEvent.member_id == lot_job.c.member_id),
+            )
+            .join(
+                LedgerEntry,
+                and_(
+                    LedgerEntry.transaction_id == lot_job.c.transaction_id,
+                    LedgerEntry.member_id == lot_job.c.member_id,
+                ),
             ),
         )
     )
