@@ -16,7 +16,7 @@ from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.pagination import Page, PageRequest, newest_first
-from loyalty.program.service import get_program
+from loyalty.program.service import get_program, require_within_backdate
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
 from loyalty.rules.engine import Occasion
@@ -66,12 +66,7 @@ async def record_event(
     member = await members.lock_member(session, member_id=event.member_id)
     members.require_active(member)
     program = await get_program(session)
-    if occurred_at < now - timedelta(days=program.max_backdate_days):
-        raise invalid(
-            f"Must not be more than {program.max_backdate_days} days in the past "
-            "(the program's maxBackdateDays).",
-            "occurredAt",
-        )
+    require_within_backdate(program, occurred_at, now)
     tier_id, multiplier = await tiers.tier_at(
         session, member=member, at=occurred_at, current_multiplier=Decimal(1)
     )

@@ -27,9 +27,8 @@ class PurchaseLineInput:
     unit_price: MoneyInput | None = None
 
 
-@strawberry.input
-class RecordPurchaseInput:
-    idempotency_key: str
+@strawberry.input(description="recordPurchase's input without idempotencyKey.")
+class PreviewPurchaseInput:
     order_id: str
     channel: Channel
     total: MoneyInput
@@ -38,6 +37,11 @@ class RecordPurchaseInput:
     store_id: str | None = None
     lines: list[PurchaseLineInput] | None = None
     occurred_at: datetime | None = None
+
+
+@strawberry.input
+class RecordPurchaseInput(PreviewPurchaseInput):
+    idempotency_key: str
 
 
 @strawberry.type
@@ -52,7 +56,7 @@ def money_in(money: MoneyInput) -> purchases.MoneyIn:
     return purchases.MoneyIn(amount=money.amount, currency=money.currency)
 
 
-def purchase_in(input: RecordPurchaseInput) -> purchases.PurchaseIn:
+def purchase_in(input: PreviewPurchaseInput) -> purchases.PurchaseIn:
     return purchases.PurchaseIn(
         order_id=input.order_id,
         channel=input.channel,

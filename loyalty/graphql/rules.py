@@ -13,7 +13,7 @@ from loyalty.events import service as events
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.pagination import Connection, to_connection
 from loyalty.graphql.permissions import IsAdmin, RolePermission, forbidden
-from loyalty.graphql.purchases import MoneyInput, PurchaseLineInput, purchase_in
+from loyalty.graphql.purchases import PreviewPurchaseInput, purchase_in
 from loyalty.graphql.rule_types import (
     DayOfWeek,
     EarningEffectKind,
@@ -118,18 +118,6 @@ class EarningRulePayload:
     earning_rule: EarningRule | None = None
 
 
-@strawberry.input(description="recordPurchase's input without idempotencyKey.")
-class PreviewPurchaseInput:
-    order_id: str
-    channel: Channel
-    total: MoneyInput
-    member_id: strawberry.ID | None = None
-    member_external_id: str | None = None
-    store_id: str | None = None
-    lines: list[PurchaseLineInput] | None = None
-    occurred_at: datetime | None = None
-
-
 @strawberry.type
 class PreviewPurchasePayload:
     errors: list[UserError]
@@ -230,7 +218,7 @@ class RuleQueries:
     async def preview_purchase(
         self, info: strawberry.Info, input: PreviewPurchaseInput
     ) -> PreviewPurchasePayload:
-        purchase = purchase_in(input)  # type: ignore[arg-type]
+        purchase = purchase_in(input)
         principal = info.context.principal
         if principal.role == Role.MEMBER and (
             purchase.member_external_id is not None or purchase.member_id != principal.member_id

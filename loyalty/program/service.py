@@ -1,6 +1,7 @@
 """Program settings: read by every earning operation, changed by admins."""
 
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -31,6 +32,16 @@ class ProgramChanges:
     referrer_points: int | Unset = UNSET
     referee_points: int | Unset = UNSET
     referral_limit: int | Unset | None = UNSET
+
+
+def require_within_backdate(program: Program, occurred_at: datetime, now: datetime) -> None:
+    """An offline till may replay its queue, but only ``maxBackdateDays`` back."""
+    if occurred_at < now - timedelta(days=program.max_backdate_days):
+        raise invalid(
+            f"Must not be more than {program.max_backdate_days} days in the past "
+            "(the program's maxBackdateDays).",
+            "occurredAt",
+        )
 
 
 async def get_program(session: AsyncSession, *, for_update: bool = False) -> Program:

@@ -19,6 +19,7 @@ from loyalty.members.models import Channel, Member
 from loyalty.money import parse_currency, parse_positive_amount, require_currency
 from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.models import PROGRAM_ID, Program
+from loyalty.program.service import require_within_backdate
 from loyalty.purchases.models import Purchase, PurchaseStatus
 from loyalty.referrals import service as referrals
 from loyalty.rules import awarding
@@ -226,12 +227,7 @@ async def _quote(
         require_currency(currency, program.currency, *path)
     members.require_active(member)
     occurred_at: datetime = values["occurred_at"]
-    if occurred_at < values["now"] - timedelta(days=program.max_backdate_days):
-        raise invalid(
-            f"Must not be more than {program.max_backdate_days} days in the past "
-            "(the program's maxBackdateDays).",
-            "occurredAt",
-        )
+    require_within_backdate(program, occurred_at, values["now"])
     tier_id, multiplier = await tiers.tier_at(
         session, member=member, at=occurred_at, current_multiplier=locked.multiplier
     )
