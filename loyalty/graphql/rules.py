@@ -226,7 +226,7 @@ class RuleQueries:
             # Before any lookup: a member token must not learn whether other members exist.
             raise forbidden()
         try:
-            _, quote = await info.context.read(
+            quote = await info.context.read(
                 lambda session: purchases.preview_purchase(session, purchase=purchase)
             )
         except DomainError as error:

@@ -200,7 +200,7 @@ async def record_purchase(
     return PurchaseResult(purchase=recorded, points_awarded=points, member=member)
 
 
-async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> tuple[Member, Quote]:
+async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> Quote:
     """What ``record_purchase`` would award now, writing nothing (and locking nothing)."""
     values = _validated(purchase, now=utcnow())
     locked = await _read_for_purchase(
@@ -209,7 +209,7 @@ async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> tu
     quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=False)
     if await session.scalar(select(exists().where(Purchase.order_id == values["order_id"]))):
         raise _already_recorded(values["order_id"])
-    return locked.member, quote
+    return quote
 
 
 async def _quote(
