@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.service import get_program, require_within_backdate
+from loyalty.purchases.service import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
 from loyalty.rules.engine import Occasion
@@ -25,7 +26,6 @@ from loyalty.tiers import service as tiers
 from loyalty.validation import instant
 
 MAX_ATTRIBUTES_BYTES = 4096
-MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import lock_by_id, utcnow
-from loyalty.errors import invalid, not_found
+from loyalty.errors import invalid
 from loyalty.money import parse_decimal
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.program.models import PROGRAM_ID, Program
@@ -398,10 +398,3 @@ def _limits(given: LimitsIn) -> dict[str, int]:
             )
             checked[f.name] = int_between(value, 1, MAX_LIMIT, "limits", field)
     return checked
-
-
-async def get_rule(session: AsyncSession, *, rule_id: int) -> RuleView:
-    found = (await rules_by_id(session, [rule_id]))[0]
-    if found is None:
-        raise not_found("Earning rule", "id")
-    return found
