@@ -11,9 +11,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
 
 from loyalty import migrate
 from loyalty.auth import service as auth
@@ -23,6 +25,7 @@ from loyalty.db import Database
 from loyalty.graphql.context import Context
 from loyalty.graphql.schema import build_schema
 from loyalty.metrics import HTTP_REQUESTS
+from loyalty.validation import json_depth
 
 
 class MemberTokenSecret:
@@ -42,12 +45,53 @@ class MemberTokenSecret:
         return self._value
 
 
-def _unauthenticated(message: str) -> JSONResponse:
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def _error(
+    message: str, code: str, status_code: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]},
+        status_code=status_code,
+        headers=headers,
     )
+
+
+def _unauthenticated(message: str) -> JSONResponse:
+    return _error(message, "UNAUTHENTICATED", 401, {"WWW-Authenticate": "Bearer"})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay(body: bytes) -> Receive:
+    """A ``receive`` that hands GraphQL the body already read, then waits for a disconnect."""
+    sent = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive  # type: ignore[return-value]  # starlette's Message is a plain dict too
 
 
 class LoyaltyGraphQL(GraphQL):
@@ -76,6 +120,15 @@ class LoyaltyGraphQL(GraphQL):
             )
             await page(scope, receive, send)
             return
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        body = await read_body(receive, self.settings.max_body_bytes)
+        if body is None:
+            await self._too_large(scope, receive, send)
+            return
+        receive = replay(body)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -104,10 +157,31 @@ class LoyaltyGraphQL(GraphQL):
             member_token_secret=self.member_token_secret,
         )
         scope.setdefault("state", {})["context"] = context
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            async with asyncio.timeout(self.settings.request_timeout_seconds):
+                await super().__call__(scope, receive, send_tracking)
+        except TimeoutError:
+            if started:
+                raise
+            await _error(
+                "The request took too long and was stopped; nothing it was doing was kept.",
+                "TIMEOUT",
+                503,
+            )(scope, receive, send)
         finally:
             await context.close()
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.settings.max_body_bytes
+        response = _error(f"The request body is over {limit} bytes.", "PAYLOAD_TOO_LARGE", 413)
+        await response(scope, receive, send)
 
     async def _authenticate(self, session, token: str) -> Principal | None:  # type: ignore[no-untyped-def]
         if token.startswith(auth.KEY_PREFIX):
@@ -127,15 +201,54 @@ class LoyaltyGraphQL(GraphQL):
         return principal
 
     def decode_json(self, data: str | bytes) -> object:
-        """Only an object (or a batch of objects) is a GraphQL request; anything else is a 400."""
-        decoded = json.loads(data)
+        """Only an object (or a batch of objects) nesting no deeper than the limit is a GraphQL
+        request; anything else is a 400."""
+        try:
+            decoded = json.loads(data)
+        except RecursionError as error:
+            raise json.JSONDecodeError("the JSON nests too deeply", "", 0) from error
         items = decoded if isinstance(decoded, list) else [decoded]
         if not all(isinstance(item, dict) for item in items):
-            raise json.JSONDecodeError("a GraphQL request must be a JSON object", str(data), 0)
+            raise json.JSONDecodeError("a GraphQL request must be a JSON object", "", 0)
+        if json_depth(decoded) > self.settings.max_json_depth:
+            raise json.JSONDecodeError("the JSON nests too deeply", "", 0)
         return decoded
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         return request.state.context
+
+    async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
+        """Answers in application/graphql-response+json when the client asks for it."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = (
+            GRAPHQL_RESPONSE_JSON
+            if GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+            else None
+        )
+        request.state.sub_response = sub_response
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:  # type: ignore[override]
+        """With application/graphql-response+json, a document that failed to parse or validate
+        (no data at all) is a 400, as the GraphQL-over-HTTP specification recommends."""
+        sub_response = request.state.sub_response
+        if (
+            sub_response.media_type == GRAPHQL_RESPONSE_JSON
+            and result.data is None
+            and result.errors
+        ):
+            sub_response.status_code = 400
+        return await super().process_result(request, result)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type:
+            response.headers["content-type"] = sub_response.media_type
+        return response
 
 
 class RequestMetrics:
@@ -158,7 +271,10 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            HTTP_REQUESTS.labels(scope["path"], str(status)).observe(time.perf_counter() - started)
+            # Labelled by route, never by raw path: unknown paths would each add a series.
+            route = scope.get("route")
+            path = route.path if isinstance(route, Route) else "unmatched"
+            HTTP_REQUESTS.labels(path, str(status)).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:

@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=100)
+    max_fields: int = Field(
+        default=1000, ge=10, description="Fields a document may select, fragments expanded."
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(
+        default=32, ge=4, description="How deeply a request body's JSON may nest."
+    )
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 @lru_cache

@@ -8,6 +8,17 @@ def encode_id(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
 
 
+def parse_key(text: str) -> int | None:
+    """A primary key written as ASCII digits that fits a BIGINT, or None.
+
+    ``str.isdigit`` alone admits "²" and other Unicode digits that ``int`` refuses, and a long
+    run of digits would overflow the column.
+    """
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
 def decode_id(type_name: str, global_id: str) -> int | None:
     """The primary key an ID names, or None when it is not an ID of this type."""
     if not global_id or len(global_id) > 64:
@@ -17,9 +28,7 @@ def decode_id(type_name: str, global_id: str) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     prefix, _, pk = raw.partition(":")
-    if prefix != type_name or not pk.isdigit() or len(pk) > 18:
-        return None
-    return int(pk)
+    return parse_key(pk) if prefix == type_name else None
 
 
 def key_or_zero(type_name: str, global_id: str) -> int:

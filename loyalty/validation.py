@@ -108,3 +108,16 @@ def not_null(value: T | None, *field: str) -> T:
     if value is None:
         raise invalid("Must not be null.", *field)
     return value
+
+
+def json_depth(value: object) -> int:
+    """How deeply ``value`` nests, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty.auth.models import API_KEY_ROLES, ApiKey, InstanceSecret, Role
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.ids import parse_key
 from loyalty.members.models import Member, MemberStatus
 from loyalty.members.service import get_member
 from loyalty.validation import required_text
@@ -71,8 +72,8 @@ async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
 
 async def revoke_api_key(session: AsyncSession, *, key_id_or_prefix: str) -> ApiKey:
     condition = ApiKey.prefix == key_id_or_prefix
-    if key_id_or_prefix.isdigit():
-        condition = or_(condition, ApiKey.id == int(key_id_or_prefix))
+    if (key_id := parse_key(key_id_or_prefix)) is not None:
+        condition = or_(condition, ApiKey.id == key_id)
     key = await session.scalar(select(ApiKey).where(condition))
     if key is None:
         raise not_found("API key")
@@ -155,9 +156,9 @@ def authenticate_member_token(token: str, *, secret: str) -> Principal | None:
     except jwt.PyJWTError:
         return None
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject.isdigit():
+    member_id = parse_key(subject) if isinstance(subject, str) else None
+    if member_id is None:
         return None
-    member_id = int(subject)
     return Principal(role=Role.MEMBER, scope=f"member:{member_id}", member_id=member_id)
 
 

@@ -23,9 +23,10 @@ from loyalty.rules.book import rule_book
 from loyalty.rules.engine import Occasion
 from loyalty.rules.service import BIRTHDAY, EVENT_TYPE
 from loyalty.tiers import service as tiers
-from loyalty.validation import instant
+from loyalty.validation import instant, json_depth
 
 MAX_ATTRIBUTES_BYTES = 4096
+MAX_ATTRIBUTES_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ def _attributes(value: object) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise invalid("Must be a JSON object.", "attributes")
+    if json_depth(value) > MAX_ATTRIBUTES_DEPTH:
+        raise invalid(f"Must nest at most {MAX_ATTRIBUTES_DEPTH} levels deep.", "attributes")
     try:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         size = len(encoded.encode())

@@ -31,6 +31,8 @@ class Context:
         self._session = session
         self._session_lock = asyncio.Lock()
         self.loaders = Loaders(self.read)
+        self.root_fields: dict[str, str] = {}
+        """Response key → root field name, for access rules that depend on the root."""
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
         """Run ``work`` on the request's read session.

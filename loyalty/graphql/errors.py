@@ -1,6 +1,5 @@
 """UserErrors for business failures, and the formatting of every other GraphQL error."""
 
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -12,8 +11,6 @@ from strawberry.extensions import SchemaExtension
 from loyalty.errors import DomainError
 from loyalty.errors import ErrorCode as DomainErrorCode
 from loyalty.metrics import MUTATIONS
-
-logger = logging.getLogger("loyalty.graphql")
 
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 
@@ -67,7 +64,6 @@ class ErrorFormatting(SchemaExtension):
         if isinstance(original, DomainError):
             code, message = original.code.value, original.message
         else:
-            logger.error("unexpected error in %s", error.path, exc_info=original)
             code, message = "INTERNAL", "Internal error."
         return GraphQLError(
             message,

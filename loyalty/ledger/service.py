@@ -60,6 +60,7 @@ class EntryView:
 
     id: int
     transaction_id: int
+    member_id: int
     kind: str
     account: str
     points: int
@@ -194,6 +195,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
     entry = EntryView(
         id=entry_ids[0],
         transaction_id=transaction_id,
+        member_id=member.id,
         kind=movement.kind,
         account=first["account"],
         points=first["points"],
@@ -446,6 +448,7 @@ async def _restore(session: AsyncSession, *, undone: int, by: int) -> int:
 _ENTRY_COLUMNS = (
     LedgerEntry.id,
     LedgerEntry.transaction_id,
+    LedgerTransaction.member_id,
     LedgerTransaction.kind,
     LedgerEntry.account,
     LedgerEntry.points,

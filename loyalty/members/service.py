@@ -177,6 +177,10 @@ def require_active(member: Member) -> None:
         )
 
 
+MAX_SEARCH_LENGTH = 200
+"""Longer than any email or name; SQLite refuses LIKE patterns past 50,000 bytes."""
+
+
 async def search_members(
     session: AsyncSession, *, search: str | None, page: PageRequest
 ) -> Page[Member]:
@@ -185,6 +189,8 @@ async def search_members(
     if page.after is not None:
         statement = statement.where(Member.id > page.after)
     term = (search or "").strip()
+    if len(term) > MAX_SEARCH_LENGTH:
+        raise invalid(f"Must be at most {MAX_SEARCH_LENGTH} characters.", "search")
     if not storable(term):
         raise invalid("Must not contain control characters.", "search")
     if term:

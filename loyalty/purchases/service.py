@@ -207,7 +207,12 @@ async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> Qu
         session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=False
     )
     quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=False)
-    if await session.scalar(select(exists().where(Purchase.order_id == values["order_id"]))):
+    # Only the member's own orders are named: an order of someone else's must not be confirmed
+    # to whoever can preview for this member (a member token previews for itself).
+    recorded = exists().where(
+        Purchase.order_id == values["order_id"], Purchase.member_id == locked.member.id
+    )
+    if await session.scalar(select(recorded)):
         raise _already_recorded(values["order_id"])
     return quote
 
