@@ -1,6 +1,7 @@
 """The ``loyalty`` command (API.md §1)."""
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -199,23 +200,39 @@ def jobs_run(
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes; default: the CPUs on PostgreSQL, 1 on SQLite."),
+    ] = None,
     demo: Annotated[
         bool, typer.Option(help="Migrate, seed demo data if empty, print an admin key, debug on.")
     ] = False,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn, one app built by the factory in each worker process."""
     import uvicorn
-
-    from loyalty.app import create_app
 
     settings = get_settings()
     if demo:
-        settings = settings.model_copy(update={"debug": True})
+        # Workers build their app from the environment, so debug travels there.
+        os.environ["LOYALTY_DEBUG"] = "1"
+        get_settings.cache_clear()
         secret = _prepare_demo(settings.database_url)
         typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
         typer.echo('Add the header {"Authorization": "Bearer <key>"} with this admin key:')
         typer.echo(secret)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        "loyalty.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or default_workers(settings.database_url),
+        log_level="info",
+    )
+
+
+def default_workers(database_url: str) -> int:
+    """One per CPU on PostgreSQL; one on SQLite, whose single writer gains nothing from more."""
+    return 1 if database_url.startswith("sqlite") else os.cpu_count() or 1
 
 
 def _prepare_demo(database_url: str) -> str:

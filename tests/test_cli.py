@@ -140,3 +140,59 @@ def test_serve_demo_gives_a_working_api_with_demo_data(tmp_path: Path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_serve_with_two_workers_shares_one_database(postgres_template: str):
+    created = run_cli(postgres_template, "apikey", "create", "--role", "admin", "--name", "w")
+    key = created.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loyalty", "serve", "--workers", "2", "--port", str(port)],
+        env={**os.environ, "LOYALTY_DATABASE_URL": postgres_template},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {key}"}
+        external_id = f"w-{os.getpid()}-{port}"
+        enrolled = httpx.post(
+            f"{base}/graphql",
+            json={
+                "query": "mutation($input: EnrollMemberInput!) { enrollMember(input: $input) "
+                "{ member { id } errors { code } } }",
+                "variables": {"input": {"externalId": external_id}},
+            },
+            headers=headers,
+            timeout=10,
+        ).json()["data"]["enrollMember"]
+        assert enrolled["errors"] == []
+        # whichever worker answers, each sees what the other wrote
+        for _ in range(6):
+            found = httpx.post(
+                f"{base}/graphql",
+                json={
+                    "query": "query($e: String!) { memberByExternalId(externalId: $e) { id } }",
+                    "variables": {"e": external_id},
+                },
+                headers=headers,
+                timeout=10,
+            ).json()["data"]["memberByExternalId"]
+            assert found == enrolled["member"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_default_workers_follow_the_database():
+    from loyalty.cli import default_workers
+
+    assert default_workers("sqlite+aiosqlite:///./x.db") == 1
+    assert default_workers("postgresql+asyncpg://u@h/db") == (os.cpu_count() or 1)
