@@ -283,6 +283,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings.database_url,
         pool_size=settings.db_pool_size,
         busy_timeout=settings.sqlite_busy_timeout_seconds,
+        pgbouncer=settings.db_pgbouncer,
     )
     graphql_app = LoyaltyGraphQL(build_schema(settings), db=database, settings=settings)
     head = migrate.head_revision()

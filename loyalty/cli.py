@@ -37,7 +37,11 @@ class Job(StrEnum):
 
 def _database() -> Database:
     settings = get_settings()
-    return Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout_seconds)
+    return Database(
+        settings.database_url,
+        busy_timeout=settings.sqlite_busy_timeout_seconds,
+        pgbouncer=settings.db_pgbouncer,
+    )
 
 
 @db_app.command("upgrade")

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=100, ge=1, le=1000)
     member_token_ttl_seconds: int = Field(default=3600, ge=60)
     db_pool_size: int = Field(default=20, ge=1)
+    db_pgbouncer: bool = Field(
+        default=False, description="Connect through a PgBouncer older than 1.21 (transaction mode)."
+    )
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)

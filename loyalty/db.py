@@ -6,6 +6,7 @@ timeout instead of failing half-way with "database is locked". On PostgreSQL bot
 share one pool (reads in autocommit) and writers lock the rows they change.
 """
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -121,10 +122,21 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout: float) -
         connection.exec_driver_sql(begin)
 
 
+_PGBOUNCER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4().hex}__",
+}
+"""For a PgBouncer older than 1.21 in transaction mode, which may hand each statement of a
+connection to another server: no statement cache, and names that never collide."""
+
+
 class Database:
     """The engines of one deployment and the session factories built on them."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, busy_timeout: float = 30.0, pgbouncer: bool = False
+    ) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
@@ -135,7 +147,11 @@ class Database:
             _configure_sqlite(self.read_engine, begin="BEGIN", busy_timeout=busy_timeout)
         else:
             self.write_engine = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=False,
+                connect_args=_PGBOUNCER_CONNECT_ARGS if pgbouncer else {},
             )
             # Reads need no transaction on PostgreSQL (READ COMMITTED gives each statement a
             # fresh snapshot anyway): autocommit spares a BEGIN and a ROLLBACK per request.

@@ -5,6 +5,8 @@ import httpx
 from loyalty.app import create_app
 from loyalty.config import Settings
 from loyalty.db import Database
+from tests.conftest import GraphQLClient
+from tests.helpers import enroll, record
 
 
 async def test_health_and_readiness(client):
@@ -49,3 +51,15 @@ async def test_graphiql_in_debug(database_url):
     await db.dispose()
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
+
+
+async def test_pgbouncer_mode_serves_purchases(settings, admin_key):
+    """Without a statement cache and with unique statement names, everything still works."""
+    app = create_app(settings.model_copy(update={"db_pgbouncer": True}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
+        admin = GraphQLClient(http, admin_key)
+        member_id = await enroll(admin)
+        for _ in range(3):
+            assert (await record(admin, member_id, "10.00"))["pointsAwarded"] == 10
+    await app.state.db.dispose()

@@ -30,6 +30,7 @@ class Context:
         self.member_token_secret = member_token_secret
         self._session = session
         self._session_lock = asyncio.Lock()
+        self._read_since_write = False
         self.loaders = Loaders(self.read)
         self.root_fields: dict[str, str] = {}
         """Response key → root field name, for access rules that depend on the root."""
@@ -43,6 +44,7 @@ class Context:
         async with self._session_lock:
             if self._session is None:
                 self._session = self.db.read_session()
+            self._read_since_write = True
             return await work(self._session)
 
     async def write(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
@@ -53,9 +55,11 @@ class Context:
         return result
 
     async def refresh_reads(self) -> None:
+        """Later reads see what a write committed: a new snapshot, and no memoised rows."""
         async with self._session_lock:
-            if self._session is not None:
+            if self._session is not None and self._read_since_write:
                 await self._session.rollback()
+            self._read_since_write = False
         self.loaders = Loaders(self.read)
 
     async def close(self) -> None:

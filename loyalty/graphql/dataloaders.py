@@ -1,6 +1,7 @@
 """Per-request DataLoaders: a page of members costs one query per related type, not per row."""
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -38,19 +39,44 @@ def _tier_progress(read: Read) -> Callable[[Sequence[Member]], Awaitable[list[An
 
 
 class Loaders:
+    """Each DataLoader is made on first use: most requests (a purchase at the till) need none."""
+
     def __init__(self, read: Read) -> None:
-        self.tier_progress: DataLoader[Member, tiers.TierProgress] = DataLoader(
-            _tier_progress(read)
-        )
+        self._read = read
+
+    @cached_property
+    def tier_progress(self) -> DataLoader[Member, tiers.TierProgress]:
         """Memoises tierProgress and tierExpiresAt, which share one computation."""
-        self.tier: DataLoader[int, Tier | None] = DataLoader(_by_id(read, Tier))
-        self.member: DataLoader[int, Member | None] = DataLoader(_by_id(read, Member))
-        self.purchase: DataLoader[int, Purchase | None] = DataLoader(_by_id(read, Purchase))
-        self.reward: DataLoader[int, Reward | None] = DataLoader(_by_id(read, Reward))
-        self.redemption: DataLoader[int, Redemption | None] = DataLoader(_by_id(read, Redemption))
-        self.rule_of_entry: DataLoader[int, int | None] = DataLoader(
+        return DataLoader(_tier_progress(self._read))
+
+    @cached_property
+    def tier(self) -> DataLoader[int, Tier | None]:
+        return DataLoader(_by_id(self._read, Tier))
+
+    @cached_property
+    def member(self) -> DataLoader[int, Member | None]:
+        return DataLoader(_by_id(self._read, Member))
+
+    @cached_property
+    def purchase(self) -> DataLoader[int, Purchase | None]:
+        return DataLoader(_by_id(self._read, Purchase))
+
+    @cached_property
+    def reward(self) -> DataLoader[int, Reward | None]:
+        return DataLoader(_by_id(self._read, Reward))
+
+    @cached_property
+    def redemption(self) -> DataLoader[int, Redemption | None]:
+        return DataLoader(_by_id(self._read, Redemption))
+
+    @cached_property
+    def rule_of_entry(self) -> DataLoader[int, int | None]:
+        read = self._read
+        return DataLoader(
             lambda ids: read(lambda session: rules.rule_ids_of_entries(session, list(ids)))
         )
-        self.earning_rule: DataLoader[int, rules.RuleView | None] = DataLoader(
-            lambda ids: read(lambda session: rules.rules_by_id(session, list(ids)))
-        )
+
+    @cached_property
+    def earning_rule(self) -> DataLoader[int, rules.RuleView | None]:
+        read = self._read
+        return DataLoader(lambda ids: read(lambda session: rules.rules_by_id(session, list(ids))))
