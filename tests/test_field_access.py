@@ -60,6 +60,7 @@ ROOT_FIELDS: dict[str, set[Role]] = {
 }
 
 PUBLIC = "anyone who reaches it"
+EVENT = "admin and pos; a member token its own; an app key under recordEvent only"
 MEMBER_DATA = "admin and pos; a member token its own; an app key under enrollMember only"
 OWNED = "admin and pos; a member token its own"
 ADMIN_ONLY = "admin"
@@ -75,7 +76,7 @@ TYPES: dict[str, str] = {
     "LedgerEntry": OWNED,
     "Redemption": OWNED,
     "TierChange": OWNED,
-    "MemberEvent": OWNED,
+    "MemberEvent": EVENT,
     "Referral": ADMIN_ONLY,
     "EarningRule": RULE,
     "EarningRuleVersion": ADMIN_ONLY,
@@ -161,7 +162,7 @@ def _expected(policy: str, role: Role, owned: bool, root: str) -> bool:
         return True
     if role == MEMBER:
         return owned
-    return policy == MEMBER_DATA and root == "enrollMember"
+    return (policy, root) in ((MEMBER_DATA, "enrollMember"), (EVENT, "recordEvent"))
 
 
 @pytest.mark.parametrize("role", [ADMIN, POS, APP, MEMBER])

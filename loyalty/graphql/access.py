@@ -68,7 +68,9 @@ OBJECTS: dict[str, ObjectAccess] = {
     "LedgerEntry": ObjectAccess(STAFF_AND_OWNER, owner=_member_id),
     "Redemption": ObjectAccess(STAFF_AND_OWNER, owner=_member_id),
     "TierChange": ObjectAccess(STAFF_AND_OWNER, owner=_member_id),
-    "MemberEvent": ObjectAccess(STAFF_AND_OWNER, owner=_member_id),
+    "MemberEvent": ObjectAccess(
+        STAFF_AND_OWNER, owner=_member_id, app_roots=frozenset({"recordEvent"})
+    ),
     "Referral": ObjectAccess(ADMIN_ONLY),
     "EarningRuleVersion": ObjectAccess(ADMIN_ONLY),
     "EarningRuleConditions": ObjectAccess(ADMIN_ONLY),
