@@ -3,12 +3,14 @@ not answered, and show that every request took effect exactly once.
 
 Each round sends R requests (two thirds recordPurchase, one third redeemReward of a reward
 whose stock is half the round's redemptions) from C concurrent httpx clients with a ``pos`` key,
-each request with its own idempotencyKey. When the round's K-th request is sent (K drawn from
-30-70 % of R) the server is killed with SIGKILL and restarted on the same port; the clients
-retry every request that got no answer (connection error, timeout, non-200) with the same key
-and input until it is answered. After each round the database is compared with the answers
-and every answered success is sent once more to check it replays (``tests/chaos_harness.py``
-holds the machinery and the checks); at the end ``loyalty ledger verify`` must exit 0.
+each request with its own idempotencyKey. When the round's K-th distinct request is sent (K
+drawn from 30-70 % of R; --kills such points per round) the server is killed with SIGKILL and
+restarted on the same port (a kill point reached during a restart kills the server as soon as
+it is back); the clients retry every request that got no answer (connection error, timeout,
+non-200) with the same key and input until it is answered. After each round the database is
+compared with the answers and every answered success is sent once more to check it replays
+(``tests/chaos_harness.py`` holds the machinery and the checks); at the end ``loyalty ledger
+verify`` must exit 0.
 
 The database named in --database-url (default ``loyalty_bench_chaos``; its name must contain
 "bench" so that a typo cannot drop a real database) is dropped, recreated, migrated with
@@ -16,15 +18,17 @@ The database named in --database-url (default ``loyalty_bench_chaos``; its name 
 
 Run it from the project root with the project's virtualenv::
 
-    python bench/chaos.py [--rounds 5] [--concurrency 8] [--requests 300] [--members 40]
-        [--seed 1] [--keep]
+    python bench/chaos.py [--rounds 5] [--kills 1] [--concurrency 8] [--requests 300]
+        [--members 40] [--seed 1] [--keep]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_chaos]
 
-Figures per round: requests sent before the kill, requests in flight (unanswered) at the
-kill and how many of those the killed server had committed (their retry was a replay) versus
-applied by the retry, retry attempts (including those refused while the server restarted),
-time from the kill to /healthz answering and to the first answer after the kill, and the
-problems found. The exit status is 0 only when no problem was found and the ledger verifies.
+Figures: per round, the requests, load time, requests retried and retry attempts (most of
+them refused connections while the server restarts) and the stock used; per kill, after how
+many sends it fell, how many requests were unanswered at that instant and how many of those the
+killed server had nevertheless committed (their answer was lost; the retry must replay it),
+the time from the kill to /healthz answering 200 and to the first answered request; then
+totals, every problem found, and ``loyalty ledger verify``'s result. The exit status is 0 only
+when no problem was found and the ledger verifies.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_chaos"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds, one SIGKILL each")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of load")
+    parser.add_argument("--kills", type=int, default=1, help="SIGKILLs per round")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent client tasks")
     parser.add_argument("--requests", type=int, default=300, help="requests per round")
     parser.add_argument("--members", type=int, default=40, help="members the load spreads over")
@@ -69,8 +74,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if "bench" not in (make_url(args.database_url).database or ""):
         parser.error("the database name must contain 'bench': it is dropped and recreated")
-    if min(args.rounds, args.concurrency, args.requests, args.members) < 1:
-        parser.error("--rounds, --concurrency, --requests and --members must be at least 1")
+    if min(args.rounds, args.kills, args.concurrency, args.requests, args.members) < 1:
+        parser.error(
+            "--rounds, --kills, --concurrency, --requests and --members must be at least 1"
+        )
     return args
 
 
@@ -78,27 +85,26 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def describe(chaos_round: Round) -> str:
-    first = chaos_round.first_answer_seconds
+def describe(chaos_round: Round) -> list[str]:
     redeemed = sum(
         1 for call in chaos_round.calls if call.field == "redeemReward" and call.succeeded
     )
-    return (
-        f"{chaos_round.number:>5} {chaos_round.requests:>8} {chaos_round.kill_after:>10} "
-        f"{chaos_round.in_flight_at_kill:>9} {chaos_round.applied_before_kill:>10} "
-        f"{chaos_round.applied_on_retry:>9} {chaos_round.retried_requests:>8} "
-        f"{chaos_round.retries:>7} {chaos_round.restart_seconds:>9.2f} "
-        f"{'-' if first is None else f'{first:.2f}':>9} "
-        f"{redeemed:>3}/{chaos_round.stock:<4} {chaos_round.load_seconds:>6.1f}"
-    )
-
-
-HEADER = (
-    "round requests kill@sent in-flight committed   retried  retried retries restart_s "
-    "1st_ans_s stock  load_s\n"
-    "                          at kill  by killed  by retry requests attempts           "
-    "          used"
-)
+    lines = [
+        f"round {chaos_round.number}: {chaos_round.requests} requests in "
+        f"{chaos_round.load_seconds:.1f} s, {chaos_round.retried_requests} retried in "
+        f"{chaos_round.retries} attempts ({chaos_round.connection_errors} connection errors, "
+        f"{chaos_round.timeouts} timeouts, {chaos_round.http_errors} non-200), "
+        f"stock {redeemed}/{chaos_round.stock} used"
+    ]
+    for number, kill in enumerate(chaos_round.kills, 1):
+        first = kill.first_answer_seconds
+        lines.append(
+            f"  kill {number}: SIGKILL after {kill.after_sent} sent, {len(kill.in_flight)} "
+            f"unanswered ({kill.committed_by_killed} committed by the killed server), "
+            f"restart {kill.restart_seconds:.2f} s to /healthz, first answer after "
+            f"{'-' if first is None else f'{first:.2f}'} s"
+        )
+    return lines
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -117,13 +123,13 @@ async def run(args: argparse.Namespace) -> int:
                 f"{args.rounds} round(s) of {args.requests} requests from "
                 f"{args.concurrency} clients, seed {args.seed}"
             )
-            say(HEADER)
             for number in range(1, args.rounds + 1):
-                chaos_round = plan_round(chaos, number, args.requests, rng)
+                chaos_round = plan_round(chaos, number, args.requests, rng, args.kills)
                 await run_round(chaos, chaos_round, args.concurrency)
                 found = await replay_answered(chaos, chaos_round, args.concurrency)
                 found += await check(chaos)
-                say(describe(chaos_round))
+                for line in describe(chaos_round):
+                    say(line)
                 for problem in found:
                     say(f"      PROBLEM: {problem}")
                 problems += found
@@ -142,19 +148,15 @@ async def run(args: argparse.Namespace) -> int:
 
 def summarise(chaos: Chaos) -> None:
     rounds = chaos.rounds
-    calls = chaos.calls
+    kills = [kill for chaos_round in rounds for kill in chaos_round.kills]
     say(
-        f"totals: {len(calls)} requests, {len(rounds)} SIGKILLs, "
-        f"{sum(r.in_flight_at_kill for r in rounds)} in flight at a kill "
-        f"({sum(r.applied_before_kill for r in rounds)} committed by the killed server, "
-        f"{sum(r.applied_on_retry for r in rounds)} applied by their retry), "
+        f"totals: {len(chaos.calls)} requests, {len(kills)} SIGKILLs, "
+        f"{sum(len(kill.in_flight) for kill in kills)} unanswered at a kill "
+        f"({sum(kill.committed_by_killed for kill in kills)} committed by the killed server), "
         f"{sum(r.retried_requests for r in rounds)} requests retried in "
-        f"{sum(r.retries for r in rounds)} attempts "
-        f"({sum(r.connection_errors for r in rounds)} connection errors, "
-        f"{sum(r.timeouts for r in rounds)} timeouts, {sum(r.http_errors for r in rounds)} "
-        f"non-200), {chaos.replays} replays checked"
+        f"{sum(r.retries for r in rounds)} attempts, {chaos.replays} replays checked"
     )
-    restarts = sorted(r.restart_seconds for r in rounds)
+    restarts = sorted(kill.restart_seconds for kill in kills)
     say(
         f"restart (kill -> /healthz 200): min {restarts[0]:.2f} s, "
         f"median {restarts[len(restarts) // 2]:.2f} s, max {restarts[-1]:.2f} s"

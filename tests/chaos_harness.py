@@ -137,6 +137,7 @@ class Server:
 
     def __init__(self, database_url: str, log_path: Path) -> None:
         self.database_url = database_url
+        self.started_at = datetime.now(UTC)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -145,6 +146,7 @@ class Server:
 
     def start(self) -> None:
         command = [sys.executable, "-m", "loyalty", "serve", "--host", "127.0.0.1"]
+        self.started_at = datetime.now(UTC)
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts + 1} ---\n".encode())
             log.flush()
@@ -215,7 +217,6 @@ class Call:
     attempts: int = 0
     answer: dict[str, Any] | None = None
     answered_at: float | None = None
-    in_flight_at_kill: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -227,24 +228,32 @@ class Call:
 
 
 @dataclass
-class Round:
-    number: int
-    requests: int
-    kill_after: int
-    calls: list[Call] = field(default_factory=list)
-    reward_id: str = ""
-    stock: int = 0
-    sent: int = 0
-    in_flight_at_kill: int = 0
+class Kill:
+    """One SIGKILL: when, what was unanswered then, and how long the restart took."""
+
+    after_sent: int
+    server_started_at: datetime
+    in_flight: list[Call] = field(default_factory=list)
     killed_at: datetime | None = None
     killed_at_monotonic: float = 0.0
     restart_seconds: float = 0.0
     first_answer_seconds: float | None = None
+    committed_by_killed: int = 0
+    """In flight, yet committed by the killed server: the answer was lost, the retry replays."""
+
+
+@dataclass
+class Round:
+    number: int
+    requests: int
+    kills: list[Kill] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    reward_id: str = ""
+    stock: int = 0
+    sent: int = 0
     connection_errors: int = 0
     http_errors: int = 0
     timeouts: int = 0
-    applied_before_kill: int = 0
-    applied_on_retry: int = 0
     load_seconds: float = 0.0
 
     @property
@@ -304,13 +313,15 @@ async def setup_data(
 async def started(
     database_url: str, log_path: Path, members: int, seed: int
 ) -> AsyncIterator[Chaos]:
-    """Migrate, create keys, start the server, enroll MEMBERS members with GRANT points each."""
+    """Migrate, start the server, create an admin and a pos key with the CLI meanwhile, then
+    enroll MEMBERS members with GRANT points each."""
     await cli_ok(database_url, "db", "upgrade")
-    admin_key = await create_key(database_url, "admin")
-    pos_key = await create_key(database_url, "pos")
     server = Server(database_url, log_path)
     server.start()
     try:
+        admin_key, pos_key = await asyncio.gather(
+            create_key(database_url, "admin"), create_key(database_url, "pos")
+        )
         await server.wait_ready()
         chaos = Chaos(database_url, server, admin_key, pos_key, seed)
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as http:
@@ -345,10 +356,20 @@ async def started(
         server.stop()
 
 
-def plan_round(chaos: Chaos, number: int, requests: int, rng: random.Random) -> Round:
-    """R calls, a third of them redemptions of a reward whose stock is half the redemptions."""
-    kill_after = rng.randint(max(1, requests * 3 // 10), max(1, requests * 7 // 10))
-    chaos_round = Round(number=number, requests=requests, kill_after=kill_after)
+def plan_round(
+    chaos: Chaos, number: int, requests: int, rng: random.Random, kills: int = 1
+) -> Round:
+    """R calls, a third of them redemptions of a reward whose stock is half the redemptions;
+    the kills fall when distinct sends in the middle 30-70 % of the round are made."""
+    low, high = max(1, requests * 3 // 10), max(1, requests * 7 // 10)
+    points = sorted(rng.sample(range(low, high + 1), min(kills, high - low + 1)))
+    chaos_round = Round(
+        number=number,
+        requests=requests,
+        kills=[
+            Kill(after_sent=point, server_started_at=chaos.server.started_at) for point in points
+        ],
+    )
     for index in range(requests):
         member_id = rng.choice(chaos.members)
         if index % 3 == 2:
@@ -413,23 +434,23 @@ async def run_round(chaos: Chaos, chaos_round: Round, concurrency: int) -> None:
 
     pending = list(reversed(chaos_round.calls))
     in_flight: set[int] = set()
-    restarted = asyncio.Event()
-    crash_task: asyncio.Task[None] | None = None
+    kills_by_point = {kill.after_sent: kill for kill in chaos_round.kills}
+    crashes: list[asyncio.Task[None]] = []
+    one_at_a_time = asyncio.Lock()
 
-    async def crash_and_restart() -> None:
-        chaos_round.in_flight_at_kill = len(in_flight)
-        for index in in_flight:
-            chaos_round.calls[index].in_flight_at_kill = True
-        chaos_round.killed_at = datetime.now(UTC)
-        chaos_round.killed_at_monotonic = time.monotonic()
-        server.crash()
-        server.start()
-        await server.wait_ready()
-        chaos_round.restart_seconds = time.monotonic() - chaos_round.killed_at_monotonic
-        restarted.set()
+    async def crash_and_restart(kill: Kill) -> None:
+        """A kill point reached while the server restarts kills it as soon as it is back."""
+        async with one_at_a_time:
+            kill.server_started_at = server.started_at
+            kill.in_flight = [chaos_round.calls[index] for index in sorted(in_flight)]
+            kill.killed_at = datetime.now(UTC)
+            kill.killed_at_monotonic = time.monotonic()
+            server.crash()
+            server.start()
+            await server.wait_ready()
+            kill.restart_seconds = time.monotonic() - kill.killed_at_monotonic
 
     async def deliver(http: httpx.AsyncClient, call: Call) -> None:
-        nonlocal crash_task
         deadline = time.monotonic() + RETRY_DEADLINE
         backoff = 0.02
         while True:
@@ -437,8 +458,9 @@ async def run_round(chaos: Chaos, chaos_round: Round, concurrency: int) -> None:
             in_flight.add(call.index)
             if call.attempts == 1:
                 chaos_round.sent += 1
-                if chaos_round.sent == chaos_round.kill_after:
-                    crash_task = asyncio.create_task(crash_and_restart())
+                if chaos_round.sent in kills_by_point:
+                    kill = kills_by_point[chaos_round.sent]
+                    crashes.append(asyncio.create_task(crash_and_restart(kill)))
             try:
                 response = await graphql(
                     http, server.base_url, chaos.pos_key, call.query, {"input": call.input}
@@ -470,16 +492,17 @@ async def run_round(chaos: Chaos, chaos_round: Round, concurrency: int) -> None:
 
     started_at = time.monotonic()
     await asyncio.gather(*(client() for _ in range(concurrency)))
-    if crash_task is None:
-        raise ChaosError("the round ended before its kill point")
-    await crash_task
+    await asyncio.gather(*crashes)
+    if len(crashes) != len(chaos_round.kills):
+        raise ChaosError("the round ended before its kill points")
     chaos_round.load_seconds = time.monotonic() - started_at
-    after_kill = [
-        call.answered_at - chaos_round.killed_at_monotonic
-        for call in chaos_round.calls
-        if call.answered_at is not None and call.answered_at > chaos_round.killed_at_monotonic
-    ]
-    chaos_round.first_answer_seconds = min(after_kill, default=None)
+    for kill in chaos_round.kills:
+        after_kill = [
+            call.answered_at - kill.killed_at_monotonic
+            for call in chaos_round.calls
+            if call.answered_at is not None and call.answered_at > kill.killed_at_monotonic
+        ]
+        kill.first_answer_seconds = min(after_kill, default=None)
 
 
 def _payload(response: httpx.Response, field_: str) -> dict[str, Any] | None:
@@ -664,15 +687,15 @@ async def check(chaos: Chaos) -> list[str]:
             f"idempotency keys stored {len(created)}, successes {len(succeeded_keys)}"
             f", differing {sorted(set(created) ^ succeeded_keys)[:5]}"
         )
-    for chaos_round in chaos.rounds:
-        chaos_round.applied_before_kill = chaos_round.applied_on_retry = 0
-        for call in chaos_round.calls:
-            moment = created.get(call.input["idempotencyKey"])
-            if call.in_flight_at_kill and moment is not None and chaos_round.killed_at:
-                if moment < chaos_round.killed_at:
-                    chaos_round.applied_before_kill += 1
-                else:
-                    chaos_round.applied_on_retry += 1
+    for kill in (kill for chaos_round in chaos.rounds for kill in chaos_round.kills):
+        kill.committed_by_killed = sum(
+            1
+            for call in kill.in_flight
+            if kill.killed_at is not None
+            and kill.server_started_at
+            <= created.get(call.input["idempotencyKey"], kill.killed_at)
+            < kill.killed_at
+        )
     return problems
 
 
