@@ -24,8 +24,9 @@ Run it from the project root with the project's virtualenv::
 
 Figures: per round, the requests, load time, requests retried and retry attempts (most of
 them refused connections while the server restarts) and the stock used; per kill, after how
-many sends it fell, how many requests were unanswered at that instant and how many of those the
-killed server had nevertheless committed (their answer was lost; the retry must replay it),
+many sends it fell, how many requests were unanswered at that instant, how many of those needed
+a retry (the others' answers were already in the client's socket) and how many of the retried
+the killed server had nevertheless committed (their answer was lost; the retry must replay it),
 the time from the kill to /healthz answering 200 and to the first answered request; then
 totals, every problem found, and ``loyalty ledger verify``'s result. The exit status is 0 only
 when no problem was found and the ledger verifies.
@@ -100,7 +101,8 @@ def describe(chaos_round: Round) -> list[str]:
         first = kill.first_answer_seconds
         lines.append(
             f"  kill {number}: SIGKILL after {kill.after_sent} sent, {len(kill.in_flight)} "
-            f"unanswered ({kill.committed_by_killed} committed by the killed server), "
+            f"unanswered, {len(kill.retried)} of them retried ({kill.committed_by_killed} "
+            "committed by the killed server, replayed), "
             f"restart {kill.restart_seconds:.2f} s to /healthz, first answer after "
             f"{'-' if first is None else f'{first:.2f}'} s"
         )
@@ -151,7 +153,8 @@ def summarise(chaos: Chaos) -> None:
     kills = [kill for chaos_round in rounds for kill in chaos_round.kills]
     say(
         f"totals: {len(chaos.calls)} requests, {len(kills)} SIGKILLs, "
-        f"{sum(len(kill.in_flight) for kill in kills)} unanswered at a kill "
+        f"{sum(len(kill.in_flight) for kill in kills)} unanswered at a kill, "
+        f"{sum(len(kill.retried) for kill in kills)} of them retried "
         f"({sum(kill.committed_by_killed for kill in kills)} committed by the killed server), "
         f"{sum(r.retried_requests for r in rounds)} requests retried in "
         f"{sum(r.retries for r in rounds)} attempts, {chaos.replays} replays checked"

@@ -217,6 +217,9 @@ class Call:
     attempts: int = 0
     answer: dict[str, Any] | None = None
     answered_at: float | None = None
+    answer_sent_at: float | None = None
+    """When the attempt that got the answer was sent: an answer read just after a kill may have
+    been in the socket before it."""
 
     @property
     def succeeded(self) -> bool:
@@ -239,7 +242,17 @@ class Kill:
     restart_seconds: float = 0.0
     first_answer_seconds: float | None = None
     committed_by_killed: int = 0
-    """In flight, yet committed by the killed server: the answer was lost, the retry replays."""
+    """Retried, yet committed by the killed server: its answer was lost, the retry replayed."""
+
+    @property
+    def retried(self) -> list[Call]:
+        """The unanswered calls whose answer came from a retry (the others' answers were already
+        in the client's socket when the server died)."""
+        return [
+            call
+            for call in self.in_flight
+            if call.answer_sent_at is not None and call.answer_sent_at > self.killed_at_monotonic
+        ]
 
 
 @dataclass
@@ -455,6 +468,7 @@ async def run_round(chaos: Chaos, chaos_round: Round, concurrency: int) -> None:
         backoff = 0.02
         while True:
             call.attempts += 1
+            sent_at = time.monotonic()
             in_flight.add(call.index)
             if call.attempts == 1:
                 chaos_round.sent += 1
@@ -478,6 +492,7 @@ async def run_round(chaos: Chaos, chaos_round: Round, concurrency: int) -> None:
                 if payload is not None:
                     call.answer = payload
                     call.answered_at = time.monotonic()
+                    call.answer_sent_at = sent_at
                     return
                 chaos_round.http_errors += 1
             if time.monotonic() > deadline:
@@ -500,7 +515,9 @@ async def run_round(chaos: Chaos, chaos_round: Round, concurrency: int) -> None:
         after_kill = [
             call.answered_at - kill.killed_at_monotonic
             for call in chaos_round.calls
-            if call.answered_at is not None and call.answered_at > kill.killed_at_monotonic
+            if call.answered_at is not None
+            and call.answer_sent_at is not None
+            and call.answer_sent_at > kill.killed_at_monotonic
         ]
         kill.first_answer_seconds = min(after_kill, default=None)
 
@@ -690,7 +707,7 @@ async def check(chaos: Chaos) -> list[str]:
     for kill in (kill for chaos_round in chaos.rounds for kill in chaos_round.kills):
         kill.committed_by_killed = sum(
             1
-            for call in kill.in_flight
+            for call in kill.retried
             if kill.killed_at is not None
             and kill.server_started_at
             <= created.get(call.input["idempotencyKey"], kill.killed_at)
