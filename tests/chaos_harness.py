@@ -5,8 +5,9 @@ Shared by ``tests/test_chaos.py`` (short, asserts) and ``bench/chaos.py`` (figur
 only: a fresh database is created, migrated with ``loyalty db upgrade`` and given keys with
 ``loyalty apikey create``, as an operator would. Each round sends R recordPurchase and
 redeemReward requests from C client tasks over HTTP and kills the server (SIGKILL, no
-shutdown) when the round's K-th request is sent, K drawn from the middle of the round; the
-server is restarted on the same port and the clients retry until every request is answered.
+shutdown) when the round's K-th distinct request is sent, for one or more K drawn from the
+middle of the round (counted sends, never sleeps); the server is restarted on the same port
+and the clients retry every unanswered request until it is answered.
 After each round ``check`` compares the database with the answers: each purchase recorded
 once under its orderId, each issued redemption once, the reward's stock never oversold, the
 balances what the answers imply, and a second send of every answered request replays it.
@@ -280,7 +281,7 @@ class Round:
 
 @dataclass
 class Chaos:
-    """A migrated database with keys, members and a server; rounds of load with a kill each."""
+    """A migrated database with keys, members and a server; rounds of load with their kills."""
 
     database_url: str
     server: Server
