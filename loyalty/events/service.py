@@ -1,6 +1,7 @@
 """recordEvent: non-purchase actions (app installed, review written) that event rules reward."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Member
-from loyalty.pagination import Page, PageRequest, newest_first
+from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.service import get_program, require_within_backdate
 from loyalty.purchases.service import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
@@ -167,8 +168,9 @@ async def _replayed(session: AsyncSession, result: dict[str, Any]) -> EventResul
 
 
 async def member_events(
-    session: AsyncSession, *, member_id: int, page: PageRequest
-) -> Page[MemberEvent]:
-    return await newest_first(
-        session, MemberEvent, owner=MemberEvent.member_id == member_id, page=page
+    session: AsyncSession, *, member_ids: Sequence[int], page: PageRequest
+) -> dict[int, Page[MemberEvent]]:
+    """Each member's recorded events, newest first."""
+    return await newest_first_by_owner(
+        session, MemberEvent, owner=MemberEvent.member_id, owner_ids=member_ids, page=page
     )

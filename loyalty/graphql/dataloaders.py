@@ -1,5 +1,6 @@
 """Per-request DataLoaders: a page of members costs one query per related type, not per row."""
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
@@ -8,12 +9,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from loyalty.db import utcnow
+from loyalty.events import service as events
+from loyalty.events.models import MemberEvent
+from loyalty.ledger import balances
+from loyalty.ledger import service as ledger
 from loyalty.members.models import Member
+from loyalty.pagination import Page, PageRequest
+from loyalty.purchases import service as purchases
 from loyalty.purchases.models import Purchase
+from loyalty.referrals import service as referrals
+from loyalty.rewards import service as rewards
 from loyalty.rewards.models import Redemption, Reward
 from loyalty.rules import service as rules
 from loyalty.tiers import service as tiers
-from loyalty.tiers.models import Tier
+from loyalty.tiers.models import Tier, TierChange
 
 T = TypeVar("T")
 Read = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
@@ -30,10 +40,31 @@ def _by_id(read: Read, model: Any) -> Callable[[Sequence[int]], Awaitable[list[A
 
 def _tier_progress(read: Read) -> Callable[[Sequence[Member]], Awaitable[list[Any]]]:
     async def load(members: Sequence[Member]) -> list[Any]:
-        async def compute(session: AsyncSession) -> list[Any]:
-            return [await tiers.tier_progress(session, member=member) for member in members]
+        return await read(lambda session: tiers.tier_progress(session, members=members))
 
-        return await read(compute)
+    return load
+
+
+PerMember = Callable[[AsyncSession, list[int], Any], Awaitable[dict[int, Any]]]
+
+
+def _per_member(
+    read: Read, fetch: PerMember
+) -> Callable[[Sequence[tuple[int, Any]]], Awaitable[list[Any]]]:
+    """Batches ``(member id, argument)`` keys: one ``fetch`` per distinct argument (a page
+    request, a number of days), whatever the number of members."""
+
+    async def load(keys: Sequence[tuple[int, Any]]) -> list[Any]:
+        by_argument: dict[Any, list[int]] = defaultdict(list)
+        for member_id, argument in keys:
+            by_argument[argument].append(member_id)
+        found: dict[tuple[int, Any], Any] = {}
+        for argument, member_ids in by_argument.items():
+            results = await read(
+                lambda session, ids=member_ids, given=argument: fetch(session, ids, given)
+            )
+            found.update(((m, argument), results[m]) for m in member_ids)
+        return [found[k] for k in keys]
 
     return load
 
@@ -68,6 +99,84 @@ class Loaders:
     @cached_property
     def redemption(self) -> DataLoader[int, Redemption | None]:
         return DataLoader(_by_id(self._read, Redemption))
+
+    @cached_property
+    def ledger(self) -> DataLoader[tuple[int, PageRequest], Page[ledger.EntryView]]:
+        return DataLoader(
+            _per_member(
+                self._read, lambda s, ids, page: ledger.member_entries(s, member_ids=ids, page=page)
+            )
+        )
+
+    @cached_property
+    def purchases(self) -> DataLoader[tuple[int, PageRequest], Page[Purchase]]:
+        return DataLoader(
+            _per_member(
+                self._read,
+                lambda s, ids, page: purchases.member_purchases(s, member_ids=ids, page=page),
+            )
+        )
+
+    @cached_property
+    def redemptions(self) -> DataLoader[tuple[int, PageRequest], Page[Redemption]]:
+        return DataLoader(
+            _per_member(
+                self._read,
+                lambda s, ids, page: rewards.member_redemptions(s, member_ids=ids, page=page),
+            )
+        )
+
+    @cached_property
+    def events(self) -> DataLoader[tuple[int, PageRequest], Page[MemberEvent]]:
+        return DataLoader(
+            _per_member(
+                self._read, lambda s, ids, page: events.member_events(s, member_ids=ids, page=page)
+            )
+        )
+
+    @cached_property
+    def tier_history(self) -> DataLoader[tuple[int, PageRequest], Page[TierChange]]:
+        return DataLoader(
+            _per_member(
+                self._read, lambda s, ids, page: tiers.tier_history(s, member_ids=ids, page=page)
+            )
+        )
+
+    @cached_property
+    def referral_counts(self) -> DataLoader[tuple[int, None], tuple[int, int]]:
+        return DataLoader(
+            _per_member(
+                self._read, lambda s, ids, _: referrals.referral_counts(s, referrer_ids=ids)
+            )
+        )
+
+    @cached_property
+    def expiring_soon(self) -> DataLoader[tuple[int, int], int]:
+        """Keyed by (member id, days)."""
+        return DataLoader(
+            _per_member(
+                self._read,
+                lambda s, ids, days: balances.expiring_soon(
+                    s, member_ids=ids, days=days, now=utcnow()
+                ),
+            )
+        )
+
+    @cached_property
+    def expiring_points(self) -> DataLoader[tuple[int, int], list[balances.Scheduled]]:
+        """Keyed by (member id, first)."""
+        return DataLoader(
+            _per_member(
+                self._read,
+                lambda s, ids, first: balances.expiring_points(s, member_ids=ids, first=first),
+            )
+        )
+
+    @cached_property
+    def pending_releases(self) -> DataLoader[tuple[int, None], list[balances.Scheduled]]:
+        return DataLoader(
+            _per_member(self._read, lambda s, ids, _: balances.pending_releases(s, member_ids=ids))
+        )
 
     @cached_property
     def rule_of_entry(self) -> DataLoader[int, int | None]:

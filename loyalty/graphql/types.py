@@ -9,9 +9,7 @@ import strawberry
 from strawberry import Parent
 from strawberry.scalars import JSON
 
-from loyalty.db import utcnow
 from loyalty.errors import invalid
-from loyalty.events import service as events
 from loyalty.events.models import MemberEvent as MemberEventRow
 from loyalty.graphql.errors import ErrorCode
 from loyalty.graphql.pagination import Connection, to_connection
@@ -29,7 +27,6 @@ from loyalty.members.models import MemberStatus as DomainMemberStatus
 from loyalty.money import format_amount, plain
 from loyalty.pagination import page_request
 from loyalty.program.models import Program as ProgramRow
-from loyalty.purchases import service as purchases
 from loyalty.purchases.models import Purchase as PurchaseRow
 from loyalty.purchases.models import PurchaseStatus as DomainPurchaseStatus
 from loyalty.referrals import service as referrals
@@ -38,7 +35,6 @@ from loyalty.rewards import service as rewards
 from loyalty.rewards.models import Redemption as RedemptionRow
 from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
 from loyalty.rewards.models import RewardKind as DomainRewardKind
-from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier as TierRow
 from loyalty.tiers.models import TierChange as TierChangeRow
 from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
@@ -163,11 +159,7 @@ class Points:
     async def expiring_soon(self, info: strawberry.Info, days: int = 30) -> int:
         if not 0 <= days <= 3650:
             raise invalid("days must be between 0 and 3650.", "days")
-        return await info.context.read(
-            lambda session: balances.expiring_soon(
-                session, member_id=self.member_id, days=days, now=utcnow()
-            )
-        )
+        return await info.context.loaders.expiring_soon.load((self.member_id, days))
 
 
 @strawberry.type
@@ -220,9 +212,7 @@ class Member:
     async def pending_releases(
         self, root: Parent[MemberRow], info: strawberry.Info
     ) -> list[PendingRelease]:
-        scheduled = await info.context.read(
-            lambda session: balances.pending_releases(session, member_id=root.id)
-        )
+        scheduled = await info.context.loaders.pending_releases.load((root.id, None))
         return [PendingRelease(amount=s.amount, releases_at=s.at) for s in scheduled]
 
     @strawberry.field(description="Available points by expiry date, soonest first.")
@@ -231,9 +221,7 @@ class Member:
     ) -> list[ExpiringPoints]:
         if not 1 <= first <= info.context.settings.page_size_max:
             raise invalid("first must be between 1 and the page size limit.", "first")
-        scheduled = await info.context.read(
-            lambda session: balances.expiring_points(session, member_id=root.id, first=first)
-        )
+        scheduled = await info.context.loaders.expiring_points.load((root.id, first))
         return [ExpiringPoints(amount=s.amount, expires_at=s.at) for s in scheduled]
 
     @strawberry.field(description="The member's balances at an instant, replayed from the ledger.")
@@ -288,9 +276,7 @@ class Member:
         after: str | None = None,
     ) -> Connection[TierChange]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: tiers.tier_history(session, member_id=root.id, page=request)
-        )
+        page = await info.context.loaders.tier_history.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
     @strawberry.field(description="The member's ledger entries, newest first.")
@@ -302,9 +288,7 @@ class Member:
         after: str | None = None,
     ) -> Connection["LedgerEntry"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: ledger.member_entries(session, member_id=root.id, page=request)
-        )
+        page = await info.context.loaders.ledger.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
     @strawberry.field(description="The member's purchases, newest first.")
@@ -316,9 +300,7 @@ class Member:
         after: str | None = None,
     ) -> Connection["Purchase"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: purchases.member_purchases(session, member_id=root.id, page=request)
-        )
+        page = await info.context.loaders.purchases.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
     @strawberry.field(description="Share it: a friend enrolling with it becomes a referral.")
@@ -333,9 +315,7 @@ class Member:
     async def referral_counts(
         self, root: Parent[MemberRow], info: strawberry.Info
     ) -> "ReferralCounts":
-        enrolled, rewarded = await info.context.read(
-            lambda session: referrals.referral_counts(session, referrer_id=root.id)
-        )
+        enrolled, rewarded = await info.context.loaders.referral_counts.load((root.id, None))
         return ReferralCounts(enrolled=enrolled, rewarded=rewarded)
 
     @strawberry.field(
@@ -372,9 +352,7 @@ class Member:
         after: str | None = None,
     ) -> Connection["MemberEvent"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: events.member_events(session, member_id=root.id, page=request)
-        )
+        page = await info.context.loaders.events.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
     @strawberry.field(description="The member's redemptions, newest first.")
@@ -386,9 +364,7 @@ class Member:
         after: str | None = None,
     ) -> Connection["Redemption"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: rewards.member_redemptions(session, member_id=root.id, page=request)
-        )
+        page = await info.context.loaders.redemptions.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
 

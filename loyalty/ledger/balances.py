@@ -5,8 +5,10 @@ instant counts, so a finance team gets the same answer for a past date today as 
 have got on that date.
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,47 +49,68 @@ class LiabilityLine:
     pending: int
 
 
-async def expiring_soon(session: AsyncSession, *, member_id: int, days: int, now: datetime) -> int:
-    total = await session.scalar(
-        select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
-            PointLot.member_id == member_id,
+async def expiring_soon(
+    session: AsyncSession, *, member_ids: Sequence[int], days: int, now: datetime
+) -> dict[int, int]:
+    """Each member's available points that expire within ``days``."""
+    rows = await session.execute(
+        select(PointLot.member_id, func.sum(PointLot.remaining))
+        .where(
+            PointLot.member_id.in_(member_ids),
             PointLot.state == LotState.AVAILABLE,
             PointLot.remaining > 0,
             PointLot.expires_at <= now + timedelta(days=days),
         )
+        .group_by(PointLot.member_id)
     )
-    return int(total or 0)
+    found = {member_id: int(total or 0) for member_id, total in rows}
+    return {member_id: found.get(member_id, 0) for member_id in member_ids}
 
 
-async def expiring_points(session: AsyncSession, *, member_id: int, first: int) -> list[Scheduled]:
-    """What expires when, soonest first (lots expiring at one instant are summed)."""
+async def expiring_points(
+    session: AsyncSession, *, member_ids: Sequence[int], first: int
+) -> dict[int, list[Scheduled]]:
+    """What expires when for each member, soonest first (lots expiring at one instant are
+    summed), at most ``first`` instants each."""
     rows = await session.execute(
-        select(PointLot.expires_at, func.sum(PointLot.remaining))
+        select(PointLot.member_id, PointLot.expires_at, func.sum(PointLot.remaining))
         .where(
-            PointLot.member_id == member_id,
+            PointLot.member_id.in_(member_ids),
             PointLot.state == LotState.AVAILABLE,
             PointLot.remaining > 0,
             PointLot.expires_at.isnot(None),
         )
-        .group_by(PointLot.expires_at)
-        .order_by(PointLot.expires_at)
-        .limit(first)
+        .group_by(PointLot.member_id, PointLot.expires_at)
+        .order_by(PointLot.member_id, PointLot.expires_at)
     )
-    return [Scheduled(amount=int(amount), at=at) for at, amount in rows]
+    return _scheduled_by_member(rows, member_ids, first=first)
 
 
-async def pending_releases(session: AsyncSession, *, member_id: int) -> list[Scheduled]:
+async def pending_releases(
+    session: AsyncSession, *, member_ids: Sequence[int]
+) -> dict[int, list[Scheduled]]:
+    """Each member's pending points by the instant they become available, soonest first."""
     rows = await session.execute(
-        select(PointLot.releases_at, func.sum(PointLot.remaining))
+        select(PointLot.member_id, PointLot.releases_at, func.sum(PointLot.remaining))
         .where(
-            PointLot.member_id == member_id,
+            PointLot.member_id.in_(member_ids),
             PointLot.state == LotState.PENDING,
             PointLot.remaining > 0,
         )
-        .group_by(PointLot.releases_at)
-        .order_by(PointLot.releases_at)
+        .group_by(PointLot.member_id, PointLot.releases_at)
+        .order_by(PointLot.member_id, PointLot.releases_at)
     )
-    return [Scheduled(amount=int(amount), at=at) for at, amount in rows]
+    return _scheduled_by_member(rows, member_ids)
+
+
+def _scheduled_by_member(
+    rows: Iterable[Any], member_ids: Sequence[int], first: int | None = None
+) -> dict[int, list[Scheduled]]:
+    scheduled: dict[int, list[Scheduled]] = {member_id: [] for member_id in member_ids}
+    for member_id, at, amount in rows:
+        if first is None or len(scheduled[member_id]) < first:
+            scheduled[member_id].append(Scheduled(amount=int(amount), at=at))
+    return scheduled
 
 
 def _sums() -> list:  # type: ignore[type-arg]

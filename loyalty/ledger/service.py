@@ -7,10 +7,11 @@ refuses to take available or pending below zero, so two concurrent debits can ne
 same points; a ``CHECK`` constraint on the table backs it up.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
@@ -25,7 +26,7 @@ from loyalty.ledger.models import (
     PointLot,
 )
 from loyalty.members.models import Member
-from loyalty.pagination import Page, PageRequest, make_page
+from loyalty.pagination import Page, PageRequest, pages_by_owner
 
 
 @dataclass(frozen=True)
@@ -473,17 +474,26 @@ async def get_entry(session: AsyncSession, *, entry_id: int) -> EntryView | None
 
 
 async def member_entries(
-    session: AsyncSession, *, member_id: int, page: PageRequest
-) -> Page[EntryView]:
-    """The member's postings, newest first."""
+    session: AsyncSession, *, member_ids: Sequence[int], page: PageRequest
+) -> dict[int, Page[EntryView]]:
+    """Each member's postings, newest first: one statement for any number of members."""
+    chosen = select(LedgerEntry.id).where(LedgerEntry.member_id.in_(member_ids))
+    if page.after is not None:
+        chosen = chosen.where(LedgerEntry.id < page.after)
+    if len(member_ids) == 1:
+        chosen = chosen.order_by(LedgerEntry.id.desc()).limit(page.first + 1)
+    else:
+        numbered = chosen.add_columns(
+            func.row_number()
+            .over(partition_by=LedgerEntry.member_id, order_by=LedgerEntry.id.desc())
+            .label("n")
+        ).subquery()
+        chosen = select(numbered.c.id).where(numbered.c.n <= page.first + 1)
     statement = (
         select(*_ENTRY_COLUMNS)
         .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-        .where(LedgerEntry.member_id == member_id)
+        .where(LedgerEntry.id.in_(chosen))
         .order_by(LedgerEntry.id.desc())
-        .limit(page.first + 1)
     )
-    if page.after is not None:
-        statement = statement.where(LedgerEntry.id < page.after)
     entries = [EntryView(**row._mapping) for row in await session.execute(statement)]
-    return make_page(entries, [e.id for e in entries], page)
+    return pages_by_owner(entries, member_ids, page, owner=lambda entry: entry.member_id)

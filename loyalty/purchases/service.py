@@ -1,5 +1,6 @@
 """recordPurchase: the hot path every till and web shop calls on every receipt."""
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -17,7 +18,7 @@ from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
 from loyalty.money import parse_currency, parse_positive_amount, require_currency
-from loyalty.pagination import Page, PageRequest, newest_first
+from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.program.service import require_within_backdate
 from loyalty.purchases.models import Purchase, PurchaseStatus
@@ -420,7 +421,9 @@ def _line(line: LineIn, index: int) -> dict[str, Any]:
 
 
 async def member_purchases(
-    session: AsyncSession, *, member_id: int, page: PageRequest
-) -> Page[Purchase]:
-    """The member's purchases, newest first."""
-    return await newest_first(session, Purchase, owner=Purchase.member_id == member_id, page=page)
+    session: AsyncSession, *, member_ids: Sequence[int], page: PageRequest
+) -> dict[int, Page[Purchase]]:
+    """Each member's purchases, newest first."""
+    return await newest_first_by_owner(
+        session, Purchase, owner=Purchase.member_id, owner_ids=member_ids, page=page
+    )

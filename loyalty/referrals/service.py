@@ -5,6 +5,7 @@ reward it a second time, and the points already given are not taken back."""
 
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -150,16 +151,17 @@ async def referrals_of(
     )
 
 
-async def referral_counts(session: AsyncSession, *, referrer_id: int) -> tuple[int, int]:
-    """(referrals, referrals rewarded) of one referrer."""
-    row = (
-        await session.execute(
-            select(func.count(), func.count(Referral.rewarded_at)).where(
-                Referral.referrer_id == referrer_id
-            )
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+async def referral_counts(
+    session: AsyncSession, *, referrer_ids: Sequence[int]
+) -> dict[int, tuple[int, int]]:
+    """(referrals, referrals rewarded) of each referrer."""
+    rows = await session.execute(
+        select(Referral.referrer_id, func.count(), func.count(Referral.rewarded_at))
+        .where(Referral.referrer_id.in_(referrer_ids))
+        .group_by(Referral.referrer_id)
+    )
+    counts = {referrer: (int(made), int(rewarded)) for referrer, made, rewarded in rows}
+    return {referrer: counts.get(referrer, (0, 0)) for referrer in referrer_ids}
 
 
 async def referral_of(session: AsyncSession, *, referee_id: int) -> Referral | None:

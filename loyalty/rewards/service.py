@@ -23,7 +23,7 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member, MemberStatus
-from loyalty.pagination import Page, PageRequest, make_page, newest_first
+from loyalty.pagination import Page, PageRequest, make_page, newest_first_by_owner
 from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardCode, RewardKind
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
@@ -537,11 +537,11 @@ async def find_by_code(session: AsyncSession, *, code: str) -> Redemption | None
 
 
 async def member_redemptions(
-    session: AsyncSession, *, member_id: int, page: PageRequest
-) -> Page[Redemption]:
-    """The member's redemptions, newest first."""
-    return await newest_first(
-        session, Redemption, owner=Redemption.member_id == member_id, page=page
+    session: AsyncSession, *, member_ids: Sequence[int], page: PageRequest
+) -> dict[int, Page[Redemption]]:
+    """Each member's redemptions, newest first."""
+    return await newest_first_by_owner(
+        session, Redemption, owner=Redemption.member_id, owner_ids=member_ids, page=page
     )
 
 

@@ -7,9 +7,11 @@ member moves up in the transaction that crosses a threshold; moving down is the 
 (``tiers.evaluation``), after the tier's retention period.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +22,7 @@ from loyalty.ledger.models import LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.money import parse_decimal
-from loyalty.pagination import Page, PageRequest, newest_first
+from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
 from loyalty.rules import service as rules
@@ -337,25 +339,41 @@ async def qualifying_points(
 
 
 async def tier_progress(
-    session: AsyncSession, *, member: Member, now: datetime | None = None
-) -> TierProgress:
+    session: AsyncSession, *, members: Sequence[Member], now: datetime | None = None
+) -> list[TierProgress]:
+    """Where each member stands: three statements (program, ladder, the members' qualifying
+    transactions in the window) for any number of members."""
     now = now or utcnow()
     program = await get_program(session)
     window = timedelta(days=program.tier_window_days)
     tiers = await list_tiers(session)
-    current = next((t for t in tiers if t.id == member.tier_id), None)
-    rows = (
-        await session.execute(
-            select(LedgerTransaction.qualifying_at, LedgerTransaction.qualifying_points)
-            .where(
-                LedgerTransaction.member_id == member.id,
-                LedgerTransaction.qualifying_at > now - window,
-                LedgerTransaction.qualifying_at <= now,
-                LedgerTransaction.qualifying_points != 0,
-            )
-            .order_by(LedgerTransaction.qualifying_at)
+    qualifying: dict[int, list[Any]] = {member.id: [] for member in members}
+    rows = await session.execute(
+        select(
+            LedgerTransaction.member_id,
+            LedgerTransaction.qualifying_at,
+            LedgerTransaction.qualifying_points,
         )
-    ).all()
+        .where(
+            LedgerTransaction.member_id.in_(list(qualifying)),
+            LedgerTransaction.qualifying_at > now - window,
+            LedgerTransaction.qualifying_at <= now,
+            LedgerTransaction.qualifying_points != 0,
+        )
+        .order_by(LedgerTransaction.member_id, LedgerTransaction.qualifying_at)
+    )
+    for row in rows:
+        qualifying[row.member_id].append(row)
+    return [
+        _progress(member, tiers, qualifying[member.id], now=now, window=window)
+        for member in members
+    ]
+
+
+def _progress(
+    member: Member, tiers: list[Tier], rows: list[Any], *, now: datetime, window: timedelta
+) -> TierProgress:
+    current = next((t for t in tiers if t.id == member.tier_id), None)
     points = sum(row.qualifying_points for row in rows)
     above = [t for t in tiers if t.rank > (-1 if current is None else current.rank)]
     upcoming = min(above, key=lambda t: t.rank) if above else None
@@ -394,11 +412,11 @@ def _expiry(
 
 
 async def tier_history(
-    session: AsyncSession, *, member_id: int, page: PageRequest
-) -> Page[TierChange]:
-    """The member's tier changes, newest first."""
-    return await newest_first(
-        session, TierChange, owner=TierChange.member_id == member_id, page=page
+    session: AsyncSession, *, member_ids: Sequence[int], page: PageRequest
+) -> dict[int, Page[TierChange]]:
+    """Each member's tier changes, newest first."""
+    return await newest_first_by_owner(
+        session, TierChange, owner=TierChange.member_id, owner_ids=member_ids, page=page
     )
 
 
