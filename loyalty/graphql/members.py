@@ -7,7 +7,7 @@ from strawberry import UNSET
 
 from loyalty.auth.models import Role
 from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import (
     CanEnroll,
     CanReadMembers,
@@ -93,8 +93,8 @@ class MemberQueries:
     async def members(
         self,
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
         search: str | None = None,
     ) -> Connection[Member]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)

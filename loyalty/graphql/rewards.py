@@ -7,7 +7,7 @@ from strawberry import UNSET
 
 from loyalty.auth.models import Role
 from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import (
     CanRedeem,
     IsAdmin,
@@ -130,8 +130,8 @@ class RewardQueries:
     async def rewards(
         self,
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
         available_only: bool | None = False,
     ) -> Connection[Reward]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)

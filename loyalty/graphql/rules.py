@@ -11,7 +11,7 @@ from loyalty.auth.models import Role
 from loyalty.errors import DomainError
 from loyalty.events import service as events
 from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin, RolePermission, forbidden
 from loyalty.graphql.purchases import PreviewPurchaseInput, purchase_in
 from loyalty.graphql.rule_types import (
@@ -195,8 +195,8 @@ class RuleQueries:
     async def earning_rules(
         self,
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
         include_archived: bool = False,
     ) -> Connection[EarningRule]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
