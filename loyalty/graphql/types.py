@@ -13,7 +13,7 @@ from loyalty.db import utcnow
 from loyalty.errors import invalid
 from loyalty.events import service as events
 from loyalty.events.models import MemberEvent as MemberEventRow
-from loyalty.graphql.errors import ErrorCode
+from loyalty.graphql.errors import ErrorCode, UserError
 from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.graphql.rule_types import EarningRule, PointsBreakdownItem, breakdown_items
@@ -43,6 +43,17 @@ from loyalty.tiers.models import Tier as TierRow
 from loyalty.tiers.models import TierChange as TierChangeRow
 from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
 from loyalty.validation import instant
+
+
+def errors_field() -> list[UserError]:
+    """A mutation payload's ``errors``, described once for every payload."""
+    return strawberry.field(
+        description=(
+            "Business failures, such as NOT_FOUND or INVALID. Empty on success; otherwise "
+            "nothing was written and the other fields are null."
+        )
+    )
+
 
 MemberStatus = strawberry.enum(
     DomainMemberStatus,
@@ -290,8 +301,7 @@ class ExpiringPoints:
 
 @strawberry.type(
     description=(
-        "A loyalty program member. Staff read any member; a member token only its own, and an "
-        "app key only the member it just enrolled."
+        "A loyalty program member. Admin and POS read any member; a member token only its own."
     )
 )
 class Member:
