@@ -12,14 +12,20 @@ from loyalty.errors import DomainError
 from loyalty.errors import ErrorCode as DomainErrorCode
 from loyalty.metrics import MUTATIONS
 
-ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+ErrorCode = strawberry.enum(
+    DomainErrorCode,
+    name="ErrorCode",
+    description="Why a business operation was refused: switch on it, not on the message.",
+)
 
 
-@strawberry.type
+@strawberry.type(description="A business failure: the operation wrote nothing.")
 class UserError:
-    code: ErrorCode
-    field: list[str] | None
-    message: str
+    code: ErrorCode = strawberry.field(description="What went wrong, for programs.")
+    field: list[str] | None = strawberry.field(
+        description='Path to the input field at fault, such as ["total", "amount"]; null if none.'
+    )
+    message: str = strawberry.field(description="What went wrong, for people (English).")
 
     @classmethod
     def of(cls, error: DomainError) -> "UserError":

@@ -1,13 +1,14 @@
 """Member queries and mutations."""
 
 from datetime import date
+from typing import Annotated
 
 import strawberry
 from strawberry import UNSET
 
 from loyalty.auth.models import Role
 from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import (
     CanEnroll,
     CanReadMembers,
@@ -17,48 +18,73 @@ from loyalty.graphql.permissions import (
     ensure_member_access,
     forbidden,
 )
-from loyalty.graphql.types import Channel, Member, MemberStatus
+from loyalty.graphql.types import Channel, Member, MemberStatus, errors_field
 from loyalty.ids import decode_id, key_or_zero
 from loyalty.members import service as members
 from loyalty.pagination import page_request
 from loyalty.validation import UNSET as UNCHANGED
 
 
-@strawberry.input
+@strawberry.input(description="A new member; only externalId is required.")
 class EnrollMemberInput:
-    external_id: str
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    channel: Channel | None = None
-    date_of_birth: date | None = None
+    external_id: str = strawberry.field(
+        description="Your identifier for the member (card number, customer id), up to 128 chars."
+    )
+    email: str | None = strawberry.field(default=None, description="Contact email.")
+    phone: str | None = strawberry.field(default=None, description="Contact phone number.")
+    first_name: str | None = strawberry.field(
+        default=None, description="Given name, up to 100 characters."
+    )
+    last_name: str | None = strawberry.field(
+        default=None, description="Family name, up to 100 characters."
+    )
+    channel: Channel | None = strawberry.field(
+        default=None, description="Where the member enrolled, for reporting."
+    )
+    date_of_birth: date | None = strawberry.field(
+        default=None, description="For the birthday bonus; between 1900-01-01 and today."
+    )
     referral_code: str | None = strawberry.field(
         default=None, description="A member's referral code: the new member is their referee."
     )
 
 
-@strawberry.input
+@strawberry.input(
+    description="Changes to a member: fields left out stay as they are; null clears a field."
+)
 class UpdateMemberInput:
-    id: strawberry.ID
-    email: str | None = UNSET
-    phone: str | None = UNSET
-    first_name: str | None = UNSET
-    last_name: str | None = UNSET
-    date_of_birth: date | None = UNSET
-    status: MemberStatus | None = UNSET
+    id: strawberry.ID = strawberry.field(description="The member to change.")
+    email: str | None = strawberry.field(default=UNSET, description="Contact email.")
+    phone: str | None = strawberry.field(default=UNSET, description="Contact phone number.")
+    first_name: str | None = strawberry.field(
+        default=UNSET, description="Given name, up to 100 characters."
+    )
+    last_name: str | None = strawberry.field(
+        default=UNSET, description="Family name, up to 100 characters."
+    )
+    date_of_birth: date | None = strawberry.field(
+        default=UNSET, description="For the birthday bonus; between 1900-01-01 and today."
+    )
+    status: MemberStatus | None = strawberry.field(
+        default=UNSET,
+        description="Suspend, close or reactivate; admin only, and never null.",
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of enrollMember.")
 class EnrollMemberPayload:
-    errors: list[UserError]
-    member: Member | None = None
+    errors: list[UserError] = errors_field()
+    member: Member | None = strawberry.field(
+        default=None, description="The new member; null when errors is not empty."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of updateMember.")
 class UpdateMemberPayload:
-    errors: list[UserError]
-    member: Member | None = None
+    errors: list[UserError] = errors_field()
+    member: Member | None = strawberry.field(
+        default=None, description="The member as changed; null when errors is not empty."
+    )
 
 
 def _sent(value: object) -> object:
@@ -67,8 +93,17 @@ def _sent(value: object) -> object:
 
 @strawberry.type
 class MemberQueries:
-    @strawberry.field(permission_classes=[CanReadMembers])
-    async def member(self, info: strawberry.Info, id: strawberry.ID) -> Member | None:
+    @strawberry.field(
+        permission_classes=[CanReadMembers],
+        description=(
+            "A member by id; null if none. Admin and POS; a member token for itself only."
+        ),
+    )
+    async def member(
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The member's id.")],
+    ) -> Member | None:
         member_id = decode_id("Member", id)
         if member_id is not None:
             ensure_member_access(info, member_id)
@@ -78,8 +113,20 @@ class MemberQueries:
             lambda session: members.find_member(session, member_id=member_id)
         )
 
-    @strawberry.field(permission_classes=[CanReadMembers])
-    async def member_by_external_id(self, info: strawberry.Info, external_id: str) -> Member | None:
+    @strawberry.field(
+        permission_classes=[CanReadMembers],
+        description=(
+            "A member by your identifier (a scanned card); null if none. Admin and POS; "
+            "a member token for itself only."
+        ),
+    )
+    async def member_by_external_id(
+        self,
+        info: strawberry.Info,
+        external_id: Annotated[
+            str, strawberry.argument(description="The externalId given at enrollment.")
+        ],
+    ) -> Member | None:
         member = await info.context.read(
             lambda session: members.find_member_by_external_id(session, external_id=external_id)
         )
@@ -89,13 +136,24 @@ class MemberQueries:
             raise forbidden()
         return member
 
-    @strawberry.field(permission_classes=[IsAdmin])
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Members in enrollment order, oldest first, optionally searched. Admin only.",
+    )
     async def members(
         self,
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        search: str | None = None,
+        first: First = None,
+        after: After = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "Case-insensitive substring of externalId, email, phone or name "
+                    "(at most 200 characters); omitted: every member."
+                )
+            ),
+        ] = None,
     ) -> Connection[Member]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.read(
@@ -103,7 +161,10 @@ class MemberQueries:
         )
         return to_connection(page, after_given=after is not None)
 
-    @strawberry.field(permission_classes=[IsMember], description="The member a token names.")
+    @strawberry.field(
+        permission_classes=[IsMember],
+        description="The member a member token names; only member tokens may ask.",
+    )
     async def me(self, info: strawberry.Info) -> Member | None:
         return await info.context.read(
             lambda session: members.find_member(session, member_id=info.context.principal.member_id)
@@ -112,9 +173,17 @@ class MemberQueries:
 
 @strawberry.type
 class MemberMutations:
-    @strawberry.mutation(permission_classes=[CanEnroll])
+    @strawberry.mutation(
+        permission_classes=[CanEnroll],
+        description=(
+            "Enroll a member at the base tier. Admin, POS and app keys; a second enrollment of "
+            "an externalId is ALREADY_EXISTS, so a retry never creates a duplicate."
+        ),
+    )
     async def enroll_member(
-        self, info: strawberry.Info, input: EnrollMemberInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[EnrollMemberInput, strawberry.argument(description="The new member.")],
     ) -> EnrollMemberPayload:
         enrollment = members.Enrollment(
             external_id=input.external_id,
@@ -138,7 +207,11 @@ class MemberMutations:
         description="Admins change any member; a member token changes its own profile.",
     )
     async def update_member(
-        self, info: strawberry.Info, input: UpdateMemberInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            UpdateMemberInput, strawberry.argument(description="The member and its changes.")
+        ],
     ) -> UpdateMemberPayload:
         principal = info.context.principal
         member_id = key_or_zero("Member", input.id)

@@ -1,6 +1,6 @@
 """Relay connections over the keyset pages services return."""
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
@@ -8,25 +8,50 @@ from loyalty.pagination import Page, encode_cursor
 
 T = TypeVar("T")
 
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Page size, 0 up to the server's limit (100 by default); omitted: the limit."
+    ),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(
+        description="The previous page's pageInfo.endCursor; omitted: the first page."
+    ),
+]
 
-@strawberry.type
+
+@strawberry.type(description="Where a page lies in its list, and the cursors to ask for the next.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="More items follow: ask again with after set to endCursor."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True when the page was asked for with after (it is not the first page)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The first edge's cursor; null for an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor, to pass as after; null for an empty page."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page and the cursor that points at it.")
 class Edge(Generic[T]):
-    cursor: str
-    node: T
+    cursor: str = strawberry.field(
+        description="Opaque; pass it as after to continue the list after this item."
+    )
+    node: T = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="One page of a list, in the order its field states, and how to fetch the next."
+)
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="The page's items, in list order.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursors.")
 
 
 def to_connection(page: Page[T], *, after_given: bool) -> Connection[T]:

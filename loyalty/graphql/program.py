@@ -1,57 +1,93 @@
 """Program settings and tiers."""
 
+from typing import Annotated
+
 import strawberry
 from strawberry import UNSET
 
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Program
+from loyalty.graphql.types import Program, errors_field
 from loyalty.program import service as program_service
 from loyalty.validation import UNSET as UNCHANGED
 
 
-@strawberry.input
+@strawberry.input(description="Program settings to change; fields left out stay as they are.")
 class UpdateProgramInput:
-    name: str | None = UNSET
-    currency: str | None = UNSET
-    points_per_unit: DecimalString | None = UNSET
-    pending_days: int | None = UNSET
-    points_expire_after_days: int | None = strawberry.field(
-        default=UNSET, description="null: points never expire."
+    name: str | None = strawberry.field(
+        default=UNSET, description="The program's name, up to 200 characters."
     )
-    tier_window_days: int | None = UNSET
+    currency: str | None = strawberry.field(
+        default=UNSET,
+        description="ISO 4217 code; cannot change once any purchase is recorded.",
+    )
+    points_per_unit: DecimalString | None = strawberry.field(
+        default=UNSET, description="Points per 1.00 of the currency, 0 to 10000."
+    )
+    pending_days: int | None = strawberry.field(
+        default=UNSET,
+        description="Days points stay pending after a purchase, 0 to 365; never null.",
+    )
+    points_expire_after_days: int | None = strawberry.field(
+        default=UNSET,
+        description=(
+            "Days until earned points expire (1 to 36500, above pendingDays); null: never."
+        ),
+    )
+    tier_window_days: int | None = strawberry.field(
+        default=UNSET,
+        description="Length of the rolling qualifying window for tiers, 1 to 3650 days.",
+    )
     time_zone: str | None = strawberry.field(
         default=UNSET, description="IANA name; rules' days and hours and the caps' periods."
     )
     max_backdate_days: int | None = strawberry.field(
         default=UNSET, description="How far back a purchase's occurredAt may lie (0-3650)."
     )
-    referrer_points: int | None = UNSET
-    referee_points: int | None = UNSET
+    referrer_points: int | None = strawberry.field(
+        default=UNSET,
+        description="What a referrer earns per rewarded referral, 0 to 1000000; 0: nothing.",
+    )
+    referee_points: int | None = strawberry.field(
+        default=UNSET,
+        description="What a referee earns on the first purchase, 0 to 1000000; 0: nothing.",
+    )
     referral_limit: int | None = strawberry.field(
         default=UNSET, description="Referrals rewarded per referrer; null: no limit."
     )
 
 
-@strawberry.type
+@strawberry.type(description="The result of updateProgram.")
 class UpdateProgramPayload:
-    errors: list[UserError]
-    program: Program | None = None
+    errors: list[UserError] = errors_field()
+    program: Program | None = strawberry.field(
+        default=None, description="The program with the changes applied."
+    )
 
 
 @strawberry.type
 class ProgramQueries:
-    @strawberry.field(permission_classes=[IsAuthenticated])
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="The program's settings; any caller may read them.",
+    )
     async def program(self, info: strawberry.Info) -> Program:
         return await info.context.read(program_service.get_program)
 
 
 @strawberry.type
 class ProgramMutations:
-    @strawberry.mutation(permission_classes=[IsAdmin])
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Change program settings; they apply to what happens from now. Admin only.",
+    )
     async def update_program(
-        self, info: strawberry.Info, input: UpdateProgramInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            UpdateProgramInput, strawberry.argument(description="The settings to change.")
+        ],
     ) -> UpdateProgramPayload:
         changes = program_service.ProgramChanges(
             **{

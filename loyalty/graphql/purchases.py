@@ -1,55 +1,91 @@
 """recordPurchase."""
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsStaff
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Channel, Member, Purchase
+from loyalty.graphql.types import Channel, Member, Purchase, errors_field
 from loyalty.ids import key_or_zero
 from loyalty.purchases import refunds
 from loyalty.purchases import service as purchases
 
 
-@strawberry.input
+@strawberry.input(description="An amount of money: a decimal string, never a float.")
 class MoneyInput:
-    amount: DecimalString
-    currency: str
+    amount: DecimalString = strawberry.field(
+        description='Positive, in the major unit, such as "12.50".'
+    )
+    currency: str = strawberry.field(
+        description="ISO 4217 code; must be the program's currency (CURRENCY_NOT_SUPPORTED)."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A basket line; earning rules on SKUs or categories match on it.")
 class PurchaseLineInput:
-    sku: str | None = None
-    category: str | None = None
-    quantity: int = 1
-    unit_price: MoneyInput | None = None
+    sku: str | None = strawberry.field(
+        default=None, description="The product's SKU, up to 64 characters."
+    )
+    category: str | None = strawberry.field(
+        default=None, description="The product's category, up to 64 characters."
+    )
+    quantity: int = strawberry.field(default=1, description="Units bought, 1 to 1000000.")
+    unit_price: MoneyInput | None = strawberry.field(
+        default=None,
+        description="Price of one unit; rules on SKUs or categories earn on quantity × it.",
+    )
 
 
 @strawberry.input(description="recordPurchase's input without idempotencyKey.")
 class PreviewPurchaseInput:
-    order_id: str
-    channel: Channel
-    total: MoneyInput
-    member_id: strawberry.ID | None = None
-    member_external_id: str | None = None
-    store_id: str | None = None
-    lines: list[PurchaseLineInput] | None = None
-    occurred_at: datetime | None = None
+    order_id: str = strawberry.field(
+        description="Your order or receipt number, up to 128 characters; unique in the program."
+    )
+    channel: Channel = strawberry.field(description="Where it was bought.")
+    total: MoneyInput = strawberry.field(
+        description="The amount paid, in the program's currency: base points are earned on it."
+    )
+    member_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The member; give exactly one of memberId and memberExternalId."
+    )
+    member_external_id: str | None = strawberry.field(
+        default=None, description="The member by your identifier (a scanned card), instead."
+    )
+    store_id: str | None = strawberry.field(
+        default=None, description="Your store identifier, up to 64 characters."
+    )
+    lines: list[PurchaseLineInput] | None = strawberry.field(
+        default=None, description="The basket, at most 500 lines; only rules on lines need it."
+    )
+    occurred_at: datetime | None = strawberry.field(
+        default=None,
+        description=(
+            "When it was bought, with its offset; omitted: now. At most 5 minutes ahead and "
+            "the program's maxBackdateDays back."
+        ),
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A receipt to earn points on.")
 class RecordPurchaseInput(PreviewPurchaseInput):
-    idempotency_key: str
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this receipt: a retry with it records nothing twice."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of recordPurchase.")
 class RecordPurchasePayload:
-    errors: list[UserError]
-    purchase: Purchase | None = None
-    points_awarded: int | None = None
-    member: Member | None = None
+    errors: list[UserError] = errors_field()
+    purchase: Purchase | None = strawberry.field(default=None, description="The recorded purchase.")
+    points_awarded: int | None = strawberry.field(
+        default=None, description="Points it earned (pending if the program has pendingDays)."
+    )
+    member: Member | None = strawberry.field(
+        default=None, description="The member with the new balances."
+    )
 
 
 def money_in(money: MoneyInput) -> purchases.MoneyIn:
@@ -77,17 +113,21 @@ def purchase_in(input: PreviewPurchaseInput) -> purchases.PurchaseIn:
     )
 
 
-@strawberry.input
+@strawberry.input(description="A full or partial refund of a recorded purchase.")
 class RefundPurchaseInput:
-    idempotency_key: str
-    purchase_id: strawberry.ID
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this refund: a retry with it takes nothing twice."
+    )
+    purchase_id: strawberry.ID = strawberry.field(description="The purchase refunded.")
     amount: MoneyInput = strawberry.field(description="This refund; refunds add up.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of refundPurchase.")
 class RefundPurchasePayload:
-    errors: list[UserError]
-    purchase: Purchase | None = None
+    errors: list[UserError] = errors_field()
+    purchase: Purchase | None = strawberry.field(
+        default=None, description="The purchase with its refunded amount and status."
+    )
     points_clawed_back: int | None = strawberry.field(
         default=None, description="Points this refund took from the member."
     )
@@ -95,9 +135,20 @@ class RefundPurchasePayload:
 
 @strawberry.type
 class PurchaseMutations:
-    @strawberry.mutation(permission_classes=[IsStaff])
+    @strawberry.mutation(
+        permission_classes=[IsStaff],
+        description=(
+            "Record a receipt and award its points. Admin and POS; idempotent per "
+            "idempotencyKey, and an orderId already recorded is ALREADY_EXISTS."
+        ),
+    )
     async def record_purchase(
-        self, info: strawberry.Info, input: RecordPurchaseInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            RecordPurchaseInput,
+            strawberry.argument(description="The receipt and the member it belongs to."),
+        ],
     ) -> RecordPurchasePayload:
         purchase = purchase_in(input)
         return await mutate(
@@ -118,10 +169,17 @@ class PurchaseMutations:
 
     @strawberry.mutation(
         permission_classes=[IsStaff],
-        description="Take back what the purchase earned, in proportion to the amount refunded.",
+        description=(
+            "Take back what the purchase earned, in proportion to the amount refunded. Admin and "
+            "POS; idempotent per idempotencyKey; refunds add up, and over-refunding is INVALID."
+        ),
     )
     async def refund_purchase(
-        self, info: strawberry.Info, input: RefundPurchaseInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            RefundPurchaseInput, strawberry.argument(description="The purchase and the amount.")
+        ],
     ) -> RefundPurchasePayload:
         refund = refunds.RefundIn(
             purchase_id=key_or_zero("Purchase", input.purchase_id), amount=money_in(input.amount)

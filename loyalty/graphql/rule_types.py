@@ -15,10 +15,19 @@ from loyalty.rules.engine import DAYS_OF_WEEK
 from loyalty.rules.models import EarningRuleVersion as VersionRow
 from loyalty.rules.models import EffectKind
 
-EarningEffectKind = strawberry.enum(EffectKind, name="EarningEffectKind")
+EarningEffectKind = strawberry.enum(
+    EffectKind,
+    name="EarningEffectKind",
+    description=(
+        "How a rule's value becomes points, on the matching lines' amount when the rule "
+        "names SKUs or categories, else on the total: MULTIPLY adds (value − 1) × the base "
+        "points of that amount; FIXED_BONUS adds value; POINTS_PER_UNIT adds value per unit "
+        "bought; POINTS_PER_CURRENCY adds value per 1.00 spent. Results are floored."
+    ),
+)
 
 
-@strawberry.enum
+@strawberry.enum(description="A day of the week, in the program's time zone.")
 class DayOfWeek(StrEnum):
     MONDAY = "MONDAY"
     TUESDAY = "TUESDAY"
@@ -29,7 +38,12 @@ class DayOfWeek(StrEnum):
     SUNDAY = "SUNDAY"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description=(
+        "Where a rule stands now: SCHEDULED (before startsAt), ACTIVE, ENDED (past endsAt) "
+        "or ARCHIVED."
+    )
+)
 class EarningRuleStatus(StrEnum):
     SCHEDULED = "SCHEDULED"
     ACTIVE = "ACTIVE"
@@ -37,39 +51,67 @@ class EarningRuleStatus(StrEnum):
     ARCHIVED = "ARCHIVED"
 
 
-@strawberry.type
+@strawberry.type(
+    description="When a rule applies: every condition that is not null must hold. Admin only."
+)
 class EarningRuleConditions:
-    channels: list[str] | None
-    store_ids: list[str] | None
-    tier_ids: list[strawberry.ID] | None
-    min_total: DecimalString | None
+    channels: list[str] | None = strawberry.field(
+        description="Channel names purchases must be in; null: any."
+    )
+    store_ids: list[str] | None = strawberry.field(
+        description="Stores purchases must be in; null: any."
+    )
+    tier_ids: list[strawberry.ID] | None = strawberry.field(
+        description="Tiers the member must hold when buying; null: any."
+    )
+    min_total: DecimalString | None = strawberry.field(
+        description="Smallest purchase total that qualifies; null: any."
+    )
     days_of_week: list[DayOfWeek] | None = strawberry.field(
         description="In the program's time zone."
     )
     hours: list[int] | None = strawberry.field(
         description="Hours of the day (0-23) in the program's time zone."
     )
-    first_purchase: bool | None
-    skus: list[str] | None
-    categories: list[str] | None
+    first_purchase: bool | None = strawberry.field(
+        description="true: the member's first purchase only; false: all but it; null: any."
+    )
+    skus: list[str] | None = strawberry.field(
+        description="The rule earns on lines with these SKUs (or categories); null: any."
+    )
+    categories: list[str] | None = strawberry.field(
+        description="The rule earns on lines in these categories (or SKUs); null: any."
+    )
     event_type: str | None = strawberry.field(
         description="Set: the rule rewards this event type only (recordEvent); unset: purchases."
     )
 
 
-@strawberry.type
+@strawberry.type(description="What a rule awards when its conditions hold. Admin only.")
 class EarningRuleEffect:
-    kind: EarningEffectKind
-    value: DecimalString
+    kind: EarningEffectKind = strawberry.field(description="How value turns into points.")
+    value: DecimalString = strawberry.field(
+        description="The multiplier, bonus or rate, as an exact decimal."
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="Caps on a rule's points; null: no cap. Periods are in the program's time zone."
+)
 class EarningRuleLimits:
-    per_purchase: int | None
-    per_member_per_day: int | None
-    per_member_per_week: int | None
-    per_member_per_month: int | None
-    per_member_total: int | None
+    per_purchase: int | None = strawberry.field(description="Points per purchase at most.")
+    per_member_per_day: int | None = strawberry.field(
+        description="Points per member per calendar day at most."
+    )
+    per_member_per_week: int | None = strawberry.field(
+        description="Points per member per week (from Monday) at most."
+    )
+    per_member_per_month: int | None = strawberry.field(
+        description="Points per member per calendar month at most."
+    )
+    per_member_total: int | None = strawberry.field(
+        description="Points per member over the rule's life at most."
+    )
     budget: int | None = strawberry.field(description="Points the rule may award in all.")
 
 
@@ -90,30 +132,34 @@ def conditions_of(stored: dict[str, Any]) -> EarningRuleConditions:
     )
 
 
-@strawberry.type(description="One version of a rule: an edit creates the next one.")
+@strawberry.type(description="One version of a rule: an edit creates the next one. Admin only.")
 class EarningRuleVersion:
-    version: int
-    name: str
+    version: int = strawberry.field(description="1 for the rule as created, then one per edit.")
+    name: str = strawberry.field(description="The rule's name in this version.")
     valid_from: datetime | None = strawberry.field(
         description="From when this version applies to occurredAt (null: the first version)."
     )
     valid_to: datetime | None = strawberry.field(description="Until when; null while current.")
-    starts_at: datetime | None
-    ends_at: datetime | None
-    priority: int
-    exclusive: bool
+    starts_at: datetime | None = strawberry.field(
+        description="The rule's start in this version; null: none."
+    )
+    ends_at: datetime | None = strawberry.field(
+        description="The rule's end in this version; null: none."
+    )
+    priority: int = strawberry.field(description="The rule's priority in this version.")
+    exclusive: bool = strawberry.field(description="Whether this version was exclusive.")
 
-    @strawberry.field
+    @strawberry.field(description="The conditions in this version.")
     def conditions(self, root: Parent[VersionRow]) -> EarningRuleConditions:
         return conditions_of(root.conditions)
 
-    @strawberry.field
+    @strawberry.field(description="The effect in this version.")
     def effect(self, root: Parent[VersionRow]) -> EarningRuleEffect:
         return EarningRuleEffect(
             kind=EffectKind(root.effect_kind), value=DecimalString(plain(root.effect_value))
         )
 
-    @strawberry.field
+    @strawberry.field(description="The caps in this version.")
     def limits(self, root: Parent[VersionRow]) -> EarningRuleLimits:
         return EarningRuleLimits(**{name: root.limits.get(name) for name in _LIMITS})
 
@@ -128,21 +174,26 @@ _LIMITS = (
 )
 
 
-@strawberry.type(description="An earning rule (campaign) as its current version defines it.")
+@strawberry.type(
+    description=(
+        "An earning rule (campaign) as its current version defines it. Everyone may read id "
+        "and name (points breakdowns name rules); the other fields are admin only."
+    )
+)
 class EarningRule:
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the rule.")
     def id(self, root: Parent[rules.RuleView]) -> strawberry.ID:
         return strawberry.ID(encode_id("EarningRule", root.rule.id))
 
-    @strawberry.field
+    @strawberry.field(description="Shown in points breakdowns.")
     def name(self, root: Parent[rules.RuleView]) -> str:
         return root.version.name
 
-    @strawberry.field
+    @strawberry.field(description="From when it applies; null: no start.")
     def starts_at(self, root: Parent[rules.RuleView]) -> datetime | None:
         return root.version.starts_at
 
-    @strawberry.field
+    @strawberry.field(description="When it stops applying (exclusive); null: never.")
     def ends_at(self, root: Parent[rules.RuleView]) -> datetime | None:
         return root.version.ends_at
 
@@ -154,15 +205,15 @@ class EarningRule:
     def exclusive(self, root: Parent[rules.RuleView]) -> bool:
         return root.version.exclusive
 
-    @strawberry.field
+    @strawberry.field(description="When it applies.")
     def conditions(self, root: Parent[rules.RuleView]) -> EarningRuleConditions:
         return conditions_of(root.version.conditions)
 
-    @strawberry.field
+    @strawberry.field(description="What it awards.")
     def effect(self, root: Parent[rules.RuleView]) -> EarningRuleEffect:
         return EarningRuleVersion.effect(self, root.version)  # type: ignore[arg-type]
 
-    @strawberry.field
+    @strawberry.field(description="Its caps and budget.")
     def limits(self, root: Parent[rules.RuleView]) -> EarningRuleLimits:
         return EarningRuleVersion.limits(self, root.version)  # type: ignore[arg-type]
 
@@ -170,7 +221,7 @@ class EarningRule:
     def version(self, root: Parent[rules.RuleView]) -> int:
         return root.rule.version
 
-    @strawberry.field
+    @strawberry.field(description="Where it stands now, from its window and archiving.")
     def status(self, root: Parent[rules.RuleView]) -> EarningRuleStatus:
         now = datetime.now(tz=root.rule.created_at.tzinfo)
         version = root.version
@@ -182,11 +233,11 @@ class EarningRule:
             return EarningRuleStatus.SCHEDULED
         return EarningRuleStatus.ACTIVE
 
-    @strawberry.field
+    @strawberry.field(description="When it was created.")
     def created_at(self, root: Parent[rules.RuleView]) -> datetime:
         return root.rule.created_at
 
-    @strawberry.field
+    @strawberry.field(description="When archiveEarningRule stopped it; null if not archived.")
     def archived_at(self, root: Parent[rules.RuleView]) -> datetime | None:
         return root.rule.archived_at
 
@@ -211,7 +262,7 @@ class EarningRule:
 
 @strawberry.type(description="Part of a purchase's points: base points (rule null) or a rule's.")
 class PointsBreakdownItem:
-    points: int
+    points: int = strawberry.field(description="Points this part contributed.")
     description: str = strawberry.field(
         description="'Base points', or the rule's name when it awarded the points."
     )

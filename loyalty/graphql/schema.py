@@ -37,12 +37,14 @@ logger = logging.getLogger("loyalty.graphql")
 SUGGESTION = re.compile(r"\s*Did you mean .*\?", re.DOTALL)
 
 
-@strawberry.type
+@strawberry.type(description="Reads; each field says which callers may ask.")
 class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries, LedgerQueries, RuleQueries):
     pass
 
 
-@strawberry.type
+@strawberry.type(
+    description="Writes: each takes one input and returns a payload with errors beside its result."
+)
 class Mutation(
     MemberMutations,
     PurchaseMutations,

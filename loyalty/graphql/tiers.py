@@ -1,5 +1,7 @@
 """Tier configuration, admin overrides and the what-if preview."""
 
+from typing import Annotated
+
 import strawberry
 from strawberry import UNSET
 
@@ -8,102 +10,143 @@ from loyalty.errors import DomainError
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Member, Tier
+from loyalty.graphql.types import Member, Tier, errors_field
 from loyalty.ids import key_or_zero
 from loyalty.tiers import evaluation
 from loyalty.tiers import service as tiers
 from loyalty.validation import UNSET as UNCHANGED
 
 
-@strawberry.input
+@strawberry.input(description="A new tier; a higher rank must need strictly more points.")
 class CreateTierInput:
-    name: str
-    rank: int
-    threshold: int
-    multiplier: DecimalString = DecimalString("1")
-    benefits: list[str] | None = None
-    retention_days: int = 0
+    name: str = strawberry.field(description="Shown to members, up to 100 characters.")
+    rank: int = strawberry.field(description="Position in the ladder, 0 to 1000; unique.")
+    threshold: int = strawberry.field(
+        description="Qualifying points in the tier window that reach it; 0 for the base tier."
+    )
+    multiplier: DecimalString = strawberry.field(
+        default=DecimalString("1"), description="Applied to purchase points, 1 to 100."
+    )
+    benefits: list[str] | None = strawberry.field(
+        default=None, description="Perks to show members, at most 20."
+    )
+    retention_days: int = strawberry.field(
+        default=0, description="Days a member keeps it after falling below, 0 to 3650."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a tier: fields left out stay as they are.")
 class UpdateTierInput:
-    id: strawberry.ID
-    name: str | None = UNSET
-    rank: int | None = UNSET
-    threshold: int | None = UNSET
-    multiplier: DecimalString | None = UNSET
-    benefits: list[str] | None = UNSET
-    retention_days: int | None = UNSET
+    id: strawberry.ID = strawberry.field(description="The tier to change.")
+    name: str | None = strawberry.field(
+        default=UNSET, description="Shown to members, up to 100 characters."
+    )
+    rank: int | None = strawberry.field(
+        default=UNSET, description="Position in the ladder, 0 to 1000; unique."
+    )
+    threshold: int | None = strawberry.field(
+        default=UNSET,
+        description="Raising it demotes nobody at once: retention applies, then evaluate-tiers.",
+    )
+    multiplier: DecimalString | None = strawberry.field(
+        default=UNSET, description="Applied to purchase points from now, 1 to 100."
+    )
+    benefits: list[str] | None = strawberry.field(
+        default=UNSET, description="Perks to show members, at most 20; null: none."
+    )
+    retention_days: int | None = strawberry.field(
+        default=UNSET, description="Days a member keeps it after falling below, 0 to 3650."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A tier to delete, and where its members go.")
 class DeleteTierInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(
+        description="The tier; refused while rewards or earning rules name it."
+    )
     move_members_to: strawberry.ID | None = strawberry.field(
         default=None, description="Required when members hold the tier."
     )
 
 
-@strawberry.input
+@strawberry.input(description="An admin override of a member's tier.")
 class SetMemberTierInput:
-    member_id: strawberry.ID
-    tier_id: strawberry.ID | None
-    reason: str
+    member_id: strawberry.ID = strawberry.field(description="The member.")
+    tier_id: strawberry.ID | None = strawberry.field(
+        description="The tier to give; null leaves the member without a tier."
+    )
+    reason: str = strawberry.field(
+        description="Why, kept in the member's tier history; up to 500 characters."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="One tier of a proposed ladder.")
 class ProposedTierInput:
-    rank: int
-    threshold: int
-    name: str | None = None
+    rank: int = strawberry.field(description="Its rank; unique in the proposal.")
+    threshold: int = strawberry.field(
+        description="Its qualifying points; must rise with rank and not be negative."
+    )
+    name: str | None = strawberry.field(
+        default=None, description="A label echoed back in the preview."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A ladder of thresholds to try out.")
 class PreviewTierChangeInput:
-    tiers: list[ProposedTierInput]
+    tiers: list[ProposedTierInput] = strawberry.field(description="1 to 50 proposed tiers.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of createTier or updateTier.")
 class TierPayload:
-    errors: list[UserError]
-    tier: Tier | None = None
+    errors: list[UserError] = errors_field()
+    tier: Tier | None = strawberry.field(default=None, description="The tier as saved.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of deleteTier.")
 class DeleteTierPayload:
-    errors: list[UserError]
-    tier: Tier | None = None
-    members_moved: int | None = None
+    errors: list[UserError] = errors_field()
+    tier: Tier | None = strawberry.field(default=None, description="The tier deleted.")
+    members_moved: int | None = strawberry.field(
+        default=None, description="How many members moved to moveMembersTo."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of setMemberTier.")
 class SetMemberTierPayload:
-    errors: list[UserError]
-    member: Member | None = None
+    errors: list[UserError] = errors_field()
+    member: Member | None = strawberry.field(
+        default=None, description="The member in the new tier."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="How one proposed tier would be populated if it applied now.")
 class TierPreview:
     rank: int = strawberry.field(description="-1: below every proposed threshold.")
-    name: str | None
-    threshold: int
-    members: int
-    moved_up: int
+    name: str | None = strawberry.field(description="The name proposed; null if none given.")
+    threshold: int = strawberry.field(description="The threshold proposed.")
+    members: int = strawberry.field(description="Members who would hold it.")
+    moved_up: int = strawberry.field(description="Of those, members who would rise to it.")
     moved_down: int = strawberry.field(
         description="Would fall to this tier (after their current tier's retention)."
     )
-    stayed: int
+    stayed: int = strawberry.field(description="Of those, members at the same rank as now.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of previewTierChange.")
 class TierChangePreviewPayload:
-    errors: list[UserError]
-    tiers: list[TierPreview] | None = None
+    errors: list[UserError] = errors_field()
+    tiers: list[TierPreview] | None = strawberry.field(
+        default=None,
+        description="One line per proposed tier by rank, then rank -1 for members below all.",
+    )
 
 
 @strawberry.type
 class TierQueries:
-    @strawberry.field(permission_classes=[IsAuthenticated], description="Ordered by rank.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="The tier ladder, lowest rank first. Any caller.",
+    )
     async def tiers(self, info: strawberry.Info) -> list[Tier]:
         return await info.context.read(tiers.list_tiers)
 
@@ -111,11 +154,16 @@ class TierQueries:
         permission_classes=[IsAdmin],
         description=(
             "How many members would move up, down or stay in each tier if the proposed "
-            "thresholds applied now, from their current qualifying points. Writes nothing."
+            "thresholds applied now, from their current qualifying points. Writes nothing. "
+            "Admin only."
         ),
     )
     async def preview_tier_change(
-        self, info: strawberry.Info, input: PreviewTierChangeInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            PreviewTierChangeInput, strawberry.argument(description="The proposed ladder.")
+        ],
     ) -> TierChangePreviewPayload:
         proposed = [
             tiers.ProposedTier(rank=t.rank, threshold=t.threshold, name=t.name) for t in input.tiers
@@ -147,8 +195,15 @@ class TierQueries:
 
 @strawberry.type
 class TierMutations:
-    @strawberry.mutation(permission_classes=[IsAdmin])
-    async def create_tier(self, info: strawberry.Info, input: CreateTierInput) -> TierPayload:
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Add a tier to the ladder; members reach it as they earn. Admin only.",
+    )
+    async def create_tier(
+        self,
+        info: strawberry.Info,
+        input: Annotated[CreateTierInput, strawberry.argument(description="The new tier.")],
+    ) -> TierPayload:
         tier = tiers.TierIn(
             name=input.name,
             rank=input.rank,
@@ -164,8 +219,17 @@ class TierMutations:
             lambda created: {"tier": created},
         )
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
-    async def update_tier(self, info: strawberry.Info, input: UpdateTierInput) -> TierPayload:
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Change a tier; nobody is demoted at once. Admin only.",
+    )
+    async def update_tier(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            UpdateTierInput, strawberry.argument(description="The tier and its changes.")
+        ],
+    ) -> TierPayload:
         changes = tiers.TierChanges(
             **{
                 name: UNCHANGED if getattr(input, name) is UNSET else getattr(input, name)
@@ -188,8 +252,17 @@ class TierMutations:
             lambda updated: {"tier": updated},
         )
 
-    @strawberry.mutation(permission_classes=[IsAdmin])
-    async def delete_tier(self, info: strawberry.Info, input: DeleteTierInput) -> DeleteTierPayload:
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Delete a tier, moving its members to another. Admin only.",
+    )
+    async def delete_tier(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            DeleteTierInput, strawberry.argument(description="The tier and where members go.")
+        ],
+    ) -> DeleteTierPayload:
         move_to = (
             None if input.move_members_to is None else key_or_zero("Tier", input.move_members_to)
         )
@@ -202,9 +275,19 @@ class TierMutations:
             lambda result: {"tier": result[0], "members_moved": result[1]},
         )
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="An admin override.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description=(
+            "An admin override of one member's tier; the next evaluate-tiers run treats it "
+            "like any other tier. Admin only."
+        ),
+    )
     async def set_member_tier(
-        self, info: strawberry.Info, input: SetMemberTierInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            SetMemberTierInput, strawberry.argument(description="The member, tier and reason.")
+        ],
     ) -> SetMemberTierPayload:
         tier_id = None if input.tier_id is None else key_or_zero("Tier", input.tier_id)
         return await mutate(

@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Optional
+from typing import Annotated, Optional
 
 import strawberry
 from strawberry import Parent
@@ -11,8 +11,8 @@ from strawberry.scalars import JSON
 
 from loyalty.errors import invalid
 from loyalty.events.models import MemberEvent as MemberEventRow
-from loyalty.graphql.errors import ErrorCode
-from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.errors import ErrorCode, UserError
+from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.graphql.rule_types import EarningRule, PointsBreakdownItem, breakdown_items
 from loyalty.graphql.scalars import DecimalString
@@ -40,12 +40,60 @@ from loyalty.tiers.models import TierChange as TierChangeRow
 from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
 from loyalty.validation import instant
 
-MemberStatus = strawberry.enum(DomainMemberStatus, name="MemberStatus")
-Channel = strawberry.enum(DomainChannel, name="Channel")
-LedgerEntryKind = strawberry.enum(DomainEntryKind, name="LedgerEntryKind")
-PurchaseStatus = strawberry.enum(DomainPurchaseStatus, name="PurchaseStatus")
-RewardKind = strawberry.enum(DomainRewardKind, name="RewardKind")
-RedemptionStatus = strawberry.enum(DomainRedemptionStatus, name="RedemptionStatus")
+
+def errors_field() -> list[UserError]:
+    """A mutation payload's ``errors``, described once for every payload."""
+    return strawberry.field(
+        description=(
+            "Business failures, such as NOT_FOUND or INVALID. Empty on success; otherwise "
+            "nothing was written and the other fields are null."
+        )
+    )
+
+
+MemberStatus = strawberry.enum(
+    DomainMemberStatus,
+    name="MemberStatus",
+    description=(
+        "ACTIVE members earn and redeem; SUSPENDED and CLOSED ones do neither "
+        "(MEMBER_INACTIVE), and a CLOSED member's tokens stop working."
+    ),
+)
+Channel = strawberry.enum(
+    DomainChannel,
+    name="Channel",
+    description="Where a purchase, enrollment or redemption happened: till, web shop or app.",
+)
+LedgerEntryKind = strawberry.enum(
+    DomainEntryKind,
+    name="LedgerEntryKind",
+    description=(
+        "Why points moved: EARN (purchase base points), BONUS (earning rules, events, "
+        "referrals), REDEEM, REDEMPTION_CANCEL, REFUND_CLAWBACK, EXPIRE, ADJUST (admin) and "
+        "RELEASE (pending points becoming available)."
+    ),
+)
+PurchaseStatus = strawberry.enum(
+    DomainPurchaseStatus,
+    name="PurchaseStatus",
+    description="How much of a purchase has been refunded: none, part or all of its total.",
+)
+RewardKind = strawberry.enum(
+    DomainRewardKind,
+    name="RewardKind",
+    description=(
+        "Where a redemption's code comes from: GENERATED_CODE draws a fresh unguessable code, "
+        "CODE_POOL hands out one of the partner codes uploaded with addRewardCodes."
+    ),
+)
+RedemptionStatus = strawberry.enum(
+    DomainRedemptionStatus,
+    name="RedemptionStatus",
+    description=(
+        "ISSUED: the code is valid; USED: markRedemptionUsed consumed it; CANCELLED: "
+        "cancelRedemption gave the points back."
+    ),
+)
 
 
 @strawberry.enum(description="The member balance a ledger entry posts to.")
@@ -54,19 +102,34 @@ class PointsBucket(StrEnum):
     PENDING = "PENDING"
 
 
-@strawberry.type
+@strawberry.type(description="An amount of money; exact, never a float.")
 class Money:
-    amount: DecimalString
-    currency: str
+    amount: DecimalString = strawberry.field(
+        description='Decimal string in the currency\'s major unit, such as "12.50".'
+    )
+    currency: str = strawberry.field(description="ISO 4217 code, such as EUR.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="The loyalty program's settings: one per deployment, changed with updateProgram."
+)
 class Program:
-    name: str
-    currency: str
-    pending_days: int
-    points_expire_after_days: int | None
-    tier_window_days: int
+    name: str = strawberry.field(description="The program's name, as shown to members.")
+    currency: str = strawberry.field(
+        description="ISO 4217 code every purchase and refund must be in."
+    )
+    pending_days: int = strawberry.field(
+        description=(
+            "Days after a purchase's occurredAt before its points become available "
+            "(0: at once); refunds in that time take them back first."
+        )
+    )
+    points_expire_after_days: int | None = strawberry.field(
+        description="Days after they are earned that points expire; null: they never expire."
+    )
+    tier_window_days: int = strawberry.field(
+        description="Length of the rolling window in which qualifying points count toward tiers."
+    )
     time_zone: str = strawberry.field(
         description="Where days, weeks and hours are counted (rules, caps, birthdays)."
     )
@@ -88,19 +151,25 @@ class Program:
         return DecimalString(plain(root.points_per_unit))
 
 
-@strawberry.type
+@strawberry.type(
+    description="A status level: reached with qualifying points, it multiplies purchase points."
+)
 class Tier:
-    name: str
-    rank: int
+    name: str = strawberry.field(description="Shown to members, such as Gold.")
+    rank: int = strawberry.field(
+        description="Position in the ladder: higher is better; unique among tiers."
+    )
     threshold: int = strawberry.field(
         description="Qualifying points within the program's tier window that reach this tier."
     )
-    benefits: list[str]
+    benefits: list[str] = strawberry.field(
+        description="Perks to show members, as the admin wrote them; the API does not apply them."
+    )
     retention_days: int = strawberry.field(
         description="How long a member keeps the tier after falling below its threshold."
     )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the tier.")
     def id(self, root: Parent[TierRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Tier", root.id))
 
@@ -109,95 +178,142 @@ class Tier:
         return DecimalString(plain(root.multiplier))
 
 
-@strawberry.type
+@strawberry.type(description="Where a member stands in the tier ladder now.")
 class TierProgress:
-    current: Tier | None
-    next: Tier | None
-    qualifying_points: int
-    points_to_next: int | None
-    window_starts_at: datetime
+    current: Tier | None = strawberry.field(
+        description="The tier held now; null when the member holds none."
+    )
+    next: Tier | None = strawberry.field(
+        description="The tier ranked just above the current one; null at the top."
+    )
+    qualifying_points: int = strawberry.field(
+        description="Points that count toward tiers within the rolling window, as of now."
+    )
+    points_to_next: int | None = strawberry.field(
+        description="Qualifying points still needed to reach next (0 if reached); null at the top."
+    )
+    window_starts_at: datetime = strawberry.field(
+        description="Start of the rolling window: qualifying points earned before it do not count."
+    )
     window_ends_at: datetime | None = strawberry.field(
         description="When the oldest points counted now leave the rolling window."
     )
 
 
-TierChangeReason = strawberry.enum(DomainTierChangeReason, name="TierChangeReason")
+TierChangeReason = strawberry.enum(
+    DomainTierChangeReason,
+    name="TierChangeReason",
+    description=(
+        "QUALIFIED: points reached the tier; EXPIRED: retention ran out below the threshold; "
+        "ADMIN: setMemberTier; RULE_CHANGE: the tier was deleted and its members moved."
+    ),
+)
 
 
-@strawberry.type
+@strawberry.type(description="One move of a member from one tier to another, kept as history.")
 class TierChange:
-    from_name: str | None
-    to_name: str | None
-    reason: TierChangeReason
-    qualifying_points: int | None
-    note: str | None
-    at: datetime
+    from_name: str | None = strawberry.field(
+        description="The old tier's name then (kept when the tier is renamed or deleted)."
+    )
+    to_name: str | None = strawberry.field(
+        description="The new tier's name at the time; null when the member was left without one."
+    )
+    reason: TierChangeReason = strawberry.field(description="Why the tier changed.")
+    qualifying_points: int | None = strawberry.field(
+        description="Qualifying points when it changed; null for admin and rule changes."
+    )
+    note: str | None = strawberry.field(
+        description="The admin's reason, or what happened (such as a deleted tier)."
+    )
+    at: datetime = strawberry.field(description="When the change took effect.")
 
-    @strawberry.field(name="from")
+    @strawberry.field(name="from", description="The old tier; null if none or since deleted.")
     async def from_tier(self, root: Parent[TierChangeRow], info: strawberry.Info) -> Tier | None:
         if root.from_tier_id is None:
             return None
         return await info.context.loaders.tier.load(root.from_tier_id)
 
-    @strawberry.field
+    @strawberry.field(description="The new tier; null if none or since deleted.")
     async def to(self, root: Parent[TierChangeRow], info: strawberry.Info) -> Tier | None:
         if root.to_tier_id is None:
             return None
         return await info.context.loaders.tier.load(root.to_tier_id)
 
 
-@strawberry.type
+@strawberry.type(description="A member's point balances now; all are whole points, never negative.")
 class Points:
-    available: int
-    pending: int
-    lifetime_earned: int
-    redeemed: int
-    expired: int
+    available: int = strawberry.field(description="What the member can redeem now.")
+    pending: int = strawberry.field(
+        description="Earned but not yet available (the program's pendingDays); see pendingReleases."
+    )
+    lifetime_earned: int = strawberry.field(
+        description="All earned (base, bonuses, credits by admins) net of refund clawbacks."
+    )
+    redeemed: int = strawberry.field(description="Spent on rewards, net of cancelled redemptions.")
+    expired: int = strawberry.field(description="Lost to expiry.")
     member_id: strawberry.Private[int]
 
     @strawberry.field(description="Available points that expire within this many days.")
-    async def expiring_soon(self, info: strawberry.Info, days: int = 30) -> int:
+    async def expiring_soon(
+        self,
+        info: strawberry.Info,
+        days: Annotated[
+            int, strawberry.argument(description="Look-ahead from now in days, 0 to 3650.")
+        ] = 30,
+    ) -> int:
         if not 0 <= days <= 3650:
             raise invalid("days must be between 0 and 3650.", "days")
         return await info.context.loaders.expiring_soon.load((self.member_id, days))
 
 
-@strawberry.type
+@strawberry.type(description="A member's balances at a past instant, replayed from the ledger.")
 class PointBalances:
-    available: int
-    pending: int
-    lifetime_earned: int
-    redeemed: int
-    expired: int
+    available: int = strawberry.field(description="Redeemable at that instant.")
+    pending: int = strawberry.field(description="Earned but not yet available at that instant.")
+    lifetime_earned: int = strawberry.field(
+        description="Earned up to that instant, net of refund clawbacks."
+    )
+    redeemed: int = strawberry.field(description="Spent on rewards up to that instant, net.")
+    expired: int = strawberry.field(description="Lost to expiry up to that instant.")
 
 
-@strawberry.type
+@strawberry.type(description="Pending points that become available at one instant.")
 class PendingRelease:
-    amount: int
-    releases_at: datetime
+    amount: int = strawberry.field(description="Points released then.")
+    releases_at: datetime = strawberry.field(
+        description="When they become available (the release-pending job moves them)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Available points that expire at one instant.")
 class ExpiringPoints:
-    amount: int
-    expires_at: datetime
+    amount: int = strawberry.field(description="Points that expire then unless spent first.")
+    expires_at: datetime = strawberry.field(description="When they expire.")
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A loyalty program member. Admin and POS read any member; a member token only its own."
+    )
+)
 class Member:
-    external_id: str
-    email: str | None
-    phone: str | None
-    first_name: str | None
-    last_name: str | None
-    status: MemberStatus
-    enrolled_at: datetime
+    external_id: str = strawberry.field(
+        description="Your system's identifier for the member (card number, customer id); unique."
+    )
+    email: str | None = strawberry.field(description="Contact email; null if not given.")
+    phone: str | None = strawberry.field(description="Contact phone number; null if not given.")
+    first_name: str | None = strawberry.field(description="Given name; null if not given.")
+    last_name: str | None = strawberry.field(description="Family name; null if not given.")
+    status: MemberStatus = strawberry.field(
+        description="Only ACTIVE members earn and redeem points."
+    )
+    enrolled_at: datetime = strawberry.field(description="When the member enrolled.")
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the member; use it as memberId.")
     def id(self, root: Parent[MemberRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Member", root.id))
 
-    @strawberry.field
+    @strawberry.field(description="The member's balances now.")
     def points(self, root: Parent[MemberRow]) -> Points:
         return Points(
             available=root.points_available,
@@ -217,7 +333,15 @@ class Member:
 
     @strawberry.field(description="Available points by expiry date, soonest first.")
     async def expiring_points(
-        self, root: Parent[MemberRow], info: strawberry.Info, first: int = 10
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: Annotated[
+            int,
+            strawberry.argument(
+                description="How many expiry dates to list, 1 up to the page size limit."
+            ),
+        ] = 10,
     ) -> list[ExpiringPoints]:
         if not 1 <= first <= info.context.settings.page_size_max:
             raise invalid("first must be between 1 and the page size limit.", "first")
@@ -226,7 +350,12 @@ class Member:
 
     @strawberry.field(description="The member's balances at an instant, replayed from the ledger.")
     async def points_as_of(
-        self, root: Parent[MemberRow], info: strawberry.Info, at: datetime
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        at: Annotated[
+            datetime, strawberry.argument(description="The instant, with its offset (1970-2999).")
+        ],
     ) -> PointBalances:
         instant(at, "at")
         found = await info.context.read(
@@ -240,7 +369,7 @@ class Member:
             expired=found.expired,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The tier the member holds now; null when none.")
     async def tier(self, root: Parent[MemberRow], info: strawberry.Info) -> Tier | None:
         if root.tier_id is None:
             return None
@@ -272,8 +401,8 @@ class Member:
         self,
         root: Parent[MemberRow],
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[TierChange]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.loaders.tier_history.load((root.id, request))
@@ -284,8 +413,8 @@ class Member:
         self,
         root: Parent[MemberRow],
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection["LedgerEntry"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.loaders.ledger.load((root.id, request))
@@ -296,8 +425,8 @@ class Member:
         self,
         root: Parent[MemberRow],
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection["Purchase"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.loaders.purchases.load((root.id, request))
@@ -307,7 +436,7 @@ class Member:
     def referral_code(self, root: Parent[MemberRow]) -> str | None:
         return root.referral_code
 
-    @strawberry.field
+    @strawberry.field(description="Drives the birthday bonus; null if not given.")
     def date_of_birth(self, root: Parent[MemberRow]) -> date | None:
         return root.date_of_birth
 
@@ -326,8 +455,8 @@ class Member:
         self,
         root: Parent[MemberRow],
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection["Referral"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.read(
@@ -348,8 +477,8 @@ class Member:
         self,
         root: Parent[MemberRow],
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection["MemberEvent"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.loaders.events.load((root.id, request))
@@ -360,90 +489,109 @@ class Member:
         self,
         root: Parent[MemberRow],
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection["Redemption"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.loaders.redemptions.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
 
-@strawberry.type
+@strawberry.type(description="How a member's referral code has done.")
 class ReferralCounts:
     enrolled: int = strawberry.field(description="Members who enrolled with the code.")
     rewarded: int = strawberry.field(description="Of those, referrals rewarded so far.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A friend (referee) who enrolled with a member's (referrer's) code. Admin only."
+)
 class Referral:
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the referee enrolled with the code.")
     rewarded_at: datetime | None = strawberry.field(
         description="When the referee's first purchase that earned points rewarded it."
     )
-    referrer_points: int
-    referee_points: int
+    referrer_points: int = strawberry.field(
+        description=(
+            "Points the referrer received: 0 until rewarded, or when the referrer was not "
+            "active or past the program's referralLimit."
+        )
+    )
+    referee_points: int = strawberry.field(
+        description="Points the referee received for it; 0 until rewarded."
+    )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the referral.")
     def id(self, root: Parent[ReferralRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Referral", root.id))
 
-    @strawberry.field
+    @strawberry.field(description="The member whose code was used.")
     async def referrer(self, root: Parent[ReferralRow], info: strawberry.Info) -> Member | None:
         return await info.context.loaders.member.load(root.referrer_id)
 
-    @strawberry.field
+    @strawberry.field(description="The member who enrolled with the code.")
     async def referee(self, root: Parent[ReferralRow], info: strawberry.Info) -> Member | None:
         return await info.context.loaders.member.load(root.referee_id)
 
 
-@strawberry.type
+@strawberry.type(description="A non-purchase action recorded with recordEvent, and what it earned.")
 class MemberEvent:
-    type: str
-    occurred_at: datetime
-    created_at: datetime
-    points_awarded: int
-    attributes: JSON
+    type: str = strawberry.field(description="What happened, such as app_installed.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+    points_awarded: int = strawberry.field(
+        description="Points the event rules in force gave for it (0: none applied)."
+    )
+    attributes: JSON = strawberry.field(
+        description="The JSON object sent with the event, as sent ({} when none)."
+    )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the event.")
     def id(self, root: Parent[MemberEventRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("MemberEvent", root.id))
 
 
-@strawberry.type
+@strawberry.type(description="A basket line as the till sent it; earning rules match on it.")
 class PurchaseLine:
-    sku: str | None
-    category: str | None
-    quantity: int
-    unit_price: Money | None
+    sku: str | None = strawberry.field(description="The product's SKU; null if not sent.")
+    category: str | None = strawberry.field(description="The product's category; null if not sent.")
+    quantity: int = strawberry.field(description="Units bought.")
+    unit_price: Money | None = strawberry.field(description="Price of one unit; null if not sent.")
 
 
-@strawberry.type
+@strawberry.type(description="A receipt points were earned on, recorded with recordPurchase.")
 class Purchase:
-    order_id: str
-    channel: Channel
-    store_id: str | None
-    occurred_at: datetime
-    created_at: datetime
-    points_awarded: int
+    order_id: str = strawberry.field(
+        description="Your order or receipt number; unique across the program."
+    )
+    channel: Channel = strawberry.field(description="Where it was bought.")
+    store_id: str | None = strawberry.field(description="Your store identifier; null if not sent.")
+    occurred_at: datetime = strawberry.field(
+        description="When it was bought; earning used the tier and rules in force then."
+    )
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+    points_awarded: int = strawberry.field(
+        description="Points it earned: base points plus earning-rule bonuses."
+    )
     points_refunded: int = strawberry.field(
         description="Points refunds took back, including any the member no longer had."
     )
     points_unrecovered: int = strawberry.field(
         description="Clawback the member no longer had the points for."
     )
-    status: PurchaseStatus
+    status: PurchaseStatus = strawberry.field(description="Whether it has been refunded.")
 
-    @strawberry.field
+    @strawberry.field(description="Total refunded so far, over all refunds.")
     def refunded(self, root: Parent[PurchaseRow]) -> Money:
         return Money(
             amount=DecimalString(format_amount(root.refunded_amount)), currency=root.currency
         )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the purchase; use it as purchaseId.")
     def id(self, root: Parent[PurchaseRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Purchase", root.id))
 
-    @strawberry.field
+    @strawberry.field(description="The amount paid, in the program's currency.")
     def total(self, root: Parent[PurchaseRow]) -> Money:
         return Money(amount=DecimalString(format_amount(root.total_amount)), currency=root.currency)
 
@@ -455,7 +603,7 @@ class Purchase:
             root.points_breakdown or [{"rule_id": None, "points": root.points_awarded}]
         )
 
-    @strawberry.field
+    @strawberry.field(description="The basket lines sent with it, in order; empty if none.")
     def lines(self, root: Parent[PurchaseRow]) -> list[PurchaseLine]:
         return [
             PurchaseLine(
@@ -474,33 +622,45 @@ class Purchase:
             for line in root.lines
         ]
 
-    @strawberry.field
+    @strawberry.field(description="Who earned the points.")
     async def member(self, root: Parent[PurchaseRow], info: strawberry.Info) -> Member:
         return await info.context.loaders.member.load(root.member_id)
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "One posting to a member's points: the ledger is append-only, so corrections are "
+        "new entries."
+    )
+)
 class LedgerEntry:
-    kind: LedgerEntryKind
+    kind: LedgerEntryKind = strawberry.field(description="Why the points moved.")
     points: int = strawberry.field(description="Signed: credits are positive, debits negative.")
     balance_after: int | None = strawberry.field(
         description="The running balance of the bucket this entry posts to, after it."
     )
-    occurred_at: datetime
-    created_at: datetime
-    reason: str | None
+    occurred_at: datetime = strawberry.field(
+        description="When the movement took effect, such as the purchase's occurredAt."
+    )
+    created_at: datetime = strawberry.field(description="When it was written.")
+    reason: str | None = strawberry.field(
+        description=(
+            "A readable note: an adjustment's reason, the reward's name, a bonus's source; "
+            "may be null."
+        )
+    )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the entry.")
     def id(self, root: Parent[ledger.EntryView]) -> strawberry.ID:
         return strawberry.ID(encode_id("LedgerEntry", root.id))
 
-    @strawberry.field
+    @strawberry.field(description="Which balance it moves: available or pending points.")
     def bucket(self, root: Parent[ledger.EntryView]) -> PointsBucket:
         if root.account == Account.MEMBER_PENDING:
             return PointsBucket.PENDING
         return PointsBucket.AVAILABLE
 
-    @strawberry.field
+    @strawberry.field(description="The purchase it came from; null when none.")
     async def purchase(
         self, root: Parent[ledger.EntryView], info: strawberry.Info
     ) -> Purchase | None:
@@ -508,7 +668,7 @@ class LedgerEntry:
             return None
         return await info.context.loaders.purchase.load(root.purchase_id)
 
-    @strawberry.field
+    @strawberry.field(description="The redemption it came from; null when none.")
     async def redemption(
         self, root: Parent[ledger.EntryView], info: strawberry.Info
     ) -> Optional["Redemption"]:
@@ -528,19 +688,25 @@ class LedgerEntry:
         return await info.context.loaders.earning_rule.load(rule_id)
 
 
-@strawberry.type
+@strawberry.type(description="A catalog entry members spend points on; anyone signed in reads it.")
 class Reward:
-    name: str
-    description: str | None
-    kind: RewardKind
-    cost_points: int
-    active: bool
+    name: str = strawberry.field(description="Shown to members, such as Free coffee.")
+    description: str | None = strawberry.field(description="Longer text for members; null if none.")
+    kind: RewardKind = strawberry.field(description="Where redemption codes come from.")
+    cost_points: int = strawberry.field(description="Available points one redemption spends.")
+    active: bool = strawberry.field(description="Inactive rewards cannot be redeemed.")
     stock: int | None = strawberry.field(description="Units left to issue; null is unlimited.")
-    per_member_limit: int | None
-    starts_at: datetime | None
-    ends_at: datetime | None
+    per_member_limit: int | None = strawberry.field(
+        description="Times one member may redeem it (cancelled ones do not count); null: no limit."
+    )
+    starts_at: datetime | None = strawberry.field(
+        description="Redeemable from then; null: already."
+    )
+    ends_at: datetime | None = strawberry.field(
+        description="Redeemable until then (exclusive); null: no end."
+    )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the reward; use it as rewardId.")
     def id(self, root: Parent[rewards.RewardView]) -> strawberry.ID:
         return strawberry.ID(encode_id("Reward", root.reward.id))
 
@@ -548,7 +714,9 @@ class Reward:
     def channels(self, root: Parent[rewards.RewardView]) -> list[Channel]:
         return [DomainChannel(c) for c in root.reward.channels]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Members need this tier or a higher-ranked one to redeem; null: anyone."
+    )
     async def min_tier(
         self, root: Parent[rewards.RewardView], info: strawberry.Info
     ) -> Tier | None:
@@ -567,24 +735,32 @@ class Reward:
         return None if root.ineligible is None else root.ineligible.message
 
 
-@strawberry.type
+@strawberry.type(description="A reward a member redeemed: the code to present, and its state.")
 class Redemption:
-    points_spent: int
-    code: str
-    status: RedemptionStatus
-    channel: Channel
-    created_at: datetime
-    used_at: datetime | None
-    cancelled_at: datetime | None
+    points_spent: int = strawberry.field(
+        description="Points it took; a cancellation gives them back."
+    )
+    code: str = strawberry.field(
+        description="The coupon code the till or web shop accepts; unique."
+    )
+    status: RedemptionStatus = strawberry.field(description="Whether the code is still usable.")
+    channel: Channel = strawberry.field(description="Where it was redeemed.")
+    created_at: datetime = strawberry.field(description="When it was redeemed.")
+    used_at: datetime | None = strawberry.field(
+        description="When the code was consumed; null until then."
+    )
+    cancelled_at: datetime | None = strawberry.field(
+        description="When it was cancelled; null unless cancelled."
+    )
 
-    @strawberry.field
+    @strawberry.field(description="Opaque identifier of the redemption; use it as redemptionId.")
     def id(self, root: Parent[RedemptionRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Redemption", root.id))
 
-    @strawberry.field
+    @strawberry.field(description="What was redeemed.")
     async def reward(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Reward:
         return rewards.RewardView(reward=await info.context.loaders.reward.load(root.reward_id))
 
-    @strawberry.field
+    @strawberry.field(description="Who redeemed it.")
     async def member(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Member:
         return await info.context.loaders.member.load(root.member_id)
