@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loyalty.ratelimit import parse_rate
 
 
 class Settings(BaseSettings):
@@ -23,6 +25,15 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=100)
+    rate_limit_member: str = "120/minute"
+    redis_url: str | None = Field(default=None, description="Shares rate-limit counts.")
+    redis_key_prefix: str = "loyalty"
+
+    @field_validator("rate_limit_member")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
 
 
 @lru_cache
