@@ -111,7 +111,13 @@ class RateLimiter:
     def rate_for(self, principal: "Principal") -> RateLimitItem | None:
         if principal.role == Role.MEMBER:
             return self.member_rate
-        return parse_rate(principal.rate_limit) if principal.rate_limit else None
+        if not principal.rate_limit:
+            return None
+        try:
+            return parse_rate(principal.rate_limit)
+        except ValueError as error:  # only a hand-edited row: creation validates the rate
+            log.warning("API key %s is not limited: %s", principal.api_key_id, error)
+            return None
 
     async def check(self, principal: "Principal") -> int | None:
         """Counts this request; the seconds to wait (≥ 1) when it is over the limit, else None."""
@@ -137,5 +143,5 @@ class RateLimiter:
             return None
         if self._failing:
             self._failing = False
-            log.info("Rate-limit store %s reachable again; limits apply.", self.describe)
+            log.warning("Rate-limit store %s reachable again; limits apply.", self.describe)
         return retry_after
