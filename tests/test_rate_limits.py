@@ -11,8 +11,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from pydantic import ValidationError
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from loyalty import migrate
@@ -199,29 +200,44 @@ def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
         asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _api_key_columns(url: str) -> set[str]:
-    async def read() -> set[str]:
+def _api_key_columns(url: str, *statements: str) -> tuple[set[str], list]:
+    """The columns of api_keys and its rows, after running ``statements``."""
+
+    async def read() -> tuple[set[str], list]:
         engine = create_async_engine(url)
         try:
-            async with engine.connect() as connection:
-                return await connection.run_sync(
+            async with engine.begin() as connection:
+                for statement in statements:
+                    await connection.execute(text(statement))
+                columns = await connection.run_sync(
                     lambda sync: {c["name"] for c in inspect(sync).get_columns("api_keys")}
                 )
+                rows = (await connection.execute(text("SELECT * FROM api_keys"))).mappings()
+                return columns, [dict(row) for row in rows]
         finally:
             await engine.dispose()
 
     return asyncio.run(read())
 
 
-def test_the_migration_adds_and_drops_the_column(empty_database):
+def test_the_migration_adds_and_drops_the_column_and_old_keys_stay_unlimited(empty_database):
     previous = (
-        migrate.ScriptDirectory.from_config(migrate.alembic_config(""))
-        .get_revision("0010")
-        .down_revision
+        ScriptDirectory.from_config(migrate.alembic_config("")).get_revision("0010").down_revision
     )
+    migrate.upgrade(empty_database, str(previous))
+    columns, _ = _api_key_columns(
+        empty_database,
+        "INSERT INTO api_keys (name, role, prefix, secret_hash, created_at) "
+        "VALUES ('old till', 'pos', 'lyk_old', 'hash', CURRENT_TIMESTAMP)",
+    )
+    assert "rate_limit" not in columns
+
     migrate.upgrade(empty_database)
-    assert "rate_limit" in _api_key_columns(empty_database)
+    columns, rows = _api_key_columns(empty_database)
+    assert "rate_limit" in columns
+    assert [(row["name"], row["rate_limit"]) for row in rows] == [("old till", None)]
+
     migrate.downgrade(empty_database, str(previous))
-    assert "rate_limit" not in _api_key_columns(empty_database)
+    assert "rate_limit" not in _api_key_columns(empty_database)[0]
     migrate.upgrade(empty_database)
-    assert "rate_limit" in _api_key_columns(empty_database)
+    assert "rate_limit" in _api_key_columns(empty_database)[0]
