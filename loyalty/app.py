@@ -25,6 +25,7 @@ from loyalty.db import Database
 from loyalty.graphql.context import Context
 from loyalty.graphql.schema import build_schema
 from loyalty.metrics import HTTP_REQUESTS
+from loyalty.ratelimit import RateLimiter, rate_limited_response
 from loyalty.validation import json_depth
 
 
@@ -106,6 +107,7 @@ class LoyaltyGraphQL(GraphQL):
         self.db = db
         self.settings = settings
         self.member_token_secret = MemberTokenSecret(db, settings.secret_key)
+        self.rate_limiter = RateLimiter.from_settings(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,9 +148,14 @@ class LoyaltyGraphQL(GraphQL):
                 )
                 return
             await session.rollback()
+            retry_after = await self.rate_limiter.check(principal)
         except BaseException:
             await session.close()
             raise
+        if retry_after is not None:
+            await session.close()
+            await rate_limited_response(retry_after)(scope, receive, send)
+            return
         context = Context(
             db=self.db,
             settings=self.settings,

@@ -62,6 +62,9 @@ def db_downgrade(revision: Annotated[str, typer.Argument()] = "base") -> None:
 def apikey_create(
     role: Annotated[str, typer.Option(help="admin, pos or app")],
     name: Annotated[str, typer.Option(help="Who holds the key, e.g. 'store 12 till 3'")],
+    rate_limit: Annotated[
+        str | None, typer.Option(help="Requests allowed, e.g. 600/minute (default: unlimited)")
+    ] = None,
 ) -> None:
     """Create an API key; its secret is printed once, alone on the last line."""
 
@@ -69,7 +72,9 @@ def apikey_create(
         db = _database()
         try:
             async with db.transaction() as session:
-                return await auth.create_api_key(session, role=role, name=name)
+                return await auth.create_api_key(
+                    session, role=role, name=name, rate_limit=rate_limit
+                )
         finally:
             await db.dispose()
 
@@ -95,13 +100,17 @@ def apikey_list() -> None:
         finally:
             await db.dispose()
 
-    typer.echo(f"{'id':>4}  {'role':6} {'prefix':13} {'created':20} {'last used':20} status  name")
+    typer.echo(
+        f"{'id':>4}  {'role':6} {'prefix':13} {'created':20} {'last used':20} "
+        f"{'rate limit':14} status  name"
+    )
     for key in asyncio.run(run()):
         status = "revoked" if key.revoked_at else "active"
         last_used = key.last_used_at.strftime("%Y-%m-%d %H:%M:%S") if key.last_used_at else "-"
+        limit = key.rate_limit or "-"
         typer.echo(
             f"{key.id:>4}  {key.role:6} {key.prefix:13} "
-            f"{key.created_at:%Y-%m-%d %H:%M:%S}  {last_used:20} {status:7} {key.name}"
+            f"{key.created_at:%Y-%m-%d %H:%M:%S}  {last_used:20} {limit:14} {status:7} {key.name}"
         )
 
 

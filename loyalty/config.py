@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loyalty.ratelimit import parse_rate
 
 
 class Settings(BaseSettings):
@@ -34,6 +36,15 @@ class Settings(BaseSettings):
         default=32, ge=4, description="How deeply a request body's JSON may nest."
     )
     request_timeout_seconds: float = Field(default=10.0, gt=0)
+    rate_limit_member: str = "120/minute"
+    redis_url: str | None = Field(default=None, description="Shares rate-limit counts.")
+    redis_key_prefix: str = "loyalty"
+
+    @field_validator("rate_limit_member")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
 
 
 @lru_cache

@@ -30,6 +30,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rate_limit: Mapped[str | None] = mapped_column(String(64))
+    """A ``limits`` rate such as ``600/minute``; null: the key is not limited."""
 
 
 class InstanceSecret(Base):

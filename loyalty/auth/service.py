@@ -20,6 +20,7 @@ from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.ids import parse_key
 from loyalty.members.models import Member, MemberStatus
 from loyalty.members.service import get_member
+from loyalty.ratelimit import parse_rate
 from loyalty.validation import required_text
 
 KEY_PREFIX = "lyk_"
@@ -38,6 +39,8 @@ class Principal:
     """Namespace of the caller's idempotency keys."""
     member_id: int | None = None
     api_key_id: int | None = None
+    rate_limit: str | None = None
+    """The API key's own rate (member tokens use the configured one)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,17 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def create_api_key(session: AsyncSession, *, role: str, name: str) -> CreatedKey:
+async def create_api_key(
+    session: AsyncSession, *, role: str, name: str, rate_limit: str | None = None
+) -> CreatedKey:
     if role not in API_KEY_ROLES:
         raise invalid(f"Role must be one of {', '.join(API_KEY_ROLES)}.", "role")
+    if rate_limit is not None:
+        rate_limit = rate_limit.strip()
+        try:
+            parse_rate(rate_limit)
+        except ValueError as error:
+            raise invalid(str(error), "rateLimit") from error
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         name=required_text(name, 100, "name"),
@@ -60,6 +71,7 @@ async def create_api_key(session: AsyncSession, *, role: str, name: str) -> Crea
         prefix=secret[:12],
         secret_hash=_digest(secret),
         created_at=utcnow(),
+        rate_limit=rate_limit,
     )
     session.add(key)
     await session.flush()
@@ -96,7 +108,7 @@ async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLook
         return None
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.role, ApiKey.last_used_at).where(
+            select(ApiKey.id, ApiKey.role, ApiKey.last_used_at, ApiKey.rate_limit).where(
                 ApiKey.secret_hash == _digest(secret), ApiKey.revoked_at.is_(None)
             )
         )
@@ -105,7 +117,12 @@ async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLook
         return None
     stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
     return KeyLookup(
-        principal=Principal(role=Role(row.role), scope=f"key:{row.id}", api_key_id=row.id),
+        principal=Principal(
+            role=Role(row.role),
+            scope=f"key:{row.id}",
+            api_key_id=row.id,
+            rate_limit=row.rate_limit,
+        ),
         needs_touch=stale,
     )
 
