@@ -23,6 +23,7 @@ from loyalty.db import Database
 from loyalty.graphql.context import Context
 from loyalty.graphql.schema import build_schema
 from loyalty.metrics import HTTP_REQUESTS
+from loyalty.request_id import RequestId, request_id_of
 
 
 class MemberTokenSecret:
@@ -102,6 +103,7 @@ class LoyaltyGraphQL(GraphQL):
             principal=principal,
             session=session,
             member_token_secret=self.member_token_secret,
+            request_id=request_id_of(scope),
         )
         scope.setdefault("state", {})["context"] = context
         try:
@@ -206,4 +208,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestId)
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from loyalty import migrate
+from loyalty.audit import service as audit
 from loyalty.auth import service as auth
 from loyalty.config import get_settings
 from loyalty.db import Database
@@ -64,7 +65,14 @@ def apikey_create(
         db = _database()
         try:
             async with db.transaction() as session:
-                return await auth.create_api_key(session, role=role, name=name)
+                created = await auth.create_api_key(session, role=role, name=name)
+                await audit.record_cli(
+                    session,
+                    command="apikey create",
+                    options={"role": role, "name": name},
+                    target_ids=[str(created.key.id)],
+                )
+                return created
         finally:
             await db.dispose()
 
@@ -108,7 +116,13 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="The key's id or prefi
         db = _database()
         try:
             async with db.transaction() as session:
-                await auth.revoke_api_key(session, key_id_or_prefix=key)
+                revoked = await auth.revoke_api_key(session, key_id_or_prefix=key)
+                await audit.record_cli(
+                    session,
+                    command="apikey revoke",
+                    options={"key": key},
+                    target_ids=[str(revoked.id)],
+                )
         finally:
             await db.dispose()
 
@@ -230,6 +244,12 @@ def _prepare_demo(database_url: str) -> str:
                 typer.echo("Seeded the demo program, tiers and members.")
             async with db.transaction() as session:
                 created = await auth.create_api_key(session, role="admin", name="demo admin")
+                await audit.record_cli(
+                    session,
+                    command="serve --demo",
+                    options={"role": "admin", "name": "demo admin"},
+                    target_ids=[str(created.key.id)],
+                )
             return created.secret
         finally:
             await db.dispose()

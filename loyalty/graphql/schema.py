@@ -16,6 +16,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from loyalty.config import Settings
+from loyalty.graphql.audit import AuditQueries
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
@@ -29,7 +30,15 @@ from loyalty.graphql.tiers import TierMutations, TierQueries
 
 
 @strawberry.type
-class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries, LedgerQueries, RuleQueries):
+class Query(
+    MemberQueries,
+    ProgramQueries,
+    RewardQueries,
+    TierQueries,
+    LedgerQueries,
+    RuleQueries,
+    AuditQueries,
+):
     pass
 
 
