@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import (
+    GraphQLField,
     GraphQLID,
     GraphQLInputObjectType,
     GraphQLInputType,
@@ -23,7 +24,7 @@ from graphql import (
     GraphQLObjectType,
     get_named_type,
 )
-from graphql.execution.values import get_argument_values
+from graphql.utilities import value_from_ast
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 from strawberry.utils.str_converters import to_camel_case
@@ -66,15 +67,13 @@ async def audited(
 async def _record(info: strawberry.Info, session: AsyncSession, returned: dict[str, Any]) -> None:
     raw = info._raw_info
     field = raw.parent_type.fields[raw.field_name]
-    arguments = get_argument_values(field, raw.field_nodes[0], raw.variable_values)
-    given = arguments.get("input", arguments)
-    input_type = field.args["input"].type if "input" in field.args else None
-    targets = list(_input_ids(given, input_type)) if input_type is not None else []
+    given, targets = _input(info, field)
     payload_type = get_named_type(field.type)
     returned_objects: list[Any] = []
     if isinstance(payload_type, GraphQLObjectType):
         for name, value in returned.items():
-            node_type = get_named_type(payload_type.fields[to_camel_case(name)].type)
+            payload_field = payload_type.fields.get(to_camel_case(name))
+            node_type = None if payload_field is None else get_named_type(payload_field.type)
             if value is None or not isinstance(node_type, GraphQLObjectType):
                 continue
             if "id" not in node_type.fields:
@@ -89,11 +88,26 @@ async def _record(info: strawberry.Info, session: AsyncSession, returned: dict[s
         session,
         actor=await audit.actor_of(session, principal),
         operation=info.field_name,
-        summary=audit.summarize(given if isinstance(given, Mapping) else {"value": given}),
+        summary=audit.summarize(given),
         target_ids=targets,
         member_id=member_id,
         request_id=info.context.request_id,
     )
+
+
+def _input(info: strawberry.Info, field: GraphQLField) -> tuple[Mapping[str, Any], list[str]]:
+    """The mutation's ``input`` as coerced (defaults filled in), and the IDs it holds."""
+    argument = field.args.get("input")
+    node = next(
+        (a for a in info._raw_info.field_nodes[0].arguments or () if a.name.value == "input"),
+        None,
+    )
+    if argument is None or node is None:
+        return {}, []
+    given = value_from_ast(node.value, argument.type, info.variable_values)
+    if not isinstance(given, Mapping):
+        return {}, []
+    return given, list(_input_ids(given, argument.type))
 
 
 def _input_ids(value: Any, type_: GraphQLInputType) -> Iterator[str]:
