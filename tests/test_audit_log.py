@@ -2,7 +2,10 @@
 request; refused changes record nothing; only admins read it; nobody edits it."""
 
 import getpass
+import json
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -10,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from loyalty.audit import service as audit
 from tests.cli import arun_cli
 from tests.conftest import GraphQLClient, execute_sql
 from tests.helpers import (
@@ -351,3 +355,30 @@ async def test_every_response_echoes_a_request_id(client, admin):
     assert (await client.get("/healthz", headers={"X-Request-Id": "y" * 128})).headers[
         "x-request-id"
     ] == "y" * 128
+
+
+def test_summaries_drop_mask_and_bound_the_input():
+    summary = audit.summarize(
+        {
+            "idempotencyKey": "k-1",
+            "codes": ["A1", "B2", "C3"],
+            "phone": "+1555",
+            "email": None,
+            "name": "n" * 500,
+            "skus": [f"sku-{i}" for i in range(25)],
+            "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}},
+            "total": {"amount": Decimal("1.50"), "currency": "USD"},
+            "at": datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        }
+    )
+    assert "idempotencyKey" not in summary
+    assert summary["codes"] == "[3 redacted]" and summary["phone"] == "[redacted]"
+    assert summary["email"] is None  # a cleared field says it was cleared
+    assert summary["name"] == "n" * 200 + "…"
+    assert summary["skus"][:2] == ["sku-0", "sku-1"] and summary["skus"][-1] == "… 5 more"
+    assert len(summary["skus"]) == 21
+    assert summary["deep"] == {"a": {"b": {"c": {"d": "…"}}}}
+    assert summary["total"] == {"amount": "1.50", "currency": "USD"}
+    assert summary["at"] == "2026-01-02T03:04:00+00:00"
+    huge = audit.summarize({f"field{i}": "x" * 200 for i in range(40)})
+    assert huge["truncated"] is True and len(json.dumps(huge)) < audit.MAX_SUMMARY_BYTES
