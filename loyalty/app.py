@@ -26,6 +26,7 @@ from loyalty.graphql.context import Context
 from loyalty.graphql.schema import build_schema
 from loyalty.metrics import HTTP_REQUESTS
 from loyalty.ratelimit import RateLimiter, rate_limited_response
+from loyalty.request_id import RequestId, request_id_of
 from loyalty.validation import json_depth
 
 
@@ -162,6 +163,7 @@ class LoyaltyGraphQL(GraphQL):
             principal=principal,
             session=session,
             member_token_secret=self.member_token_secret,
+            request_id=request_id_of(scope),
         )
         scope.setdefault("state", {})["context"] = context
         started = False
@@ -330,4 +332,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestId)
     return app

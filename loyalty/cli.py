@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from loyalty import migrate
+from loyalty.audit import service as audit
 from loyalty.auth import service as auth
 from loyalty.config import get_settings
 from loyalty.db import Database
@@ -72,9 +73,16 @@ def apikey_create(
         db = _database()
         try:
             async with db.transaction() as session:
-                return await auth.create_api_key(
+                created = await auth.create_api_key(
                     session, role=role, name=name, rate_limit=rate_limit
                 )
+                await audit.record_cli(
+                    session,
+                    command="apikey create",
+                    options={"role": role, "name": name, "rateLimit": rate_limit},
+                    target_ids=[str(created.key.id)],
+                )
+                return created
         finally:
             await db.dispose()
 
@@ -122,7 +130,13 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="The key's id or prefi
         db = _database()
         try:
             async with db.transaction() as session:
-                await auth.revoke_api_key(session, key_id_or_prefix=key)
+                revoked = await auth.revoke_api_key(session, key_id_or_prefix=key)
+                await audit.record_cli(
+                    session,
+                    command="apikey revoke",
+                    options={"key": key},
+                    target_ids=[str(revoked.id)],
+                )
         finally:
             await db.dispose()
 
@@ -260,6 +274,12 @@ def _prepare_demo(database_url: str) -> str:
                 typer.echo("Seeded the demo program, tiers and members.")
             async with db.transaction() as session:
                 created = await auth.create_api_key(session, role="admin", name="demo admin")
+                await audit.record_cli(
+                    session,
+                    command="serve --demo",
+                    options={"role": "admin", "name": "demo admin"},
+                    target_ids=[str(created.key.id)],
+                )
             return created.secret
         finally:
             await db.dispose()

@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and tests see the whole metadata."""
 
+from loyalty.audit.models import AuditEntry
 from loyalty.auth.models import ApiKey, InstanceSecret
 from loyalty.db import Base
 from loyalty.events.models import MemberEvent
@@ -15,6 +16,7 @@ from loyalty.tiers.models import Tier, TierChange
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "EarningRule",
     "EarningRuleVersion",

@@ -72,6 +72,7 @@ OBJECTS: dict[str, ObjectAccess] = {
         STAFF_AND_OWNER, owner=_member_id, app_roots=frozenset({"recordEvent"})
     ),
     "Referral": ObjectAccess(ADMIN_ONLY),
+    "AuditEntry": ObjectAccess(ADMIN_ONLY),
     "EarningRuleVersion": ObjectAccess(ADMIN_ONLY),
     "EarningRuleConditions": ObjectAccess(ADMIN_ONLY),
     "EarningRuleEffect": ObjectAccess(ADMIN_ONLY),

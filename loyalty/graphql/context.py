@@ -23,11 +23,13 @@ class Context:
         principal: Principal,
         session: AsyncSession | None,
         member_token_secret: Callable[[], Awaitable[str]],
+        request_id: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.principal = principal
         self.member_token_secret = member_token_secret
+        self.request_id = request_id
         self._session = session
         self._session_lock = asyncio.Lock()
         self._read_since_write = False

@@ -10,6 +10,7 @@ from strawberry.extensions import SchemaExtension
 
 from loyalty.errors import DomainError
 from loyalty.errors import ErrorCode as DomainErrorCode
+from loyalty.graphql.audit import audited
 from loyalty.metrics import MUTATIONS
 
 ErrorCode = strawberry.enum(
@@ -42,9 +43,10 @@ async def mutate(
     work: Callable[[AsyncSession], Awaitable[R]],
     shape: Callable[[R], dict[str, Any]],
 ) -> P:
-    """Run a mutation's service call in one transaction; a DomainError rolls back to a UserError."""
+    """Run a mutation's service call and its audit entry in one transaction; a DomainError
+    rolls both back to a UserError."""
     try:
-        result = await info.context.write(work)
+        result = await info.context.write(lambda session: audited(info, session, work, shape))
     except DomainError as error:
         MUTATIONS.labels(info.field_name, error.code.value).inc()
         return payload(errors=[UserError.of(error)])

@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 from loyalty.config import Settings
 from loyalty.errors import DomainError
 from loyalty.graphql.access import FieldAccessControl
+from loyalty.graphql.audit import AuditQueries
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
@@ -38,7 +39,15 @@ SUGGESTION = re.compile(r"\s*Did you mean .*\?", re.DOTALL)
 
 
 @strawberry.type(description="Reads; each field says which callers may ask.")
-class Query(MemberQueries, ProgramQueries, RewardQueries, TierQueries, LedgerQueries, RuleQueries):
+class Query(
+    MemberQueries,
+    ProgramQueries,
+    RewardQueries,
+    TierQueries,
+    LedgerQueries,
+    RuleQueries,
+    AuditQueries,
+):
     pass
 
 

@@ -34,6 +34,9 @@ class Replay:
     result: dict[str, Any]
 
 
+REPLAYED = "idempotency.replayed"
+"""Set in ``session.info`` when a transaction replays a stored result (and so writes nothing)."""
+
 _KEYS = IdempotencyKey.__table__
 _CLAIM = PerDialect(lambda session: insert_ignoring_conflicts(session, _KEYS).returning(_KEYS.c.id))
 _COMPLETE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id"))
@@ -74,6 +77,7 @@ async def claim(
             "This idempotency key was already used with a different request.",
             ["idempotencyKey"],
         )
+    session.info[REPLAYED] = True
     return Replay(result=stored.result)
 
 
