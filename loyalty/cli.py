@@ -79,7 +79,8 @@ def apikey_create(
                 await audit.record_cli(
                     session,
                     command="apikey create",
-                    options={"role": role, "name": name, "rateLimit": rate_limit},
+                    options={"role": role, "name": name}
+                    | ({"rateLimit": rate_limit} if rate_limit else {}),
                     target_ids=[str(created.key.id)],
                 )
                 return created

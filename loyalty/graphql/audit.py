@@ -33,7 +33,7 @@ from loyalty.audit import service as audit
 from loyalty.audit.models import ActorKind
 from loyalty.audit.models import AuditEntry as AuditRow
 from loyalty.auth.models import Role
-from loyalty.graphql.pagination import Connection, to_connection
+from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.ids import decode_id, encode_id
 from loyalty.pagination import Page, page_request
@@ -212,8 +212,8 @@ class AuditQueries:
     async def audit_log(
         self,
         info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
         member_id: Annotated[
             strawberry.ID | None,
             strawberry.argument(description="Only changes concerning this member."),
