@@ -1,4 +1,8 @@
-"""Alembic, driven from code: the CLI, ``serve --demo``, ``/readyz`` and the tests use it."""
+"""Alembic, driven from code: the CLI, ``serve --demo``, ``/readyz`` and the tests use it.
+
+The configuration is built here rather than read from ``alembic.ini``, so an installed wheel
+migrates from any working directory; ``alembic.ini`` stays for running ``alembic`` by hand.
+"""
 
 from pathlib import Path
 
@@ -9,12 +13,20 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_MIGRATIONS = Path(__file__).resolve().parent / "_migrations"
+"""Where the wheel puts the scripts (``setup.py`` maps ``migrations/`` there)."""
+
+SOURCE_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+"""The scripts in a source checkout (an editable install has no ``_migrations``)."""
+
+
+def script_location() -> Path:
+    return PACKAGED_MIGRATIONS if (PACKAGED_MIGRATIONS / "env.py").is_file() else SOURCE_MIGRATIONS
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
     config.attributes["database_url"] = database_url
     config.attributes["configure_logging"] = False
     return config
