@@ -1,12 +1,15 @@
 """The ``loyalty`` command (API.md §1)."""
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from loyalty import migrate
 from loyalty.auth import service as auth
@@ -34,22 +37,47 @@ class Job(StrEnum):
     BIRTHDAY_BONUS = "birthday-bonus"
 
 
+@cache
+def _database_url() -> str:
+    """The configured URL; says once, on stderr, where the default SQLite file is."""
+    url = get_settings().database_url
+    if "LOYALTY_DATABASE_URL" not in os.environ:
+        typer.echo(
+            f"LOYALTY_DATABASE_URL is not set: using the database file {migrate.sqlite_path(url)}",
+            err=True,
+        )
+    return url
+
+
 def _database() -> Database:
     settings = get_settings()
-    return Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout_seconds)
+    return Database(_database_url(), busy_timeout=settings.sqlite_busy_timeout_seconds)
+
+
+def _require_migrated() -> None:
+    """Exit 2 with one line (which database, what to run) unless it is migrated to head."""
+    problem = migrate.database_problem(_database_url())
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (safe to run twice)."""
-    migrate.upgrade(get_settings().database_url)
+    url = _database_url()
+    try:
+        migrate.upgrade(url)
+    except (OSError, DBAPIError) as error:
+        typer.echo(f"error: {migrate.unreachable(url, error)}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(f"Database at revision {migrate.head_revision()}.")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument()] = "base") -> None:
     """Migrate back to REVISION ("base" drops every table)."""
-    migrate.downgrade(get_settings().database_url, revision)
+    migrate.downgrade(_database_url(), revision)
     typer.echo(f"Database at revision {revision}.")
 
 
@@ -59,6 +87,7 @@ def apikey_create(
     name: Annotated[str, typer.Option(help="Who holds the key, e.g. 'store 12 till 3'")],
 ) -> None:
     """Create an API key; its secret is printed once, alone on the last line."""
+    _require_migrated()
 
     async def run() -> auth.CreatedKey:
         db = _database()
@@ -81,6 +110,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list() -> None:
     """List API keys (never their secrets)."""
+    _require_migrated()
 
     async def run() -> list:  # type: ignore[type-arg]
         db = _database()
@@ -103,6 +133,7 @@ def apikey_list() -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(key: Annotated[str, typer.Argument(help="The key's id or prefix")]) -> None:
     """Revoke an API key: requests with it get 401 from then on."""
+    _require_migrated()
 
     async def run() -> None:
         db = _database()
@@ -131,6 +162,7 @@ def schema_export() -> None:
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check every ledger invariant; exit 1 with a report when any is violated."""
+    _require_migrated()
     from loyalty.ledger.verify import verify
 
     async def run() -> list:  # type: ignore[type-arg]
@@ -172,6 +204,7 @@ def jobs_run(
     ] = None,
 ) -> None:
     """Run a job once; safe to run twice and beside live traffic."""
+    _require_migrated()
     from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.tiers.evaluation import evaluate_tiers
@@ -209,6 +242,7 @@ def serve(
     from loyalty.app import create_app
 
     settings = get_settings()
+    _database_url()
     if demo:
         settings = settings.model_copy(update={"debug": True})
         secret = _prepare_demo(settings.database_url)
