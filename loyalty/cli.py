@@ -23,11 +23,13 @@ apikey_app = typer.Typer(help="API keys for admin consoles, points of sale and a
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Scheduled jobs (run them from cron or a scheduler).")
+program_app = typer.Typer(help="The loyalty program.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(program_app, name="program")
 
 
 class Job(StrEnum):
@@ -181,6 +183,42 @@ def ledger_verify() -> None:
     for violation in violations:
         typer.echo(f"- {violation}")
     raise typer.Exit(1)
+
+
+@program_app.command("init")
+def program_init(
+    currency: Annotated[str, typer.Option(help="ISO 4217 code purchases are recorded in")],
+    name: Annotated[str | None, typer.Option(help="The program's name")] = None,
+    base_tier: Annotated[str, typer.Option(help="Name of the base tier if one is created")] = (
+        "Member"
+    ),
+) -> None:
+    """First run: currency, name and a base tier (rank 0, threshold 0); safe to run again."""
+    from loyalty.program.first_run import FirstRun, initialize
+
+    _require_migrated()
+
+    async def run() -> FirstRun:
+        db = _database()
+        try:
+            async with db.transaction() as session:
+                return await initialize(
+                    session, currency=currency, name=name, base_tier_name=base_tier
+                )
+        finally:
+            await db.dispose()
+
+    try:
+        done = asyncio.run(run())
+    except DomainError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(2) from error
+    tier = done.base_tier
+    typer.echo(f"Program {done.program.name!r} in {done.program.currency}.")
+    verb = "Created" if done.created_tier else "Kept"
+    typer.echo(f"{verb} base tier {tier.name!r} (rank {tier.rank}, threshold {tier.threshold}).")
+    if done.members_placed:
+        typer.echo(f"Placed {done.members_placed} member(s) without a tier in it.")
 
 
 def _parse_now(value: str | None) -> datetime:
