@@ -9,6 +9,7 @@ from functools import cache
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from loyalty import migrate
@@ -41,8 +42,16 @@ class Job(StrEnum):
 
 @cache
 def _database_url() -> str:
-    """The configured URL; says once, on stderr, where the default SQLite file is."""
-    url = get_settings().database_url
+    """The configured URL; says once, on stderr, where the default SQLite file is. An invalid
+    ``LOYALTY_*`` setting is one error line and exit 2."""
+    try:
+        url = get_settings().database_url
+    except ValidationError as error:
+        problems = "; ".join(
+            f"LOYALTY_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors()
+        )
+        typer.echo(f"error: invalid setting {problems}", err=True)
+        raise typer.Exit(2) from error
     if "LOYALTY_DATABASE_URL" not in os.environ:
         typer.echo(
             f"LOYALTY_DATABASE_URL is not set: using the database file {migrate.sqlite_path(url)}",
@@ -279,8 +288,8 @@ def serve(
 
     from loyalty.app import create_app
 
-    settings = get_settings()
     _database_url()
+    settings = get_settings()
     if demo:
         settings = settings.model_copy(update={"debug": True})
         secret = _prepare_demo(settings.database_url)

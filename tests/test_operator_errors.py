@@ -95,3 +95,18 @@ def test_ledger_verify_exits_0_on_a_sound_ledger(tmp_path: Path):
     verified = _loyalty("ledger", "verify", cwd=tmp_path, url=url)
     assert verified.returncode == 0, verified.stderr
     assert verified.stderr == ""
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable(tmp_path: Path):
+    env = {**os.environ, "LOYALTY_PAGE_SIZE_MAX": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "loyalty", "apikey", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    line = _one_error_line(result)
+    assert line.startswith("error: invalid setting LOYALTY_PAGE_SIZE_MAX: ")
