@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import typer.main
-from graphql import build_schema
+from graphql import build_schema, parse, validate
 
 from loyalty.cli import Job
 from loyalty.cli import app as cli
@@ -95,3 +95,11 @@ def test_every_cli_command_and_job_is_documented_in_operations():
             assert f"loyalty {name} {sub}".strip() in operations, f"loyalty {name} {sub}"
     for job in Job:
         assert f"jobs run {job.value}" in operations, job
+
+
+def test_every_graphql_example_in_the_docs_validates_against_the_sdl():
+    schema = build_schema((ROOT / "schema" / "schema.graphql").read_text())
+    for page in sorted(DOCS.glob("*.md")):
+        for block in re.findall(r"```graphql\n(.*?)```", page.read_text(), re.DOTALL):
+            errors = validate(schema, parse(block))
+            assert not errors, (page.name, block, errors)
