@@ -283,13 +283,15 @@ def serve(
         bool, typer.Option(help="Migrate, seed demo data if empty, print an admin key, debug on.")
     ] = False,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn (refused, exit 2, until the database is migrated)."""
     import uvicorn
 
     from loyalty.app import create_app
 
     _database_url()
     settings = get_settings()
+    if not demo:
+        _require_migrated()
     if demo:
         settings = settings.model_copy(update={"debug": True})
         secret = _prepare_demo(settings.database_url)

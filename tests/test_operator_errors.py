@@ -14,6 +14,8 @@ DATABASE_COMMANDS = (
     ("apikey", "revoke", "1"),
     ("ledger", "verify"),
     ("jobs", "run", "expire-points"),
+    ("program", "init", "--currency", "EUR"),
+    ("serve", "--port", "1"),
 )
 
 
