@@ -172,7 +172,8 @@ def schema_export() -> None:
 
 @ledger_app.command("verify")
 def ledger_verify() -> None:
-    """Check every ledger invariant; exit 1 with a report when any is violated."""
+    """Check every ledger invariant; exit 1 with a report when any is violated (2: the
+    database cannot be checked)."""
     _require_migrated()
     from loyalty.ledger.verify import verify
 

@@ -95,9 +95,18 @@ def database_problem(database_url: str) -> str | None:
     head = head_revision()
     if revision is None:
         return f"The database at {shown} is not migrated: run `loyalty db upgrade`."
-    if revision != head:
+    if revision == head:
+        return None
+    known = {
+        script.revision
+        for script in ScriptDirectory.from_config(alembic_config("")).walk_revisions()
+    }
+    if revision not in known:
         return (
-            f"The database at {shown} is at revision {revision}, this loyalty needs {head}: "
-            "run `loyalty db upgrade`."
+            f"The database at {shown} is at revision {revision}, newer than this loyalty "
+            f"({head}): install the loyalty version that migrated it."
         )
-    return None
+    return (
+        f"The database at {shown} is at revision {revision}, this loyalty needs {head}: "
+        "run `loyalty db upgrade`."
+    )

@@ -2,6 +2,7 @@
 naming the database and the fix, exit 2, and no file created behind their back."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,12 @@ def test_an_invalid_setting_is_one_line_naming_the_variable(tmp_path: Path):
     )
     line = _one_error_line(result)
     assert line.startswith("error: invalid setting LOYALTY_PAGE_SIZE_MAX: ")
+
+
+def test_a_database_newer_than_the_code_says_so(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'newer.db'}"
+    migrate.upgrade(url)
+    with sqlite3.connect(tmp_path / "newer.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    line = _one_error_line(_loyalty("ledger", "verify", cwd=tmp_path, url=url))
+    assert "at revision 9999, newer than this loyalty" in line
