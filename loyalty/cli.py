@@ -5,9 +5,12 @@ import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from loyalty import migrate
 from loyalty.audit import service as audit
@@ -22,11 +25,13 @@ apikey_app = typer.Typer(help="API keys for admin consoles, points of sale and a
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Scheduled jobs (run them from cron or a scheduler).")
+program_app = typer.Typer(help="The loyalty program.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(program_app, name="program")
 
 
 class Job(StrEnum):
@@ -36,26 +41,59 @@ class Job(StrEnum):
     BIRTHDAY_BONUS = "birthday-bonus"
 
 
+@cache
+def _database_url() -> str:
+    """The configured URL; says once, on stderr, where the default SQLite file is. An invalid
+    ``LOYALTY_*`` setting is one error line and exit 2."""
+    try:
+        url = get_settings().database_url
+    except ValidationError as error:
+        problems = "; ".join(
+            f"LOYALTY_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors()
+        )
+        typer.echo(f"error: invalid setting {problems}", err=True)
+        raise typer.Exit(2) from error
+    if "LOYALTY_DATABASE_URL" not in os.environ:
+        typer.echo(
+            f"LOYALTY_DATABASE_URL is not set: using the database file {migrate.sqlite_path(url)}",
+            err=True,
+        )
+    return url
+
+
 def _database() -> Database:
     settings = get_settings()
     return Database(
-        settings.database_url,
+        _database_url(),
         busy_timeout=settings.sqlite_busy_timeout_seconds,
         pgbouncer=settings.db_pgbouncer,
     )
 
 
+def _require_migrated() -> None:
+    """Exit 2 with one line (which database, what to run) unless it is migrated to head."""
+    problem = migrate.database_problem(_database_url())
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (safe to run twice)."""
-    migrate.upgrade(get_settings().database_url)
+    url = _database_url()
+    try:
+        migrate.upgrade(url)
+    except (OSError, DBAPIError) as error:
+        typer.echo(f"error: {migrate.unreachable(url, error)}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(f"Database at revision {migrate.head_revision()}.")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument()] = "base") -> None:
     """Migrate back to REVISION ("base" drops every table)."""
-    migrate.downgrade(get_settings().database_url, revision)
+    migrate.downgrade(_database_url(), revision)
     typer.echo(f"Database at revision {revision}.")
 
 
@@ -68,6 +106,7 @@ def apikey_create(
     ] = None,
 ) -> None:
     """Create an API key; its secret is printed once, alone on the last line."""
+    _require_migrated()
 
     async def run() -> auth.CreatedKey:
         db = _database()
@@ -100,6 +139,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list() -> None:
     """List API keys (never their secrets)."""
+    _require_migrated()
 
     async def run() -> list:  # type: ignore[type-arg]
         db = _database()
@@ -126,6 +166,7 @@ def apikey_list() -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(key: Annotated[str, typer.Argument(help="The key's id or prefix")]) -> None:
     """Revoke an API key: requests with it get 401 from then on."""
+    _require_migrated()
 
     async def run() -> None:
         db = _database()
@@ -159,7 +200,9 @@ def schema_export() -> None:
 
 @ledger_app.command("verify")
 def ledger_verify() -> None:
-    """Check every ledger invariant; exit 1 with a report when any is violated."""
+    """Check every ledger invariant; exit 1 with a report when any is violated (2: the
+    database cannot be checked)."""
+    _require_migrated()
     from loyalty.ledger.verify import verify
 
     async def run() -> list:  # type: ignore[type-arg]
@@ -178,6 +221,42 @@ def ledger_verify() -> None:
     for violation in violations:
         typer.echo(f"- {violation}")
     raise typer.Exit(1)
+
+
+@program_app.command("init")
+def program_init(
+    currency: Annotated[str, typer.Option(help="ISO 4217 code purchases are recorded in")],
+    name: Annotated[str | None, typer.Option(help="The program's name")] = None,
+    base_tier: Annotated[str, typer.Option(help="Name of the base tier if one is created")] = (
+        "Member"
+    ),
+) -> None:
+    """First run: currency, name and a base tier (rank 0, threshold 0); safe to run again."""
+    from loyalty.program.first_run import FirstRun, initialize
+
+    _require_migrated()
+
+    async def run() -> FirstRun:
+        db = _database()
+        try:
+            async with db.transaction() as session:
+                return await initialize(
+                    session, currency=currency, name=name, base_tier_name=base_tier
+                )
+        finally:
+            await db.dispose()
+
+    try:
+        done = asyncio.run(run())
+    except DomainError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(2) from error
+    tier = done.base_tier
+    typer.echo(f"Program {done.program.name!r} in {done.program.currency}.")
+    verb = "Created" if done.created_tier else "Kept"
+    typer.echo(f"{verb} base tier {tier.name!r} (rank {tier.rank}, threshold {tier.threshold}).")
+    if done.members_placed:
+        typer.echo(f"Placed {done.members_placed} member(s) without a tier in it.")
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -201,6 +280,7 @@ def jobs_run(
     ] = None,
 ) -> None:
     """Run a job once; safe to run twice and beside live traffic."""
+    _require_migrated()
     from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.tiers.evaluation import evaluate_tiers
@@ -236,10 +316,14 @@ def serve(
         bool, typer.Option(help="Migrate, seed demo data if empty, print an admin key, debug on.")
     ] = False,
 ) -> None:
-    """Serve the API with uvicorn, one app built by the factory in each worker process."""
+    """Serve the API with uvicorn, one app built by the factory in each worker process
+    (refused, exit 2, until the database is migrated)."""
     import uvicorn
 
+    _database_url()
     settings = get_settings()
+    if not demo:
+        _require_migrated()
     if demo:
         # Workers build their app from the environment, so debug travels there.
         os.environ["LOYALTY_DEBUG"] = "1"
