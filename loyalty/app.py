@@ -24,6 +24,7 @@ from loyalty.config import Settings, get_settings
 from loyalty.db import Database
 from loyalty.graphql.context import Context
 from loyalty.graphql.schema import build_schema
+from loyalty.logs import log_request
 from loyalty.metrics import HTTP_REQUESTS
 from loyalty.ratelimit import RateLimiter, rate_limited_response
 from loyalty.request_id import RequestId, request_id_of
@@ -261,6 +262,8 @@ class LoyaltyGraphQL(GraphQL):
 
 
 class RequestMetrics:
+    """Latency by route and status for /metrics, and the request's one log line."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -283,7 +286,9 @@ class RequestMetrics:
             # Labelled by route, never by raw path: unknown paths would each add a series.
             route = scope.get("route")
             path = route.path if isinstance(route, Route) else "unmatched"
-            HTTP_REQUESTS.labels(path, str(status)).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            HTTP_REQUESTS.labels(path, str(status)).observe(elapsed)
+            log_request(scope, route=path, status=status, seconds=elapsed)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:

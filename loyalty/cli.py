@@ -320,6 +320,8 @@ def serve(
     (refused, exit 2, until the database is migrated)."""
     import uvicorn
 
+    from loyalty.logs import log_config
+
     _database_url()
     settings = get_settings()
     if not demo:
@@ -338,7 +340,8 @@ def serve(
         host=host,
         port=port,
         workers=workers or default_workers(settings.database_url),
-        log_level="info",
+        log_config=log_config(settings.log_format),
+        access_log=False,
     )
 
 

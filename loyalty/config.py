@@ -1,6 +1,7 @@
 """Runtime settings, all read from ``LOYALTY_*`` environment variables."""
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
         description="Signs member tokens; when unset a key is generated once and kept in the DB.",
     )
     debug: bool = False
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="json or text; unset: text on a terminal, else json."
+    )
     page_size_max: int = Field(default=100, ge=1, le=1000)
     member_token_ttl_seconds: int = Field(default=3600, ge=60)
     db_pool_size: int = Field(default=20, ge=1)

@@ -35,7 +35,16 @@ class Context:
         self._read_since_write = False
         self.loaders = Loaders(self.read)
         self.root_fields: dict[str, str] = {}
+        self.operation: str | None = None
+        """The operation's name (or its root fields), for the request's log line."""
+        self.outcome = "ok"
+        """The first error code the request met (a UserError's included), for the log line."""
         """Response key → root field name, for access rules that depend on the root."""
+
+    def fail(self, code: str) -> None:
+        """Keeps the first failure: later ones are usually its consequences."""
+        if self.outcome == "ok":
+            self.outcome = code
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
         """Run ``work`` on the request's read session.

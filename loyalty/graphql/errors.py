@@ -49,6 +49,7 @@ async def mutate(
         result = await info.context.write(lambda session: audited(info, session, work, shape))
     except DomainError as error:
         MUTATIONS.labels(info.field_name, error.code.value).inc()
+        info.context.fail(error.code.value)
         return payload(errors=[UserError.of(error)])
     MUTATIONS.labels(info.field_name, "ok").inc()
     return payload(errors=[], **shape(result))
@@ -59,10 +60,18 @@ class ErrorFormatting(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        execution = self.execution_context
+        context = execution.context
+        result = execution.result
+        if context is not None:
+            context.operation = execution.operation_name or ",".join(
+                dict.fromkeys(context.root_fields.values())
+            )
         if result is None or not getattr(result, "errors", None):
             return
         result.errors = [self._format(error) for error in result.errors]
+        if context is not None:
+            context.fail((result.errors[0].extensions or {}).get("code", "GRAPHQL"))
 
     @staticmethod
     def _format(error: GraphQLError) -> GraphQLError:
