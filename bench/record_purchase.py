@@ -195,9 +195,12 @@ SQL_UPDATE_BALANCES = (
     "points_expired=(members.points_expired + $5::BIGINT) "
     "WHERE members.id = $6::BIGINT AND members.points_available + $1::BIGINT >= $7::BIGINT "
     f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}, "
-    "(SELECT ledger_transactions.hash FROM ledger_transactions "
-    "WHERE ledger_transactions.member_id = $6::BIGINT ORDER BY ledger_transactions.id DESC "
-    "LIMIT $9::INTEGER) AS head, nextval($10::VARCHAR) AS id0"
+    "nextval($9::VARCHAR) AS id0"
+)
+SQL_CHAIN_HEAD = (
+    "SELECT ledger_transactions.hash FROM ledger_transactions "
+    "WHERE ledger_transactions.member_id = $1::BIGINT ORDER BY ledger_transactions.id DESC "
+    "LIMIT $2::INTEGER"
 )
 SQL_INSERT_TRANSACTION = (
     "INSERT INTO ledger_transactions (id, kind, member_id, occurred_at, created_at, reason, "
@@ -1110,8 +1113,9 @@ async def raw_phase(
                         updated = await conn.fetchrow(
                             SQL_UPDATE_BALANCES,
                             *(available, held, points, 0, 0, spec.member_id, 0, 0),
-                            *(1, "ledger_transactions_id_seq"),
+                            "ledger_transactions_id_seq",
                         )
+                        head = await conn.fetchval(SQL_CHAIN_HEAD, spec.member_id, 1)
                         created_at = datetime.now(UTC)
                         transaction_id = updated["id0"]
                         account, balance = (
@@ -1127,10 +1131,10 @@ async def raw_phase(
                             {
                                 **dict(zip(FIELDS, values, strict=False)),
                                 "postings": [(account, points), ("PROGRAM_ISSUANCE", -points)],
-                                "prev_hash": updated["head"],
+                                "prev_hash": head,
                             }
                         )
-                        await conn.execute(SQL_INSERT_TRANSACTION, *values, updated["head"], digest)
+                        await conn.execute(SQL_INSERT_TRANSACTION, *values, head, digest)
                         await conn.fetch(
                             SQL_INSERT_ENTRIES,
                             *(transaction_id, account, spec.member_id, points, balance),

@@ -1,6 +1,7 @@
 """The ledger's hash chain: every way of posting extends the member's chain, and ``ledger
 verify`` names the first transaction edited or deleted behind the triggers' back."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,8 @@ from loyalty.ledger.chain import (
     transaction_hash,
 )
 from loyalty.ledger.jobs import expire_points, release_pending
-from loyalty.ledger.models import LedgerEntry, LedgerTransaction
+from loyalty.ledger.models import Account, EntryKind, LedgerEntry, LedgerTransaction
+from loyalty.ledger.service import Movement, post
 from tests.cli import arun_cli
 from tests.conftest import execute_sql
 from tests.helpers import (
@@ -156,6 +158,57 @@ async def test_every_kind_of_posting_extends_the_members_chain(admin, pos, db, d
         assert all(digest and len(digest) == 64 for _, _, _, digest in chain)
     verified = await arun_cli(database_url, "ledger", "verify")
     assert verified.returncode == 0, verified.stdout
+
+
+async def test_concurrent_postings_of_one_member_chain_in_order(admin, pos, db, database_url):
+    member = await enroll(pos)
+    await grant(admin, member, 1000)
+
+    # adjustments lock the member with their balance update alone: each must still link to
+    # the transaction committed by whoever held the lock before it
+    await asyncio.gather(
+        *(grant(admin, member, points) for points in (-5, 7, -3, 11, -2, 13, -1, 17)),
+        *(record(pos, member, "3.00") for _ in range(4)),
+    )
+
+    [chain] = (await _chains(db)).values()
+    assert len(chain) == 13
+    assert [prev for _, _, prev, _ in chain] == [None] + [h for _, _, _, h in chain[:-1]]
+    verified = await arun_cli(database_url, "ledger", "verify")
+    assert verified.returncode == 0, verified.stdout
+
+
+def _credit(points: int) -> Movement:
+    return Movement(
+        kind=EntryKind.ADJUST,
+        member_id=1,
+        counter_account=Account.PROGRAM_ADJUSTMENT,
+        occurred_at=datetime.now(UTC),
+        available=points,
+        lifetime_earned=points,
+        reason=f"credit {points}",
+    )
+
+
+async def test_a_posting_that_waited_for_the_member_links_to_the_one_it_waited_for(pos, db):
+    await enroll(pos)
+    started = asyncio.Event()
+
+    async def second() -> None:
+        started.set()
+        async with db.transaction() as session:
+            await post(session, _credit(2))
+
+    async with db.transaction() as session:
+        await post(session, _credit(1))
+        waiting = asyncio.create_task(second())
+        await started.wait()
+        # let the second posting reach the member's row lock (or SQLite's write lock)
+        await asyncio.sleep(0.3)
+    await waiting
+
+    [chain] = (await _chains(db)).values()
+    assert [prev for _, _, prev, _ in chain] == [None, chain[0][3]]
 
 
 async def _three_purchases(pos) -> None:

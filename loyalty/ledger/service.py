@@ -100,9 +100,9 @@ _INSERT_TRANSACTION = insert(_TRANSACTIONS)
 
 
 def _update_balances(ids: int) -> PerDialect:
-    """The balance update, returning the member, the member's chain head and ``ids`` ids for
-    the transactions about to be written: taken under the member's row lock, so the member's
-    transactions get increasing ids and each links to the one before."""
+    """The balance update, returning the member and ``ids`` ids for the transactions about to
+    be written: taken under the member's row lock, so a member's transactions get increasing
+    ids in the order they are written."""
 
     def build(session: AsyncSession) -> Update:
         if session.get_bind().dialect.name == "postgresql":
@@ -113,21 +113,21 @@ def _update_balances(ids: int) -> PerDialect:
             # SQLite: this transaction holds the write lock, so max(id) cannot move under it.
             last = select(func.coalesce(func.max(_TRANSACTIONS.c.id), 0)).scalar_subquery()
             new_ids = [last + n for n in range(1, ids + 1)]
-        head = (
-            select(_TRANSACTIONS.c.hash)
-            .where(_TRANSACTIONS.c.member_id == bindparam("member"))
-            .order_by(_TRANSACTIONS.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        return _BALANCES.returning(
-            Member, head.label("head"), *(i.label(f"id{n}") for n, i in enumerate(new_ids))
-        )
+        return _BALANCES.returning(Member, *(i.label(f"id{n}") for n, i in enumerate(new_ids)))
 
     return PerDialect(build)
 
 
 _UPDATE_BALANCES = {ids: _update_balances(ids) for ids in (1, 2)}
+_CHAIN_HEAD = (
+    select(_TRANSACTIONS.c.hash)
+    .where(_TRANSACTIONS.c.member_id == bindparam("member"))
+    .order_by(_TRANSACTIONS.c.id.desc())
+    .limit(1)
+)
+"""The member's latest hash. Its own statement, run once the balance update holds the member's
+row: on PostgreSQL a subquery of that update would read the snapshot taken before it waited
+for the lock, and miss the transaction of whoever held it."""
 
 
 def _chain(
@@ -180,7 +180,8 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             "The member does not have enough points for this.",
             ["points"],
         )
-    member, head, transaction_id = locked
+    member, transaction_id = locked
+    head = await session.scalar(_CHAIN_HEAD, {"member": movement.member_id})
     created_at = utcnow()
     transaction: dict[str, object] = {
         "id": transaction_id,
@@ -304,7 +305,8 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
     ).one_or_none()
     if locked is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
-    member, head, *new_ids = locked
+    member, *new_ids = locked
+    head = await session.scalar(_CHAIN_HEAD, {"member": earning.member_id})
     transaction_ids = sorted(new_ids)
     created_at = utcnow()
     transaction_rows: list[dict[str, object]] = [
