@@ -694,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_async(recreate_database(url))
         run_async(limit_waits(url))
         migrate.upgrade(database_url)
-        fixture = run_async(prepare(database_url, args.members, with_tier=False))
+        fixture = run_async(prepare(database_url, args.members, with_tier=False, rule_tiers=False))
         rewards = run_async(give_points_and_rewards(database_url, fixture.member_ids, args.stock))
         say(
             f"setup: database {url.database} (PostgreSQL {run_async(server_version(url))}) "
