@@ -97,6 +97,7 @@ from loyalty.auth.service import create_api_key
 from loyalty.db import Base, Database
 from loyalty.idempotency.service import request_hash
 from loyalty.ids import encode_id
+from loyalty.ledger.chain import FIELDS, transaction_hash
 from loyalty.members.models import Member
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase
@@ -193,14 +194,20 @@ SQL_UPDATE_BALANCES = (
     "points_redeemed=(members.points_redeemed + $4::BIGINT), "
     "points_expired=(members.points_expired + $5::BIGINT) "
     "WHERE members.id = $6::BIGINT AND members.points_available + $1::BIGINT >= $7::BIGINT "
-    f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}"
+    f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}, "
+    "nextval($9::VARCHAR) AS id0"
+)
+SQL_CHAIN_HEAD = (
+    "SELECT ledger_transactions.hash FROM ledger_transactions "
+    "WHERE ledger_transactions.member_id = $1::BIGINT ORDER BY ledger_transactions.id DESC "
+    "LIMIT $2::INTEGER"
 )
 SQL_INSERT_TRANSACTION = (
-    "INSERT INTO ledger_transactions (kind, member_id, occurred_at, created_at, reason, "
-    "purchase_id, redemption_id, qualifying_points, qualifying_at) VALUES ($1::VARCHAR, "
-    "$2::BIGINT, $3::TIMESTAMP WITH TIME ZONE, $4::TIMESTAMP WITH TIME ZONE, $5::VARCHAR, "
-    "$6::BIGINT, $7::BIGINT, $8::BIGINT, $9::TIMESTAMP WITH TIME ZONE) "
-    "RETURNING ledger_transactions.id"
+    "INSERT INTO ledger_transactions (id, kind, member_id, occurred_at, created_at, reason, "
+    "purchase_id, redemption_id, qualifying_points, qualifying_at, prev_hash, hash) VALUES "
+    "($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::TIMESTAMP WITH TIME ZONE, "
+    "$5::TIMESTAMP WITH TIME ZONE, $6::VARCHAR, $7, $8, $9::BIGINT, "
+    "$10::TIMESTAMP WITH TIME ZONE, $11::VARCHAR, $12::VARCHAR)"
 )
 SQL_INSERT_ENTRIES = (
     "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
@@ -1106,18 +1113,28 @@ async def raw_phase(
                         updated = await conn.fetchrow(
                             SQL_UPDATE_BALANCES,
                             *(available, held, points, 0, 0, spec.member_id, 0, 0),
+                            "ledger_transactions_id_seq",
                         )
+                        head = await conn.fetchval(SQL_CHAIN_HEAD, spec.member_id, 1)
                         created_at = datetime.now(UTC)
-                        transaction_id = await conn.fetchval(
-                            SQL_INSERT_TRANSACTION,
-                            *("EARN", spec.member_id, now, created_at, None, purchase["id"], None),
-                            *(points, now),
-                        )
+                        transaction_id = updated["id0"]
                         account, balance = (
                             ("MEMBER_PENDING", updated["points_pending"])
                             if pending
                             else ("MEMBER_AVAILABLE", updated["points_available"])
                         )
+                        values = (
+                            *(transaction_id, "EARN", spec.member_id, now, created_at, None),
+                            *(purchase["id"], None, points, now),
+                        )
+                        digest = transaction_hash(
+                            {
+                                **dict(zip(FIELDS, values, strict=False)),
+                                "postings": [(account, points), ("PROGRAM_ISSUANCE", -points)],
+                                "prev_hash": head,
+                            }
+                        )
+                        await conn.execute(SQL_INSERT_TRANSACTION, *values, head, digest)
                         await conn.fetch(
                             SQL_INSERT_ENTRIES,
                             *(transaction_id, account, spec.member_id, points, balance),

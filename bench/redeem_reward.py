@@ -86,6 +86,7 @@ from bench.record_purchase import (  # noqa: E402
     MEMBER_COLUMNS,
     REQUEST_TIMEOUT_SECONDS,
     SQL_API_KEY,
+    SQL_CHAIN_HEAD,
     SQL_CLAIM,
     SQL_COMPLETE,
     SQL_INSERT_TRANSACTION,
@@ -115,6 +116,7 @@ from loyalty.db import Database  # noqa: E402
 from loyalty.idempotency.service import request_hash  # noqa: E402
 from loyalty.ids import encode_id  # noqa: E402
 from loyalty.ledger.adjustments import AdjustmentIn, adjust_points  # noqa: E402
+from loyalty.ledger.chain import FIELDS, transaction_hash  # noqa: E402
 from loyalty.rewards.models import Redemption, Reward  # noqa: E402
 from loyalty.rewards.service import RewardIn, create_reward, generate_code  # noqa: E402
 
@@ -166,7 +168,8 @@ SQL_UPDATE_BALANCES = (
     "points_redeemed=(members.points_redeemed + $4::BIGINT), "
     "points_expired=(members.points_expired + $5::BIGINT) "
     "WHERE members.id = $6::BIGINT AND members.points_available + $1::BIGINT >= $7::BIGINT "
-    f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}"
+    f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}, "
+    "nextval($9::VARCHAR) AS id0"
 )
 SQL_INSERT_ENTRIES = (
     "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
@@ -489,15 +492,27 @@ def raw_redeemer(pool: asyncpg.Pool, fixture: Fixture, reward_id: int) -> Operat
                         datetime.now(UTC),
                     )
                     updated = await conn.fetchrow(
-                        SQL_UPDATE_BALANCES, *(-cost, 0, 0, cost, 0, spec.member_id, 0, 0)
+                        SQL_UPDATE_BALANCES,
+                        *(-cost, 0, 0, cost, 0, spec.member_id, 0, 0),
+                        "ledger_transactions_id_seq",
                     )
                     if updated is None:
                         raise Refused("INSUFFICIENT_POINTS")
-                    transaction_id = await conn.fetchval(
-                        SQL_INSERT_TRANSACTION,
-                        *("REDEEM", spec.member_id, issued["created_at"], datetime.now(UTC)),
-                        *(reward["name"], None, issued["id"], 0, None),
+                    transaction_id = updated["id0"]
+                    head = await conn.fetchval(SQL_CHAIN_HEAD, spec.member_id, 1)
+                    values = (
+                        *(transaction_id, "REDEEM", spec.member_id, issued["created_at"]),
+                        *(datetime.now(UTC), reward["name"], None, issued["id"], 0, None),
                     )
+                    postings = [("MEMBER_AVAILABLE", -cost), ("PROGRAM_REDEMPTION", cost)]
+                    chained = transaction_hash(
+                        {
+                            **dict(zip(FIELDS, values, strict=False)),
+                            "postings": postings,
+                            "prev_hash": head,
+                        }
+                    )
+                    await conn.execute(SQL_INSERT_TRANSACTION, *values, head, chained)
                     await conn.fetch(
                         SQL_INSERT_ENTRIES,
                         *(transaction_id, "MEMBER_AVAILABLE", spec.member_id, -cost),
@@ -679,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_async(recreate_database(url))
         run_async(limit_waits(url))
         migrate.upgrade(database_url)
-        fixture = run_async(prepare(database_url, args.members, with_tier=False))
+        fixture = run_async(prepare(database_url, args.members, with_tier=False, rule_tiers=False))
         rewards = run_async(give_points_and_rewards(database_url, fixture.member_ids, args.stock))
         say(
             f"setup: database {url.database} (PostgreSQL {run_async(server_version(url))}) "

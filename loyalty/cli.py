@@ -91,9 +91,24 @@ def db_upgrade() -> None:
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument()] = "base") -> None:
-    """Migrate back to REVISION ("base" drops every table)."""
-    migrate.downgrade(_database_url(), revision)
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="e.g. 0007, or -- -1 for one step back")
+    ],
+    yes_drop_everything: Annotated[
+        bool, typer.Option("--yes-drop-everything", help="Allow a REVISION that drops every table")
+    ] = False,
+) -> None:
+    """Migrate back to REVISION (required); "base" drops every table and all its data."""
+    database_url = _database_url()
+    if not yes_drop_everything and migrate.drops_everything(database_url, revision):
+        typer.echo(
+            f"Refusing to downgrade to {revision}: it drops every table and all data "
+            "(pass --yes-drop-everything if you mean it).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    migrate.downgrade(database_url, revision)
     typer.echo(f"Database at revision {revision}.")
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 from loyalty.errors import not_found
+from loyalty.ledger.chain import SQL_FUNCTION, sha256_hex
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -116,6 +117,8 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout: float) -
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
+        # The ledger jobs hash their transactions in SQL (PostgreSQL has it built in).
+        dbapi_connection.create_function(SQL_FUNCTION, 1, sha256_hex, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -5,6 +5,7 @@ migrates from any working directory; ``alembic.ini`` stays for running ``alembic
 """
 
 import asyncio
+import re
 from pathlib import Path
 
 from alembic import command
@@ -39,8 +40,33 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
-def downgrade(database_url: str, revision: str = "base") -> None:
+def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def drops_everything(database_url: str, revision: str) -> bool:
+    """Whether downgrading to ``revision`` would undo every migration: ``base``, or a relative
+    step back (``-N``, ``REV-N``) reaching past the first revision."""
+    target = revision.strip()
+    if target.lower() == "base":
+        return True
+    relative = re.fullmatch(r"(\w*)-(\d+)", target)
+    if relative is None:
+        return False
+    anchor = relative.group(1) or asyncio.run(_applied_revision(database_url))
+    if anchor is None:
+        return False
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    return int(relative.group(2)) >= len(list(script.iterate_revisions(anchor, "base")))
+
+
+async def _applied_revision(database_url: str) -> str | None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await current_revision(connection)
+    finally:
+        await engine.dispose()
 
 
 def head_revision() -> str | None:

@@ -18,6 +18,7 @@ from loyalty import migrate
 from loyalty.db import UTCDateTime
 from loyalty.ledger.verify import verify
 from loyalty.models import Base
+from tests.cli import run_cli
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn
 
 
@@ -160,3 +161,37 @@ def test_members_enrolled_before_referrals_get_a_referral_code(empty_database: s
 
     codes = asyncio.run(_referral_codes(empty_database))
     assert codes and all(code and len(code) == 12 for code in codes), codes
+
+
+def test_downgrade_needs_a_revision_and_a_flag_to_drop_everything(empty_database: str):
+    migrate.upgrade(empty_database)
+    head = migrate.head_revision()
+
+    missing = run_cli(empty_database, "db", "downgrade")
+    assert missing.returncode == 2
+    assert "Missing argument" in missing.stderr and "REVISION" in missing.stderr
+
+    for target in (["base"], ["BASE"], ["--", f"-{int(head)}"], ["--", f"{head}-99"]):
+        refused = run_cli(empty_database, "db", "downgrade", *target)
+        assert refused.returncode == 2, (target, refused.stdout, refused.stderr)
+        assert refused.stderr.startswith("Refusing to downgrade to ")
+        assert "--yes-drop-everything" in refused.stderr
+    assert asyncio.run(_revision(empty_database)) == head
+
+    one_back = run_cli(empty_database, "db", "downgrade", "--", "-1")
+    assert one_back.returncode == 0, one_back.stderr
+    assert asyncio.run(_revision(empty_database)) == f"{int(head) - 1:04d}"
+
+    dropped = run_cli(empty_database, "db", "downgrade", "base", "--yes-drop-everything")
+    assert dropped.returncode == 0, dropped.stderr
+    tables, _ = asyncio.run(_inspect(empty_database))
+    assert tables <= {"alembic_version"}
+
+
+async def _revision(url: str) -> str | None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await migrate.current_revision(connection)
+    finally:
+        await engine.dispose()

@@ -308,3 +308,10 @@ async def test_far_away_instants_are_invalid_not_internal(admin, pos):
         at="9999-12-31T23:59:59-05:00",
     )
     assert body["errors"][0]["extensions"]["code"] == "INVALID"
+
+
+async def test_evaluate_tiers_with_no_tiers_moves_nobody(pos, db):
+    member_id = await enroll(pos)
+    await record(pos, member_id, "50.00")
+    report = await evaluate_tiers(db, now=datetime.now(UTC))
+    assert (report.upgraded, report.downgraded) == (0, 0)

@@ -3,8 +3,26 @@ set-based SQL on PostgreSQL (generate_series), so 100,000 members take seconds."
 
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    String,
+    case,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import Executable
+
+from loyalty.ledger.chain import hash_sql, stamp
 
 THRESHOLDS = {"Bronze": 0, "Silver": 1000, "Gold": 3000}
 
@@ -39,7 +57,7 @@ async def generate_members_with_earnings(
     500 days, with balanced postings, running balances, lots and stored balances that verify.
     Earnings of the last ``pending_days`` are pending; lots expire ``expire_days`` after
     they were earned (never when None)."""
-    statements = [
+    statements: list[str | Executable] = [
         """
         INSERT INTO members (external_id, status, enrolled_at, updated_at, points_available,
                              points_pending, lifetime_earned, points_redeemed, points_expired)
@@ -67,10 +85,16 @@ async def generate_members_with_earnings(
         UPDATE bulk_earn SET transaction_id = nextval('ledger_transactions_id_seq')
         """,
         """
-        INSERT INTO ledger_transactions (id, kind, member_id, occurred_at, created_at,
-                                         qualifying_points, qualifying_at)
-        SELECT transaction_id, 'EARN', member_id, at, :now, points, at FROM bulk_earn
+        ALTER TABLE bulk_earn ADD COLUMN rank bigint
         """,
+        """
+        UPDATE bulk_earn b SET rank = r.rank
+        FROM (SELECT transaction_id,
+                     row_number() OVER (PARTITION BY member_id ORDER BY transaction_id) AS rank
+              FROM bulk_earn) r
+        WHERE b.transaction_id = r.transaction_id
+        """,
+        *[_insert_transactions(rank, now) for rank in range(1, per_member + 1)],
         """
         INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after)
         SELECT transaction_id,
@@ -110,4 +134,73 @@ async def generate_members_with_earnings(
         "expire_days": expire_days,
     }
     for statement in statements:
-        await session.execute(text(statement), parameters)
+        await session.execute(
+            text(statement) if isinstance(statement, str) else statement, parameters
+        )
+
+
+def _insert_transactions(rank: int, now: datetime) -> Executable:
+    """The members' ``rank``-th transactions, chained to the ones before (``chain``)."""
+    bulk = table(
+        "bulk_earn",
+        column("transaction_id", BigInteger()),
+        column("member_id", BigInteger()),
+        column("points", BigInteger()),
+        column("at", DateTime(timezone=True)),
+        column("pending", Boolean()),
+        column("rank", BigInteger()),
+    )
+    ledger = table(
+        "ledger_transactions",
+        column("id", BigInteger()),
+        column("member_id", BigInteger()),
+        column("hash", String()),
+    )
+    head = (
+        select(ledger.c.hash)
+        .where(ledger.c.member_id == bulk.c.member_id)
+        .order_by(ledger.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = select(bulk, head.label("head")).where(bulk.c.rank == rank).subquery()
+    at = func.to_char(
+        func.timezone("UTC", rows.c.at), literal_column('\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'')
+    )
+    member_account = case((rows.c.pending, "MEMBER_PENDING"), else_="MEMBER_AVAILABLE")
+    digest = hash_sql(
+        {
+            "id": rows.c.transaction_id,
+            "kind": literal("EARN"),
+            "member_id": rows.c.member_id,
+            "occurred_at": at,
+            "created_at": literal(stamp(now)),
+            "reason": literal(None, String()),
+            "purchase_id": literal(None, BigInteger()),
+            "redemption_id": literal(None, BigInteger()),
+            "qualifying_points": rows.c.points,
+            "qualifying_at": at,
+            "postings": member_account
+            + literal(":")
+            + cast(rows.c.points, String)
+            + literal(",PROGRAM_ISSUANCE:")
+            + cast(-rows.c.points, String),
+            "prev_hash": rows.c.head,
+        }
+    )
+    columns = ["id", "kind", "member_id", "occurred_at", "created_at"]
+    columns += ["qualifying_points", "qualifying_at", "prev_hash", "hash"]
+    return insert(table("ledger_transactions", *(column(c) for c in columns))).from_select(
+        columns,
+        select(
+            rows.c.transaction_id,
+            literal("EARN"),
+            rows.c.member_id,
+            rows.c.at,
+            literal(now, DateTime(timezone=True)),
+            rows.c.points,
+            rows.c.at,
+            rows.c.head,
+            digest,
+        ),
+    )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     MetaData,
+    String,
     Table,
     and_,
     delete,
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import Database, UTCDateTime, utcnow
+from loyalty.ledger.chain import hash_sql, postings_sql, stamp
 from loyalty.ledger.models import (
     Account,
     EntryKind,
@@ -251,18 +253,49 @@ async def post_per_member(
     reason: str,
     postings: list[tuple[Account, int, ColumnElement[int] | None]],
 ) -> None:
-    """One transaction per ``lot_job`` row, with a posting per (account, sign, balance)."""
+    """One transaction per ``lot_job`` row, with a posting per (account, sign, balance),
+    chained to the member's previous transaction (the members are locked)."""
+    created_at = utcnow()
+    transactions = LedgerTransaction.__table__
+    head = (
+        select(transactions.c.hash)
+        .where(transactions.c.member_id == lot_job.c.member_id)
+        .order_by(transactions.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    job = select(
+        lot_job.c.transaction_id, lot_job.c.member_id, lot_job.c.amount, head.label("head")
+    ).subquery()
+    digest = hash_sql(
+        {
+            "id": job.c.transaction_id,
+            "kind": literal(kind.value),
+            "member_id": job.c.member_id,
+            "occurred_at": literal(stamp(now)),
+            "created_at": literal(stamp(created_at)),
+            "reason": literal(reason),
+            "purchase_id": literal(None, BigInteger()),
+            "redemption_id": literal(None, BigInteger()),
+            "qualifying_points": literal(0, BigInteger()),
+            "qualifying_at": literal(None, String()),
+            "postings": postings_sql([(a.value, sign, job.c.amount) for a, sign, _ in postings]),
+            "prev_hash": job.c.head,
+        }
+    )
     await session.execute(
         insert(LedgerTransaction).from_select(
-            ["id", "kind", "member_id", "occurred_at", "created_at", "reason"],
+            ["id", "kind", "member_id", "occurred_at", "created_at", "reason", "prev_hash", "hash"],
             select(
-                lot_job.c.transaction_id,
+                job.c.transaction_id,
                 literal(kind.value),
-                lot_job.c.member_id,
+                job.c.member_id,
                 literal(now, UTCDateTime()),
-                literal(utcnow(), UTCDateTime()),
+                literal(created_at, UTCDateTime()),
                 literal(reason),
-            ).order_by(lot_job.c.transaction_id),
+                job.c.head,
+                digest,
+            ).order_by(job.c.transaction_id),
         )
     )
     selects = [

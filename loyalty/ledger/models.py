@@ -86,6 +86,10 @@ class LedgerTransaction(Base):
     clawbacks; bonuses and adjustments only when flagged)."""
     qualifying_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When those points count for the rolling tier window: the purchase's occurredAt."""
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    """The hash of the member's previous transaction (None for the first): see ``chain``."""
+    hash: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 (hex) of this transaction's canonical text, ``prev_hash`` included."""
 
 
 class LedgerEntry(Base):

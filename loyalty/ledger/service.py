@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Insert, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
-from loyalty.db import utcnow
+from loyalty.db import PerDialect, utcnow
 from loyalty.errors import DomainError, ErrorCode
+from loyalty.ledger.chain import transaction_hash
 from loyalty.ledger.models import (
     Account,
     EntryKind,
@@ -80,7 +82,7 @@ class Posted:
 
 
 # Built once: the hot path only binds values (statement construction costs more than its run).
-_UPDATE_BALANCES = (
+_BALANCES = (
     update(Member)
     .where(
         Member.id == bindparam("member"),
@@ -94,14 +96,51 @@ _UPDATE_BALANCES = (
         points_redeemed=Member.points_redeemed + bindparam("d_redeemed"),
         points_expired=Member.points_expired + bindparam("d_expired"),
     )
-    .returning(Member)
 )
-_INSERT_TRANSACTION = insert(LedgerTransaction.__table__).returning(
-    LedgerTransaction.__table__.c.id
+_TRANSACTIONS = LedgerTransaction.__table__
+_INSERT_TRANSACTION = insert(_TRANSACTIONS)
+
+
+def _update_balances(ids: int) -> PerDialect:
+    """The balance update, returning the member and ``ids`` ids for the transactions about to
+    be written: taken under the member's row lock, so a member's transactions get increasing
+    ids in the order they are written."""
+
+    def build(session: AsyncSession) -> Update:
+        if session.get_bind().dialect.name == "postgresql":
+            new_ids: list[ColumnElement[int]] = [
+                func.nextval("ledger_transactions_id_seq") for _ in range(ids)
+            ]
+        else:
+            # SQLite: this transaction holds the write lock, so max(id) cannot move under it.
+            last = select(func.coalesce(func.max(_TRANSACTIONS.c.id), 0)).scalar_subquery()
+            new_ids = [last + n for n in range(1, ids + 1)]
+        return _BALANCES.returning(Member, *(i.label(f"id{n}") for n, i in enumerate(new_ids)))
+
+    return PerDialect(build)
+
+
+_UPDATE_BALANCES = {ids: _update_balances(ids) for ids in (1, 2)}
+_CHAIN_HEAD = (
+    select(_TRANSACTIONS.c.hash)
+    .where(_TRANSACTIONS.c.member_id == bindparam("member"))
+    .order_by(_TRANSACTIONS.c.id.desc())
+    .limit(1)
 )
-_INSERT_TRANSACTIONS = insert(LedgerTransaction.__table__).returning(
-    LedgerTransaction.__table__.c.id, sort_by_parameter_order=True
-)
+"""The member's latest hash. Its own statement, run once the balance update holds the member's
+row: on PostgreSQL a subquery of that update would read the snapshot taken before it waited
+for the lock, and miss the transaction of whoever held it."""
+
+
+def _chain(
+    transactions: list[dict[str, object]], postings: dict[object, list], head: object
+) -> None:
+    """Give each transaction row (in id order) its ``prev_hash`` and ``hash``."""
+    for row in transactions:
+        row["prev_hash"] = head
+        row["hash"] = head = transaction_hash({**row, "postings": postings[row["id"]]})
+
+
 _INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
     LedgerEntry.__table__.c.id, sort_by_parameter_order=True
 )
@@ -123,39 +162,41 @@ async def _insert(
 
 async def post(session: AsyncSession, movement: Movement) -> Posted:
     """Write a movement; ``INSUFFICIENT_POINTS`` (and nothing written) if a balance would go < 0."""
-    member = await session.scalar(
-        _UPDATE_BALANCES,
-        {
-            "member": movement.member_id,
-            "d_available": movement.available,
-            "d_pending": movement.pending,
-            "d_lifetime": movement.lifetime_earned,
-            "d_redeemed": movement.redeemed,
-            "d_expired": movement.expired,
-        },
-        execution_options={"populate_existing": True},
-    )
-    if member is None:
+    locked = (
+        await session.execute(
+            _UPDATE_BALANCES[1](session),
+            {
+                "member": movement.member_id,
+                "d_available": movement.available,
+                "d_pending": movement.pending,
+                "d_lifetime": movement.lifetime_earned,
+                "d_redeemed": movement.redeemed,
+                "d_expired": movement.expired,
+            },
+            execution_options={"populate_existing": True},
+        )
+    ).one_or_none()
+    if locked is None:
         raise DomainError(
             ErrorCode.INSUFFICIENT_POINTS,
             "The member does not have enough points for this.",
             ["points"],
         )
+    member, transaction_id = locked
+    head = await session.scalar(_CHAIN_HEAD, {"member": movement.member_id})
     created_at = utcnow()
-    transaction_id = await session.scalar(
-        _INSERT_TRANSACTION,
-        {
-            "kind": movement.kind,
-            "member_id": movement.member_id,
-            "occurred_at": movement.occurred_at,
-            "created_at": created_at,
-            "reason": movement.reason,
-            "purchase_id": movement.purchase_id,
-            "redemption_id": movement.redemption_id,
-            "qualifying_points": movement.qualifying_points,
-            "qualifying_at": movement.qualifying_at,
-        },
-    )
+    transaction: dict[str, object] = {
+        "id": transaction_id,
+        "kind": movement.kind,
+        "member_id": movement.member_id,
+        "occurred_at": movement.occurred_at,
+        "created_at": created_at,
+        "reason": movement.reason,
+        "purchase_id": movement.purchase_id,
+        "redemption_id": movement.redemption_id,
+        "qualifying_points": movement.qualifying_points,
+        "qualifying_at": movement.qualifying_at,
+    }
     postings = [
         (Account.MEMBER_AVAILABLE, movement.available, member.points_available),
         (Account.MEMBER_PENDING, movement.pending, member.points_pending),
@@ -190,6 +231,8 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             "balance_after": None,
         }
     )
+    _chain([transaction], {transaction_id: [(r["account"], r["points"]) for r in rows]}, head)
+    await session.execute(_INSERT_TRANSACTION, transaction)
     entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
     await _move_lots(session, movement, transaction_id)
     first = rows[0]
@@ -244,28 +287,34 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
     total = earning.base + bonus
     if earning.base < 0 or min(earning.bonuses, default=1) <= 0 or total <= 0:
         raise ValueError(f"nothing to earn in {earning}")
-    member = await session.scalar(
-        _UPDATE_BALANCES,
-        {
-            "member": earning.member_id,
-            "d_available": 0 if earning.pending else total,
-            "d_pending": total if earning.pending else 0,
-            "d_lifetime": total,
-            "d_redeemed": 0,
-            "d_expired": 0,
-        },
-        execution_options={"populate_existing": True},
-    )
-    if member is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
-    created_at = utcnow()
     kinds = [
         (kind, points)
         for kind, points in ((EntryKind.EARN, earning.base), (EntryKind.BONUS, bonus))
         if points
     ]
-    transaction_rows = [
+    locked = (
+        await session.execute(
+            _UPDATE_BALANCES[len(kinds)](session),
+            {
+                "member": earning.member_id,
+                "d_available": 0 if earning.pending else total,
+                "d_pending": total if earning.pending else 0,
+                "d_lifetime": total,
+                "d_redeemed": 0,
+                "d_expired": 0,
+            },
+            execution_options={"populate_existing": True},
+        )
+    ).one_or_none()
+    if locked is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
+    member, *new_ids = locked
+    head = await session.scalar(_CHAIN_HEAD, {"member": earning.member_id})
+    transaction_ids = sorted(new_ids)
+    created_at = utcnow()
+    transaction_rows: list[dict[str, object]] = [
         {
+            "id": transaction_id,
             "kind": kind,
             "member_id": earning.member_id,
             "occurred_at": earning.occurred_at,
@@ -276,11 +325,8 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
             "qualifying_points": points if kind == EntryKind.EARN else 0,
             "qualifying_at": earning.qualifying_at if kind == EntryKind.EARN else None,
         }
-        for kind, points in kinds
+        for (kind, points), transaction_id in zip(kinds, transaction_ids, strict=True)
     ]
-    transaction_ids = await _insert(
-        session, _INSERT_TRANSACTION, _INSERT_TRANSACTIONS, transaction_rows
-    )
     account = Account.MEMBER_PENDING if earning.pending else Account.MEMBER_AVAILABLE
     balance = (member.points_pending if earning.pending else member.points_available) - total
     rows: list[dict[str, object]] = []
@@ -308,6 +354,11 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
                 "balance_after": None,
             }
         )
+    postings: dict[object, list] = {transaction_id: [] for transaction_id in transaction_ids}
+    for row in rows:
+        postings[row["transaction_id"]].append((row["account"], row["points"]))
+    _chain(transaction_rows, postings, head)
+    await session.execute(_INSERT_TRANSACTION, transaction_rows)
     entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
     await _insert(
         session,

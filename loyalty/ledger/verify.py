@@ -1,7 +1,9 @@
 """``loyalty ledger verify``: every invariant of API.md §5 checked with set-based SQL.
 
 Each check is one query over whole tables that returns the offending rows, so it costs the
-same whether one member or ten million are in the ledger, and names each row it finds.
+same whether one member or ten million are in the ledger, and names each row it finds. The
+hash chain (``chain``) is the exception: it is recomputed in Python, reading the transactions
+in chain order (member, then id) in batches along the ``(member_id, id)`` index.
 """
 
 from collections.abc import Callable
@@ -10,9 +12,17 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from loyalty.ledger.models import EARNING_KINDS, REDEEMING_KINDS, Account
+from loyalty.ledger.chain import chain_rows, row_hash
+from loyalty.ledger.models import (
+    EARNING_KINDS,
+    REDEEMING_KINDS,
+    Account,
+    LedgerEntry,
+    LedgerTransaction,
+)
 
 REPORT_LIMIT = 100
+CHAIN_BATCH = 20_000
 LEDGER_TABLES = ("ledger_transactions", "ledger_entries")
 GUARD_TRIGGERS = tuple(f"{t}_no_{a}" for t in LEDGER_TABLES for a in ("update", "delete"))
 
@@ -341,9 +351,50 @@ async def _missing_guards(connection: AsyncConnection) -> list[Violation]:
     ]
 
 
+async def _broken_chains(connection: AsyncConnection) -> list[Violation]:
+    """The first broken link of each member's chain: a transaction whose content no longer
+    gives its hash (edited), or whose ``prev_hash`` is not the hash of the member's
+    transaction before it (one was deleted, or edited and rehashed, before it)."""
+    violations: list[Violation] = []
+    after = (0, 0)
+    member = head = None
+    broken = False
+    while len(violations) < REPORT_LIMIT:
+        statement = chain_rows(
+            LedgerTransaction.__table__, LedgerEntry.__table__, after=after, limit=CHAIN_BATCH
+        )
+        rows = (await connection.execute(statement)).all()
+        if not rows:
+            break
+        for row in rows:
+            if row.member_id != member:
+                member, head, broken = row.member_id, None, False
+            if broken:
+                continue
+            problem = None
+            if row.hash != row_hash(row, prev_hash=row.prev_hash):
+                problem = "hash mismatch (its content was changed)"
+            elif row.prev_hash != head:
+                problem = (
+                    "previous-hash link broken (the member's transaction before it was "
+                    "deleted or changed)"
+                )
+            if problem:
+                broken = True
+                violations.append(
+                    Violation(
+                        1, "hash chain broken", f"transaction {row.id}: {problem} (member {member})"
+                    )
+                )
+            head = row.hash
+        after = (rows[-1].member_id, rows[-1].id)
+    return violations[:REPORT_LIMIT]
+
+
 async def verify(connection: AsyncConnection) -> list[Violation]:
     """All violations found (at most REPORT_LIMIT per check); empty when the ledger is sound."""
     violations = await _missing_guards(connection)
+    violations += await _broken_chains(connection)
     for check in CHECKS:
         rows = (await connection.execute(text(f"{check.sql} LIMIT {REPORT_LIMIT}"))).all()
         violations += [Violation(check.invariant, check.name, check.describe(r)) for r in rows]

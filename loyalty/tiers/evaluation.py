@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -88,7 +89,8 @@ def target_tier(points: ColumnElement, tiers: list[Tier]) -> ColumnElement:
     """The id of the highest tier whose threshold ``points`` reach (NULL below them all)."""
     ladder = sorted(tiers, key=lambda t: t.threshold, reverse=True)
     if not ladder:
-        return null()
+        # Typed, or PostgreSQL takes a bare NULL in the job's SELECT for text.
+        return cast(null(), BigInteger)
     return case(*((points >= t.threshold, t.id) for t in ladder), else_=null())
 
 
