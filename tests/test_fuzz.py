@@ -34,9 +34,9 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +65,11 @@ EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "100"))
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "schema.graphql"
 ROLES = ("admin", "pos", "app", "member")
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
+PACKAGE_ROOT = os.path.join(REPO_ROOT, "loyalty") + os.sep
 SHOWN_RESPONSE_CHARS = 1500
 SHOWN_VALUE_CHARS = 300
 GATED_FRACTION = 10
-TRACEBACK_FRAMES = 6
+LIBRARY_FRAMES = 2
 
 
 # ---------------------------------------------------------------- the seeded program
@@ -231,8 +232,15 @@ DECIMALS = st.one_of(
 ).map(nodes.String)
 """Decimal strings: valid, malformed and huge (and, below, literals of the wrong kind)."""
 
+_NOW = datetime.now(UTC).replace(tzinfo=None)
 DATETIMES = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda value: value.isoformat()),
+    st.datetimes(_NOW - timedelta(days=40), _NOW + timedelta(days=40), timezones=st.just(UTC)).map(
+        lambda value: value.isoformat()
+    ),
+    st.datetimes(_NOW - timedelta(days=3), _NOW, timezones=st.just(UTC)).map(
+        lambda value: value.isoformat()
+    ),
     st.datetimes().map(lambda value: value.isoformat()),
     st.sampled_from(
         [
@@ -334,7 +342,12 @@ JSON_VALUES = st.one_of(
 
 
 def register_scalars(seed: Seed) -> None:
-    """Strategies for the SDL's custom scalars, and for ID, String and Int with seeded values."""
+    """Strategies for the SDL's custom scalars, and for ID, String and Int with seeded values.
+
+    A value graphql-core refuses (a DateTime that is not ISO-8601, a literal of the wrong kind)
+    refuses the whole document before any resolver runs, so such values stay rare: most
+    documents must reach the services to be worth sending.
+    """
     wrong_kind = st.one_of(
         st.integers(min_value=-(2**70), max_value=2**70).map(nodes.Int),
         st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float),
@@ -372,9 +385,9 @@ def register_scalars(seed: Seed) -> None:
         st.sampled_from([0, -1, 1, 100, 101, 3650, 3651, 2**31 - 1, -(2**31)]),
         st.integers(min_value=-(2**31), max_value=2**31 - 1),
     ).map(nodes.Int)
-    schemathesis.graphql.scalar("Decimal", st.one_of(DECIMALS, DECIMALS, DECIMALS, wrong_kind))
-    schemathesis.graphql.scalar("DateTime", st.one_of(DATETIMES, DATETIMES, wrong_kind))
-    schemathesis.graphql.scalar("Date", st.one_of(DATES, DATES, wrong_kind))
+    schemathesis.graphql.scalar("Decimal", st.one_of(*[DECIMALS] * 5, wrong_kind))
+    schemathesis.graphql.scalar("DateTime", st.one_of(*[DATETIMES] * 5, wrong_kind))
+    schemathesis.graphql.scalar("Date", st.one_of(*[DATES] * 5, wrong_kind))
     schemathesis.graphql.scalar("JSON", JSON_VALUES)
     schemathesis.graphql.scalar("ID", ids)
     schemathesis.graphql.scalar("String", strings)
@@ -465,23 +478,38 @@ def captured_server_errors() -> Iterator[_Collect]:
         ours.propagate, strawberry_logger.disabled = saved
 
 
+def _ours(frame: traceback.FrameSummary) -> bool:
+    return frame.filename.startswith(PACKAGE_ROOT)
+
+
 def _site(error: BaseException) -> str:
     """The innermost frame in the project's code: where the fault is (or surfaces)."""
     frames = traceback.extract_tb(error.__traceback__)
-    ours = [
-        frame
-        for frame in frames
-        if frame.filename.startswith(REPO_ROOT) and "/.venv/" not in frame.filename
-    ]
-    frame = (ours or frames or [None])[-1]
+    frame = ([frame for frame in frames if _ours(frame)] or frames or [None])[-1]
     if frame is None:
         return "?"
     return f"{os.path.relpath(frame.filename, REPO_ROOT)}:{frame.lineno} in {frame.name}"
 
 
 def _format_exception(error: BaseException) -> str:
-    """The innermost frames: the fault, without the framework's layers above it."""
-    return "".join(traceback.format_exception(error, limit=-TRACEBACK_FRAMES)).rstrip()
+    """The project's frames and the innermost library frames: the fault, not the framework."""
+    frames = traceback.extract_tb(error.__traceback__)
+    kept = [
+        frame
+        for number, frame in enumerate(frames)
+        if _ours(frame) or number >= len(frames) - LIBRARY_FRAMES
+    ]
+    return (
+        "Traceback (the project's frames and the innermost library frames):\n"
+        + "".join(traceback.format_list(kept))
+        + "".join(traceback.format_exception_only(error))
+    ).rstrip()
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[
+        :SHOWN_VALUE_CHARS
+    ]
 
 
 _NOISE = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")
@@ -507,9 +535,19 @@ class Failure:
 @dataclass
 class Findings:
     cases: int = 0
+    executed: int = 0
+    """Cases that got past parsing, validation and variable coercion (``data`` not null)."""
+    app_seconds: float = 0.0
+    """Time inside the app, the rest being generation."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Time spent on each operation."""
     by_signature: dict[str, Failure] = field(default_factory=dict)
+
+    def count(self, outcome: httpx.Response | BaseException) -> None:
+        self.cases += 1
+        if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
+            with suppress(ValueError, AttributeError):
+                self.executed += outcome.json().get("data") is not None
 
     def add(self, failure: Failure) -> None:
         known = self.by_signature.get(failure.signature)
@@ -606,7 +644,7 @@ def judge(
         site = _site(outcome)
         return failure(
             f"unhandled {type(outcome).__name__} at {site}",
-            f"HTTP 500: unhandled {type(outcome).__name__}: {str(outcome)[:SHOWN_VALUE_CHARS]}",
+            f"HTTP 500: unhandled {_first_line(outcome)}",
             "(the exception escaped the app; the client sees HTTP 500)",
             _format_exception(outcome),
         )
@@ -630,7 +668,7 @@ def judge(
                 cause = exceptions[0]
                 return failure(
                     f"INTERNAL {type(cause).__name__} at {_site(cause)}",
-                    f"INTERNAL error: {type(cause).__name__}: {str(cause)[:SHOWN_VALUE_CHARS]}",
+                    f"INTERNAL error: {_first_line(cause)}",
                     shown,
                     _format_exception(cause),
                 )
@@ -694,7 +732,9 @@ def _shorten_document(document: str) -> str:
 def render(role: str, findings: Findings, seconds: float) -> str:
     failures = sorted(findings.by_signature.values(), key=lambda item: item.signature)
     lines = [
-        f"GraphQL fuzzing as {role}: {findings.cases} cases in {seconds:.0f} s,"
+        f"GraphQL fuzzing as {role}: {findings.cases} cases ({findings.executed} executed,"
+        f" the rest refused before execution) in {seconds:.0f} s"
+        f" ({findings.app_seconds:.0f} s of it in the app),"
         f" {len(failures)} distinct failure(s).",
         "Each shows its shortest reproducer: POST /graphql with this document and variables"
         " as the caller shown. In variables, a string"
@@ -742,13 +782,15 @@ def fuzz_operation(
             lambda name: data.draw(st.booleans(), label=f"${name} as a variable"),
         )
         logs.records.clear()
+        sent = time.perf_counter()
         try:
             outcome: httpx.Response | BaseException = runner.run(
                 harness.send(role, document, variables)
             )
         except Exception as error:
             outcome = error
-        findings.cases += 1
+        findings.app_seconds += time.perf_counter() - sent
+        findings.count(outcome)
         found = judge(operation.label, role, document, variables, outcome, logs.records)
         if found is not None:
             findings.add(found)
@@ -828,7 +870,7 @@ def test_fuzz_member_token_subjects(sqlite_template: Path, tmp_path: Path) -> No
                 )
             except Exception as error:
                 outcome = error
-            findings.cases += 1
+            findings.count(outcome)
             found = judge("Query.me", caller[:200], document, {}, outcome, [])
             if found is not None:
                 findings.add(found)

@@ -26,6 +26,8 @@ TOKEN_ISSUER = "loyalty"
 TOKEN_AUDIENCE = "loyalty:member"
 SIGNING_SECRET_NAME = "member_token_signing_key"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_MEMBER_ID_DIGITS = 18
+"""A longer ``sub`` overflows a 64-bit key: such a token names no member."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,9 @@ def authenticate_member_token(token: str, *, secret: str) -> Principal | None:
     except jwt.PyJWTError:
         return None
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject.isdigit():
+    if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
+        return None
+    if len(subject) > MAX_MEMBER_ID_DIGITS:
         return None
     member_id = int(subject)
     return Principal(role=Role.MEMBER, scope=f"member:{member_id}", member_id=member_id)
