@@ -1,12 +1,18 @@
 """GraphQL fuzzing: schemathesis generates documents for every operation in the SDL.
 
 Every Query and Mutation field of ``schema/schema.graphql`` gets ``LOYALTY_FUZZ_EXAMPLES``
-generated documents (default 100) for each caller: an admin key, a pos key, an app key and a
-member token. They go in-process to the real ASGI app (``create_app``) over a seeded SQLite
+generated documents (default 100) for each caller allowed to call it: an admin key, a pos key,
+an app key and a member token. A caller that the field's permission class turns away gets a
+tenth of that: its documents stop at the same FORBIDDEN gate, which a few confirm, and the
+admin run already covers the field's arguments, which graphql-core coerces before the gate.
+That keeps a full run near 7,500 requests.
+
+The documents go in-process to the real ASGI app (``create_app``) over a seeded SQLite
 database: a member with points, a purchase, a redemption, a tier, a reward, an earning rule and
 an event, so generated IDs sometimes name something. Custom scalars (and ID, String, Int) have
 strategies below that mix valid, malformed and huge values; about half the root-field arguments
 are sent as variables rather than inline literals, which takes the other coercion path.
+``test_fuzz_member_token_subjects`` signs member tokens with odd ``sub`` claims.
 
 A case fails on an HTTP 5xx (or an exception out of the app), a body that is not a GraphQL
 response, a GraphQL error whose ``extensions.code`` is ``INTERNAL``, or an error that has a
@@ -17,8 +23,9 @@ validation or variable coercion, before any resolver ran ("Expected value of typ
 
 Failures are grouped by signature (operation and exception site, or operation and message);
 the test reports each group once with its shortest reproducer (document, variables, caller,
-response and traceback), then fails. One backend is enough here: the bugs fuzzing finds are in
-input handling above the database, and the suite's other tests run every path on PostgreSQL.
+response and traceback), then fails. One backend is enough: what fuzzing hunts, input the code
+does not expect, is handled by the same code on both; SQLite in /dev/shm is the fastest and
+needs no server, and the rest of the suite runs every path on PostgreSQL too.
 
 Quick run: ``LOYALTY_FUZZ_EXAMPLES=10 pytest tests/test_fuzz.py``.
 """
@@ -894,3 +901,85 @@ def test_fuzz_member_token_subjects(sqlite_template: Path, tmp_path: Path) -> No
             runner.run(harness.close())
     if findings.by_signature:
         pytest.fail(render("member token", findings, 0), pytrace=False)
+
+
+def _response(status: int, body: Any) -> httpx.Response:
+    return httpx.Response(status, json=body)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "fails"),
+    [
+        (_response(200, {"data": {"tiers": []}}), False),
+        (
+            _response(
+                200,
+                {
+                    "data": {"m": None},
+                    "errors": [
+                        {"message": "No.", "path": ["m"], "extensions": {"code": "FORBIDDEN"}}
+                    ],
+                },
+            ),
+            False,
+        ),
+        (
+            _response(
+                200, {"data": None, "errors": [{"message": "Variable '$input' got invalid value"}]}
+            ),
+            False,
+        ),
+        (
+            _response(400, {"data": None, "errors": [{"message": "Unable to parse request body"}]}),
+            False,
+        ),
+        (
+            _response(
+                401,
+                {
+                    "data": None,
+                    "errors": [{"message": "Unknown.", "extensions": {"code": "UNAUTHENTICATED"}}],
+                },
+            ),
+            False,
+        ),
+        (
+            _response(
+                200,
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": "Internal error.",
+                            "path": ["m"],
+                            "extensions": {"code": "INTERNAL"},
+                        }
+                    ],
+                },
+            ),
+            True,
+        ),
+        (
+            _response(
+                200,
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": "Cannot return null for non-nullable field Query.tiers.",
+                            "path": ["tiers"],
+                        }
+                    ],
+                },
+            ),
+            True,
+        ),
+        (_response(502, {}), True),
+        (httpx.Response(200, text="<html>"), True),
+        (RecursionError("too deep"), True),
+    ],
+)
+def test_judge_classifies_outcomes(outcome: httpx.Response | BaseException, fails: bool) -> None:
+    """The failure rule of the module docstring, on canned responses."""
+    found = judge("Query.x", "admin", "{ x }", {}, outcome, [])
+    assert (found is not None) == fails, found
