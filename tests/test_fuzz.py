@@ -330,14 +330,18 @@ _json_leaves = st.one_of(
     st.integers().map(nodes.Int),
     st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float),
     st.text(max_size=20).map(nodes.String),
+    st.just(nodes.List([])),
+    st.just(nodes.Object([])),
 )
 JSON_VALUES = st.one_of(
     st.recursive(
         _json_leaves,
         lambda children: st.one_of(
-            st.lists(children, max_size=4).map(nodes.List),
+            st.lists(children, min_size=1, max_size=4).map(nodes.List),
             st.lists(
-                st.tuples(st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,8}\Z"), children), max_size=4
+                st.tuples(st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,8}\Z"), children),
+                min_size=1,
+                max_size=4,
             ).map(_json_object),
         ),
         max_leaves=12,
@@ -838,8 +842,8 @@ def test_fuzz(
             runner.run(harness.close())
     report = render(role, findings, time.perf_counter() - started)
     slowest = sorted(findings.seconds.items(), key=lambda item: -item[1])[:5]
+    print(report.splitlines()[0])
     print("slowest operations:", ", ".join(f"{label} {sec:.1f} s" for label, sec in slowest))
-    print(report)
     if findings.by_signature:
         pytest.fail(report, pytrace=False)
 
