@@ -548,6 +548,8 @@ class Findings:
     cases: int = 0
     executed: int = 0
     """Cases that got past parsing, validation and variable coercion (``data`` not null)."""
+    unauthenticated: int = 0
+    """HTTP 401s: for the four callers, a sign that a credential stopped working mid-run."""
     app_seconds: float = 0.0
     """Time inside the app, the rest being generation."""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -556,6 +558,8 @@ class Findings:
 
     def count(self, outcome: httpx.Response | BaseException) -> None:
         self.cases += 1
+        if isinstance(outcome, httpx.Response) and outcome.status_code == 401:
+            self.unauthenticated += 1
         if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
             with suppress(ValueError, AttributeError):
                 self.executed += outcome.json().get("data") is not None
@@ -745,7 +749,7 @@ def render(role: str, findings: Findings, seconds: float) -> str:
     lines = [
         f"GraphQL fuzzing as {role}: {findings.cases} cases ({findings.executed} executed,"
         f" the rest refused before execution) in {seconds:.0f} s"
-        f" ({findings.app_seconds:.0f} s of it in the app),"
+        f" ({findings.app_seconds:.0f} s of it in the app), {findings.unauthenticated} HTTP 401,"
         f" {len(failures)} distinct failure(s).",
         "Each shows its shortest reproducer: POST /graphql with this document and variables"
         " as the caller shown. In variables, a string"
