@@ -129,11 +129,20 @@ async def update_tier(session: AsyncSession, *, tier_id: int, changes: TierChang
     """Change a tier. Raising a threshold never demotes anyone at once: members who no longer
     qualify keep the tier through its retention period, then ``evaluate-tiers`` moves them."""
     tier = await lock_by_id(session, Tier, tier_id, field="id")
-    for f in fields(changes):
-        value = getattr(changes, f.name)
-        if value is not UNSET:
-            setattr(tier, f.name, _CHECKS[f.name](value))
-    await _check_ladder(session, rank=tier.rank, threshold=tier.threshold, ignore=tier.id)
+    values = {
+        f.name: _CHECKS[f.name](getattr(changes, f.name))
+        for f in fields(changes)
+        if getattr(changes, f.name) is not UNSET
+    }
+    # Checked before the tier changes: the ladder's query would autoflush a taken rank first.
+    await _check_ladder(
+        session,
+        rank=values.get("rank", tier.rank),
+        threshold=values.get("threshold", tier.threshold),
+        ignore=tier.id,
+    )
+    for name, value in values.items():
+        setattr(tier, name, value)
     await session.flush()
     return tier
 
