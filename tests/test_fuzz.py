@@ -537,6 +537,8 @@ class Failure:
     response: str
     detail: str = ""
     count: int = 1
+    previous: str = ""
+    """The request before, when this one failed before its document was read."""
 
     @property
     def size(self) -> int:
@@ -585,8 +587,10 @@ class Harness:
     tokens: dict[str, str]
     seed: Seed
     directory: Path
+    last_request: tuple[str, str, dict[str, Any]] = ("", "", {})
 
     async def send(self, role: str, document: str, variables: dict[str, Any]) -> httpx.Response:
+        self.last_request = (role, document, variables)
         return await self.http.post(
             "/graphql",
             content=request_body(document, variables),
@@ -736,12 +740,29 @@ def _shorten(value: Any) -> Any:
     return value
 
 
-def _shorten_document(document: str) -> str:
-    return re.sub(
-        r'"((?:[^"\\]|\\.){' + str(SHOWN_VALUE_CHARS) + ',})"',
-        lambda m: f'"{m.group(1)[:40]}..." (a string of {len(m.group(1))} characters)',
-        document,
+def _describe(role: str, document: str, variables: dict[str, Any]) -> str:
+    return (
+        f"as {role}:\n{_shorten_document(document)}\n"
+        f"variables: {json.dumps(_shorten(variables), ensure_ascii=False)}"
     )
+
+
+class _ShortStrings(graphql.Visitor):
+    def enter_string_value(self, node: graphql.StringValueNode, *_: Any) -> Any:
+        if len(node.value) <= SHOWN_VALUE_CHARS:
+            return None
+        return graphql.StringValueNode(
+            value=f"{node.value[:40]}... (a string of {len(node.value)} characters)"
+        )
+
+
+def _shorten_document(document: str) -> str:
+    """The document with each huge string literal cut, and said so."""
+    try:
+        tree = graphql.parse(document)
+    except graphql.GraphQLError:
+        return document[:SHOWN_RESPONSE_CHARS]
+    return graphql.print_ast(graphql.visit(tree, _ShortStrings()))
 
 
 def render(role: str, findings: Findings, seconds: float) -> str:
@@ -766,6 +787,11 @@ def render(role: str, findings: Findings, seconds: float) -> str:
             f"    variables: {json.dumps(_shorten(item.variables), ensure_ascii=False)}",
             f"    response:  {item.response}",
         ]
+        if item.previous:
+            lines += [
+                "    request before:",
+                *("        " + line for line in item.previous.splitlines()),
+            ]
         if item.detail:
             lines += ["    traceback:", *("        " + line for line in item.detail.splitlines())]
     return "\n".join(lines)
@@ -797,6 +823,7 @@ def fuzz_operation(
             lambda name: data.draw(st.booleans(), label=f"${name} as a variable"),
         )
         logs.records.clear()
+        previous = harness.last_request
         sent = time.perf_counter()
         try:
             outcome: httpx.Response | BaseException = runner.run(
@@ -808,6 +835,14 @@ def fuzz_operation(
         findings.count(outcome)
         found = judge(operation.label, role, document, variables, outcome, logs.records)
         if found is not None:
+            if "in _authenticate" in found.detail:
+                found.what += (
+                    " -- while authenticating, before the document was read: the request before"
+                    " (shown) probably left a broken connection in the pool"
+                )
+                found.previous = _describe(*previous)
+            # A fresh pool, so that a connection this case broke fails no case after it.
+            runner.run(harness.db.dispose())
             findings.add(found)
 
     started = time.perf_counter()
