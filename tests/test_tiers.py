@@ -295,6 +295,23 @@ async def test_null_for_a_required_tier_field_is_invalid(admin):
         assert data["updateTier"]["errors"] == [{"code": "INVALID", "field": [field]}]
 
 
+async def test_moving_a_tier_to_a_taken_rank_is_invalid_and_changes_nothing(admin):
+    """Found by fuzzing: the ladder check used to autoflush the taken rank first (INTERNAL)."""
+    ids = await ladder(admin)
+    data = await admin.data(
+        """mutation($input: UpdateTierInput!) { updateTier(input: $input) {
+             tier { id } errors { code field } } }""",
+        input={"id": ids["Gold"], "rank": 1},
+    )
+    assert data["updateTier"] == {"tier": None, "errors": [{"code": "INVALID", "field": ["rank"]}]}
+    tiers = await admin.data("{ tiers { name rank } }")
+    assert [(t["name"], t["rank"]) for t in tiers["tiers"]] == [
+        ("Bronze", 1),
+        ("Silver", 2),
+        ("Gold", 3),
+    ]
+
+
 async def test_far_away_instants_are_invalid_not_internal(admin, pos):
     member_id = await enroll(pos)
     body = await admin(

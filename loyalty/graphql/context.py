@@ -35,11 +35,12 @@ class Context:
         self._read_since_write = False
         self.loaders = Loaders(self.read)
         self.root_fields: dict[str, str] = {}
+        """Response key → root field name, for access rules that depend on the root."""
         self.operation: str | None = None
         """The operation's name (or its root fields), for the request's log line."""
         self.outcome = "ok"
         """The first error code the request met (a UserError's included), for the log line."""
-        """Response key → root field name, for access rules that depend on the root."""
+        self._reads: set[asyncio.Task[object]] = set()
 
     def fail(self, code: str) -> None:
         """Keeps the first failure: later ones are usually its consequences."""
@@ -50,8 +51,17 @@ class Context:
         """Run ``work`` on the request's read session.
 
         GraphQL resolves sibling fields concurrently, and one AsyncSession allows one
-        operation at a time, so reads take turns on it.
+        operation at a time, so reads take turns on it. When a field's error nulls its parent,
+        graphql-core cancels the siblings still resolving; a read cancelled mid-statement would
+        leave the session (and its pooled connection) broken, so each read runs shielded in a
+        task of its own, and ``close`` waits for those still running.
         """
+        task = asyncio.ensure_future(self._read(work))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+        return await asyncio.shield(task)
+
+    async def _read(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
         async with self._session_lock:
             if self._session is None:
                 self._session = self.db.read_session()
@@ -74,5 +84,7 @@ class Context:
         self.loaders = Loaders(self.read)
 
     async def close(self) -> None:
+        if self._reads:
+            await asyncio.gather(*self._reads, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
