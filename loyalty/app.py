@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from loyalty import migrate
 from loyalty.auth import service as auth
@@ -209,6 +211,16 @@ class LoyaltyGraphQL(GraphQL):
         ):
             return None
         return principal
+
+    async def run(  # type: ignore[override]
+        self, request: Request, context: object = UNSET, root_value: object = UNSET
+    ) -> Response:
+        """Strawberry answers a malformed request (not JSON, no query, a GET mutation) in plain
+        text; clients parse JSON, so the same status comes back as a GraphQL error."""
+        try:
+            return await super().run(request, context, root_value)  # type: ignore[arg-type]
+        except HTTPException as error:
+            return _error(error.reason, "BAD_REQUEST", error.status_code)
 
     def decode_json(self, data: str | bytes) -> object:
         """Only an object (or a batch of objects) nesting no deeper than the limit is a GraphQL

@@ -339,3 +339,11 @@ def test_default_limits():
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.request_timeout_seconds == 10
     assert settings.max_fields == 1000
+
+
+async def test_malformed_requests_get_a_json_error(client, admin_key):
+    headers = {"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"}
+    for body in ('{"query": ', "[1, 2]", '{"variables": {}}'):
+        response = await client.post("/graphql", content=body, headers=headers)
+        assert response.status_code == 400
+        assert codes(response.json()) == ["BAD_REQUEST"]
