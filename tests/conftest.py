@@ -123,7 +123,14 @@ async def _reset_postgres(url: str) -> None:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, debug=False)
+    # The concurrency tests queue hundreds of requests on one row on a shared 2-core machine:
+    # the production timeout would cut them, and tests/test_security.py checks it on its own.
+    return Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
+        debug=False,
+        request_timeout_seconds=300,
+    )
 
 
 @pytest.fixture
