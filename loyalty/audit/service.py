@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.audit.models import ActorKind, AuditEntry
-from loyalty.auth.models import ApiKey
 from loyalty.auth.service import Principal
 from loyalty.db import utcnow
 from loyalty.idempotency.service import REPLAYED
@@ -59,16 +58,16 @@ class Actor:
     name: str | None = None
 
 
-async def actor_of(session: AsyncSession, principal: Principal) -> Actor:
-    """The caller as the log names it; an API key's name is copied, as it may change later."""
+def actor_of(principal: Principal) -> Actor:
+    """The caller as the log names it; an API key's name is copied, as it may change later
+    (authentication read it with the key, so this costs no query)."""
     if principal.api_key_id is None:
         return Actor(kind=ActorKind.MEMBER_TOKEN, role=principal.role.value)
-    name = await session.scalar(select(ApiKey.name).where(ApiKey.id == principal.api_key_id))
     return Actor(
         kind=ActorKind.API_KEY,
         role=principal.role.value,
         key_id=principal.api_key_id,
-        name=name,
+        name=principal.api_key_name,
     )
 
 

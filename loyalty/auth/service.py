@@ -39,6 +39,8 @@ class Principal:
     """Namespace of the caller's idempotency keys."""
     member_id: int | None = None
     api_key_id: int | None = None
+    api_key_name: str | None = None
+    """As it was when the request began: the audit log copies it."""
     rate_limit: str | None = None
     """The API key's own rate (member tokens use the configured one)."""
 
@@ -108,9 +110,9 @@ async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLook
         return None
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.role, ApiKey.last_used_at, ApiKey.rate_limit).where(
-                ApiKey.secret_hash == _digest(secret), ApiKey.revoked_at.is_(None)
-            )
+            select(
+                ApiKey.id, ApiKey.role, ApiKey.name, ApiKey.last_used_at, ApiKey.rate_limit
+            ).where(ApiKey.secret_hash == _digest(secret), ApiKey.revoked_at.is_(None))
         )
     ).one_or_none()
     if row is None:
@@ -121,6 +123,7 @@ async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLook
             role=Role(row.role),
             scope=f"key:{row.id}",
             api_key_id=row.id,
+            api_key_name=row.name,
             rate_limit=row.rate_limit,
         ),
         needs_touch=stale,

@@ -86,7 +86,7 @@ async def _record(info: strawberry.Info, session: AsyncSession, returned: dict[s
     member_id = member_id or _member_among(targets, returned_objects)
     await audit.record(
         session,
-        actor=await audit.actor_of(session, principal),
+        actor=audit.actor_of(principal),
         operation=info.field_name,
         summary=audit.summarize(given),
         target_ids=targets,
