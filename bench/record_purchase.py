@@ -154,7 +154,8 @@ PURCHASE_COLUMNS = _columns(Purchase)
 
 # LoyaltyGraphQL._authenticate -> auth.authenticate_api_key, a read in autocommit.
 SQL_API_KEY = (
-    "SELECT api_keys.id, api_keys.role, api_keys.last_used_at FROM api_keys "
+    "SELECT api_keys.id, api_keys.role, api_keys.name, api_keys.last_used_at, "
+    "api_keys.rate_limit FROM api_keys "
     "WHERE api_keys.secret_hash = $1::VARCHAR AND api_keys.revoked_at IS NULL"
 )
 # idempotency.service.claim
@@ -226,6 +227,42 @@ SQL_INSERT_LOT = (
 )
 # idempotency.service.complete
 SQL_COMPLETE = "UPDATE idempotency_keys SET result=$1::JSON WHERE idempotency_keys.id = $2::BIGINT"
+# graphql.audit.audited -> audit.service.record
+SQL_INSERT_AUDIT = (
+    "INSERT INTO audit_log (occurred_at, actor_kind, actor_role, actor_key_id, actor_name, "
+    "member_id, operation, target_ids, summary, request_id) VALUES "
+    "($1::TIMESTAMP WITH TIME ZONE, $2::VARCHAR, $3::VARCHAR, $4::BIGINT, $5::VARCHAR, "
+    "$6::BIGINT, $7::VARCHAR, $8::JSON, $9::JSON, $10::VARCHAR) RETURNING audit_log.id"
+)
+
+# --raw-minimal: the five statements any ledger needs, on tables of their own (so the real
+# ledger, and `ledger verify`, never see them).
+SQL_MINIMAL_TABLES = (
+    "CREATE TABLE IF NOT EXISTS bench_min_keys (id BIGSERIAL PRIMARY KEY, scope TEXT NOT NULL, "
+    "key TEXT NOT NULL, UNIQUE (scope, key));"
+    "CREATE TABLE IF NOT EXISTS bench_min_purchases (id BIGSERIAL PRIMARY KEY, "
+    "order_id TEXT NOT NULL UNIQUE, member_id BIGINT NOT NULL, total NUMERIC(18, 4) NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS bench_min_balances (member_id BIGINT PRIMARY KEY, "
+    "available BIGINT NOT NULL CHECK (available >= 0));"
+    "CREATE TABLE IF NOT EXISTS bench_min_postings (id BIGSERIAL PRIMARY KEY, "
+    "purchase_id BIGINT NOT NULL, account TEXT NOT NULL, member_id BIGINT, points BIGINT NOT NULL, "
+    "balance_after BIGINT);"
+    "INSERT INTO bench_min_balances SELECT id, 0 FROM members ON CONFLICT DO NOTHING"
+)
+SQL_MIN_CLAIM = (
+    "INSERT INTO bench_min_keys (scope, key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id"
+)
+SQL_MIN_PURCHASE = (
+    "INSERT INTO bench_min_purchases (order_id, member_id, total) VALUES ($1, $2, $3) RETURNING id"
+)
+SQL_MIN_BALANCE = (
+    "UPDATE bench_min_balances SET available = available + $1 WHERE member_id = $2 "
+    "RETURNING available"
+)
+SQL_MIN_POSTING = (
+    "INSERT INTO bench_min_postings (purchase_id, account, member_id, points, balance_after) "
+    "VALUES ($1, $2, $3, $4, $5)"
+)
 
 # --------------------------------------------------------------------------------------------
 # Measurement
@@ -351,6 +388,19 @@ def _process_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _clock_ticks()
 
 
+def _tree_seconds(pid: int | None) -> float | None:
+    """CPU seconds of a process and its living children: ``serve --workers N`` runs the app in
+    N worker processes under a supervisor."""
+    own = _process_seconds(pid)
+    if pid is None or own is None:
+        return own
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(_process_seconds(int(child)) or 0.0 for child in children)
+
+
 async def postgres_state(url: URL) -> tuple[list[int], int | None]:
     """The pids of the bench database's backends and of PostgreSQL's background processes
     (backends of other databases are left out: other people's tests may share the server),
@@ -383,7 +433,7 @@ async def cpu_sample(url: URL, server_pid: int | None) -> CpuSample:
     return CpuSample(
         machine=_machine_busy_seconds(),
         client=times.user + times.system,
-        server=_process_seconds(server_pid),
+        server=_tree_seconds(server_pid),
         postgres=postgres,
         sessions=sessions,
     )
@@ -863,12 +913,15 @@ def tail(path: Path, lines: int = 30) -> str:
 class Server:
     """``loyalty serve`` in a subprocess, its output in a log file; stop() always terminates it."""
 
-    def __init__(self, database_url: str, log_path: Path) -> None:
+    def __init__(self, database_url: str, log_path: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = {**os.environ, "LOYALTY_DATABASE_URL": database_url}
-        command = [loyalty_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        env = {**os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_LOG_FORMAT": "text"}
+        command = [
+            *(loyalty_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+            *("--workers", str(workers)),
+        ]
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -1152,11 +1205,61 @@ async def raw_phase(
                         "points_awarded": points,
                     }
                     await conn.execute(SQL_COMPLETE, json.dumps(result), key_id)
+                    await conn.fetchval(
+                        SQL_INSERT_AUDIT,
+                        *(datetime.now(UTC), "API_KEY", "pos", fixture.pos_key_id, "bench pos"),
+                        *(spec.member_id, "recordPurchase", json.dumps([]), json.dumps({})),
+                        None,
+                    )
             if points != spec.base_points:
                 return f"points {points}, expected {spec.base_points}"
             return None
 
         return await run_phase("raw asyncpg", record, warmup, measured, concurrency, url)
+    finally:
+        await pool.close()
+
+
+async def raw_minimal_phase(
+    url: URL,
+    fixture: Fixture,
+    warmup: Sequence[PurchaseSpec],
+    measured: Sequence[PurchaseSpec],
+    concurrency: int,
+) -> PhaseResult:
+    """The floor of any ledger: claim the key, insert the purchase, update the balance
+    (returning it), post both sides; five statements in one transaction."""
+    setup = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        await setup.execute(SQL_MINIMAL_TABLES)
+    finally:
+        await setup.close()
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=concurrency,
+        max_size=concurrency,
+        max_queries=10_000_000,
+        reset=_no_reset,
+        command_timeout=REQUEST_TIMEOUT_SECONDS,
+    )
+    try:
+
+        async def record(spec: PurchaseSpec) -> str | None:
+            points = spec.base_points
+            async with pool.acquire(timeout=REQUEST_TIMEOUT_SECONDS) as conn, conn.transaction():
+                if await conn.fetchval(SQL_MIN_CLAIM, "bench", spec.idempotency_key) is None:
+                    raise BenchFailure("idempotency key already claimed")
+                purchase_id = await conn.fetchval(
+                    SQL_MIN_PURCHASE, spec.order_id, spec.member_id, spec.total
+                )
+                balance = await conn.fetchval(SQL_MIN_BALANCE, points, spec.member_id)
+                await conn.execute(
+                    SQL_MIN_POSTING, purchase_id, "MEMBER", spec.member_id, points, balance
+                )
+                await conn.execute(SQL_MIN_POSTING, purchase_id, "ISSUANCE", None, -points, None)
+            return None
+
+        return await run_phase("raw minimal", record, warmup, measured, concurrency, url)
     finally:
         await pool.close()
 
@@ -1248,15 +1351,26 @@ def report_failures(results: Sequence[PhaseResult]) -> None:
                 say(f"  - {failure[:500]}")
 
 
-def report(results: list[PhaseResult]) -> None:
+def report(https: list[PhaseResult], raw: PhaseResult, minimal: PhaseResult | None) -> None:
+    results = [*https, raw, *([minimal] if minimal else [])]
     report_table(results)
-    http, raw = results
     say("")
-    say(
-        f"ratio HTTP / raw: throughput {http.throughput / raw.throughput:.2f}x, "
-        f"p50 latency {http.percentile_ms(0.5) / raw.percentile_ms(0.5):.1f}x, "
-        f"p99 latency {http.percentile_ms(0.99) / raw.percentile_ms(0.99):.1f}x"
-    )
+    for http in https:
+        say(
+            f"ratio {http.name} / raw (same statements): throughput "
+            f"{http.throughput / raw.throughput:.2f}x, "
+            f"p50 latency {http.percentile_ms(0.5) / raw.percentile_ms(0.5):.1f}x, "
+            f"p99 latency {http.percentile_ms(0.99) / raw.percentile_ms(0.99):.1f}x"
+            + (
+                f"; / raw minimal (five statements): {http.throughput / minimal.throughput:.2f}x"
+                if minimal
+                else ""
+            )
+        )
+    if minimal:
+        say(
+            f"ratio raw (same statements) / raw minimal: {raw.throughput / minimal.throughput:.2f}x"
+        )
     report_cpu(results)
     report_failures(results)
 
@@ -1341,8 +1455,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --compare-rules: run the pair R times, alternating which goes first, and "
         "report the median ratio (1)",
     )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="comma-separated worker counts, one HTTP phase each, e.g. 1,2 (1)",
+    )
+    parser.add_argument(
+        "--raw-minimal",
+        action="store_true",
+        help="also run the five statements any ledger needs (key, purchase, balance, two "
+        "postings) on tables of their own: the floor below the same-statements raw loop",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
+    try:
+        args.workers = [int(part) for part in args.workers.split(",")]
+    except ValueError:
+        parser.error("--workers takes counts such as 1 or 1,2")
+    if any(count < 1 for count in args.workers):
+        parser.error("--workers counts must be at least 1")
     for name in ("members", "purchases", "concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
@@ -1407,11 +1538,12 @@ def run_http(
     warmup: Sequence[PurchaseSpec],
     measured: Sequence[PurchaseSpec],
     name: str = "HTTP",
+    workers: int = 1,
 ) -> PhaseResult:
     """Start a server, create the rules through it, then run the HTTP phase."""
     database_url = url.render_as_string(hide_password=False)
     with tempfile.TemporaryDirectory(prefix="loyalty-bench-") as scratch:
-        server = Server(database_url, Path(scratch) / "server.log")
+        server = Server(database_url, Path(scratch) / "server.log", workers)
         try:
             ready_after = server.wait_ready()
             say(
@@ -1466,12 +1598,18 @@ def make_all_specs(
             matching,
         )
 
-    return {
+    phases = {
         "http-warmup": specs("http-warmup", args.warmup),
         "http": specs("http", args.purchases),
         "raw-warmup": specs("raw-warmup", args.warmup),
         "raw": specs("raw", args.purchases),
+        "minimal-warmup": specs("minimal-warmup", args.warmup),
+        "minimal": specs("minimal", args.purchases),
     }
+    for workers in args.workers[1:]:
+        phases[f"http-w{workers}-warmup"] = specs(f"http-w{workers}-warmup", args.warmup)
+        phases[f"http-w{workers}"] = specs(f"http-w{workers}", args.purchases)
+    return phases
 
 
 def describe_points(specs: Sequence[PurchaseSpec], rules: int) -> str:
@@ -1524,14 +1662,32 @@ def compare_raw(args: argparse.Namespace, url: URL) -> int:
     fixture = set_up(url, args, rule_tiers=args.rules > 0)
     specs = make_all_specs(args, fixture, args.rules)
     say(describe_points(specs["http"], args.rules))
-    http = run_http(url, fixture, args, args.rules, specs["http-warmup"], specs["http"])
+    https = []
+    for index, workers in enumerate(args.workers):
+        key = "http" if index == 0 else f"http-w{workers}"
+        name = f"HTTP, {workers} worker{'s' if workers > 1 else ''}"
+        https.append(
+            run_http(
+                url, fixture, args, args.rules, specs[f"{key}-warmup"], specs[key], name, workers
+            )
+        )
     say("raw asyncpg phase running...")
     raw = run_async(raw_phase(url, fixture, specs["raw-warmup"], specs["raw"], args.concurrency))
     say(f"raw asyncpg phase: {raw.seconds:.1f} s")
-    results = [http, raw]
-    report(results)
+    results = [*https, raw]
+    minimal = None
+    if args.raw_minimal:
+        minimal = run_async(
+            raw_minimal_phase(
+                url, fixture, specs["minimal-warmup"], specs["minimal"], args.concurrency
+            )
+        )
+        say(f"raw minimal phase: {minimal.seconds:.1f} s")
+    report(https, raw, minimal)
 
-    expected = 2 * (args.warmup + args.purchases) - http.failure_count - raw.failure_count
+    expected = (len(https) + 1) * (args.warmup + args.purchases) - sum(
+        result.failure_count for result in results
+    )
     counts = run_async(row_counts(url))
     say(
         f"\nrows written: {counts['purchases']} purchases (expected {expected}), "

@@ -7,7 +7,7 @@ in time linear in the document's size, and a document over the limit never reach
 validation rules.
 """
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -96,6 +96,36 @@ def document_cost(document: DocumentNode) -> DocumentCost:
     return DocumentCost(fields=fields, same_name_pairs=pairs)
 
 
+def _measured(document: DocumentNode) -> DocumentCost | None:
+    try:
+        return document_cost(document)
+    except RecursionError:
+        return None
+
+
+class CostCache:
+    """Costs by query text, most recent 256: a till sends the same few documents, and the text
+    determines the document, so the text alone is the key."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._costs: OrderedDict[str, DocumentCost | None] = OrderedDict()
+        self._size = size
+
+    def cost(self, query: str | None, document: DocumentNode) -> DocumentCost | None:
+        if query is None:
+            return _measured(document)
+        if query in self._costs:
+            self._costs.move_to_end(query)
+            return self._costs[query]
+        cost = self._costs[query] = _measured(document)
+        if len(self._costs) > self._size:
+            self._costs.popitem(last=False)
+        return cost
+
+
+COSTS = CostCache()
+
+
 def too_complex(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": QUERY_TOO_COMPLEX})
 
@@ -130,9 +160,8 @@ class BoundedValidationCache(ValidationCache):
                 "The document has several operations: send operationName to pick one.",
                 extensions={"code": OPERATION_NAME_REQUIRED},
             )
-        try:
-            cost = document_cost(document)
-        except RecursionError:
+        cost = COSTS.cost(self.execution_context.query, document)
+        if cost is None:
             return too_complex("The document nests too deeply.")
         if cost.fields > self.max_fields:
             return too_complex(
