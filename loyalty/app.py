@@ -1,6 +1,7 @@
 """The ASGI application: GraphQL, health, readiness and metrics."""
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import AsyncIterator
@@ -334,6 +335,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # What start-up made (modules, the schema) lives as long as the process: frozen, the
+        # garbage collector's full collections skip it, and their pauses shrink (bench/
+        # validation.py: the slowest of 60 documents 133 ms -> 43 ms).
+        gc.collect()
+        gc.freeze()
         yield
         await database.dispose()
 
