@@ -24,6 +24,7 @@ from loyalty.graphql.access import FieldAccessControl
 from loyalty.graphql.audit import AuditQueries
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
+from loyalty.graphql.feedback import FeedbackMutations, FeedbackQueries
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.limits import BoundedValidationCache
 from loyalty.graphql.members import MemberMutations, MemberQueries
@@ -47,6 +48,7 @@ class Query(
     LedgerQueries,
     RuleQueries,
     AuditQueries,
+    FeedbackQueries,
 ):
     pass
 
@@ -63,6 +65,7 @@ class Mutation(
     RewardMutations,
     TierMutations,
     RuleMutations,
+    FeedbackMutations,
 ):
     pass
 
