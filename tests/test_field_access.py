@@ -38,6 +38,7 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Query.previewPurchase": {ADMIN, POS, MEMBER},
     "Query.auditLog": {ADMIN},
     "Query.feedback": {ADMIN},
+    "Query.programStats": {ADMIN},
     "Mutation.submitFeedback": {ADMIN, POS, MEMBER},
     "Mutation.enrollMember": {ADMIN, POS, APP},
     "Mutation.updateMember": {ADMIN, MEMBER},

@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 from loyalty.config import Settings
 from loyalty.errors import DomainError
 from loyalty.graphql.access import FieldAccessControl
+from loyalty.graphql.analytics import AnalyticsQueries
 from loyalty.graphql.audit import AuditQueries
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
@@ -49,6 +50,7 @@ class Query(
     RuleQueries,
     AuditQueries,
     FeedbackQueries,
+    AnalyticsQueries,
 ):
     pass
 
