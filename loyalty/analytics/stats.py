@@ -93,7 +93,7 @@ def boundaries(
     consecutive pairs are the periods, half-open. More than MAX_PERIODS periods is INVALID."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
-        raise invalid("Must be after from.", "to")
+        raise invalid("to must be after from.", "to")
     edges = [start]
     if group_by is not None:
         zone = ZoneInfo(time_zone)
