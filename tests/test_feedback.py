@@ -37,6 +37,10 @@ query All { members(first: 10) { edges { node { id feedback(first: 1) {
 """
 
 
+AUDIT = """query Audit($operation: String) {
+  auditLog(first: 1, operation: $operation) { edges { node { summary } } } }"""
+
+
 def submission(member_id: str, kind: str = "NPS", score: int = 9, **more: object) -> dict:
     return {"idempotencyKey": key(), "memberId": member_id, "kind": kind, "score": score, **more}
 
@@ -165,3 +169,12 @@ async def test_a_page_of_members_reads_feedback_in_one_batch(admin, pos):
         node = edge["node"]
         assert [e["node"]["score"] for e in node["feedback"]["edges"]] == [2]
         assert node["feedback"]["pageInfo"]["hasNextPage"] is True
+
+
+async def test_the_audit_log_keeps_the_score_but_not_the_comment(admin, pos):
+    member = await enroll(pos)
+    await submit(pos, submission(member, "CSAT", 2, comment="call me on +14155550100"))
+    data = await admin.data(AUDIT, operation="submitFeedback")
+    summary = data["auditLog"]["edges"][0]["node"]["summary"]
+    assert summary["score"] == 2 and summary["kind"] == "CSAT"
+    assert summary["comment"] == "[redacted]"

@@ -39,6 +39,7 @@ MASKED = frozenset(
         "firstName",
         "lastName",
         "dateOfBirth",
+        "comment",
     }
 )
 """Secrets (reward codes are bearer codes) and personal data: recorded as sent, never kept."""
