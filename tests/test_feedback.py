@@ -1,5 +1,6 @@
 """submitFeedback, Member.feedback and the admin's feedback list, on both databases."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from tests.helpers import enroll, key, record
@@ -178,3 +179,13 @@ async def test_the_audit_log_keeps_the_score_but_not_the_comment(admin, pos):
     summary = data["auditLog"]["edges"][0]["node"]["summary"]
     assert summary["score"] == 2 and summary["kind"] == "CSAT"
     assert summary["comment"] == "[redacted]"
+
+
+async def test_two_concurrent_submissions_for_one_purchase_store_one(pos):
+    member = await enroll(pos)
+    purchase = (await record(pos, member))["purchase"]["id"]
+    results = await asyncio.gather(
+        *(submit(pos, submission(member, "NPS", 8, purchaseId=purchase)) for _ in range(4))
+    )
+    codes = sorted(r["errors"][0]["code"] if r["errors"] else "OK" for r in results)
+    assert codes == ["ALREADY_EXISTS"] * 3 + ["OK"]
