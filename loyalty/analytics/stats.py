@@ -6,7 +6,7 @@ that maps each row to its period with a tree of CASEs over those instants and gr
 is a constant number of statements whatever the number of periods or rows.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -150,7 +150,9 @@ def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
 
 
-async def _grouped(session: AsyncSession, inner: Select[Any], *measures: Any) -> dict[int, Any]:
+async def _grouped(
+    session: AsyncSession, inner: Select[Any], *measures: Callable[[Any], Any]
+) -> dict[int, Any]:
     """Groups ``inner`` (whose first column is ``bucket``) by bucket. The CASE stays inside the
     subquery: PostgreSQL would not match it in GROUP BY with its parameters renumbered."""
     rows = inner.subquery()
@@ -192,6 +194,9 @@ async def _purchase_figures(
 
 
 async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStats:
+    """The figures of every period and of the whole range (docs/analytics.md defines each).
+    Additive figures are summed from the periods; active and repeating members, which are
+    not, are counted over the whole range by a statement of their own."""
     start = instant(query.start, "from").astimezone(UTC)
     end = instant(query.end, "to").astimezone(UTC)
     store_id = None if query.store_id is None else optional_text(query.store_id, 64, "storeId")
