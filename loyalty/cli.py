@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -317,6 +318,82 @@ def jobs_run(
 
     report = asyncio.run(run())
     typer.echo(f"{name.value} as of {moment.isoformat()}: {report}")
+
+
+class ReportFormat(StrEnum):
+    CSV = "csv"
+    HTML = "html"
+
+
+class ReportGrouping(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+def _parse_instant(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO-8601 date-time", param_hint=option
+        ) from error
+    if moment.tzinfo is None:
+        raise typer.BadParameter(
+            "needs a timezone, e.g. 2026-01-01T00:00:00+01:00", param_hint=option
+        )
+    return moment
+
+
+@app.command()
+def report(
+    since: Annotated[str, typer.Option("--from", help="Start, ISO-8601 with offset (included).")],
+    until: Annotated[str, typer.Option("--to", help="End, ISO-8601 with offset (excluded).")],
+    out: Annotated[Path, typer.Option(help="The file to write.", dir_okay=False)],
+    group_by: Annotated[
+        ReportGrouping | None, typer.Option(help="Periods in the program's time zone.")
+    ] = None,
+    format: Annotated[
+        ReportFormat | None, typer.Option(help="Default: csv for a .csv file, else html.")
+    ] = None,
+) -> None:
+    """Write programStats' figures for [--from, --to) to a CSV file or one HTML page."""
+    from loyalty.analytics import report as reports
+    from loyalty.analytics import stats
+
+    query = stats.StatsQuery(
+        start=_parse_instant(since, "--from"),
+        end=_parse_instant(until, "--to"),
+        group_by=None if group_by is None else stats.Grouping(group_by.value.upper()),
+    )
+    kind = format or (ReportFormat.CSV if out.suffix.lower() == ".csv" else ReportFormat.HTML)
+    _require_migrated()
+
+    async def run() -> stats.ProgramStats:
+        db = _database()
+        try:
+            async with db.read_session() as session:
+                return await stats.program_stats(session, query)
+        finally:
+            await db.dispose()
+
+    try:
+        figures = asyncio.run(run())
+    except DomainError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(2) from error
+    title = f"Loyalty program report, {since} to {until}"
+    text = (
+        reports.to_csv(figures)
+        if kind == ReportFormat.CSV
+        else reports.to_html(figures, title=title)
+    )
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        typer.echo(f"error: cannot write {out}: {error.strerror}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"Wrote {len(figures.periods)} period(s) and totals to {out} ({kind.value}).")
 
 
 @app.command()

@@ -4,11 +4,12 @@ from loyalty.audit.models import AuditEntry
 from loyalty.auth.models import ApiKey, InstanceSecret
 from loyalty.db import Base
 from loyalty.events.models import MemberEvent
+from loyalty.feedback.models import Feedback
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.ledger.models import LedgerEntry, LedgerTransaction, LotConsumption, PointLot
 from loyalty.members.models import Member
 from loyalty.program.models import Program
-from loyalty.purchases.models import Purchase
+from loyalty.purchases.models import Purchase, PurchaseRefund
 from loyalty.referrals.models import Referral
 from loyalty.rewards.models import Redemption, Reward, RewardCode
 from loyalty.rules.models import EarningRule, EarningRuleVersion, RuleAward
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "EarningRule",
     "EarningRuleVersion",
+    "Feedback",
     "IdempotencyKey",
     "InstanceSecret",
     "LedgerEntry",
@@ -30,6 +32,7 @@ __all__ = [
     "PointLot",
     "Program",
     "Purchase",
+    "PurchaseRefund",
     "Redemption",
     "Referral",
     "Reward",

@@ -33,7 +33,8 @@ REQUIRE_POSTGRES = os.environ.get("LOYALTY_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
 TEST_SECRET_KEY = "test-secret-that-signs-member-tokens-in-tests"
 TABLES_TO_EMPTY = (
-    "lot_consumptions, point_lots, ledger_entries, ledger_transactions, reward_codes, "
+    "feedback, purchase_refunds, lot_consumptions, point_lots, ledger_entries, "
+    "ledger_transactions, reward_codes, "
     "redemptions, rewards, rule_awards, earning_rule_versions, earning_rules, member_events, "
     "referrals, purchases, tier_changes, members, tiers, idempotency_keys, api_keys, audit_log, "
     "instance_secrets"

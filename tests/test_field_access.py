@@ -37,6 +37,9 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Query.earningRule": {ADMIN},
     "Query.previewPurchase": {ADMIN, POS, MEMBER},
     "Query.auditLog": {ADMIN},
+    "Query.feedback": {ADMIN},
+    "Query.programStats": {ADMIN},
+    "Mutation.submitFeedback": {ADMIN, POS, MEMBER},
     "Mutation.enrollMember": {ADMIN, POS, APP},
     "Mutation.updateMember": {ADMIN, MEMBER},
     "Mutation.recordPurchase": {ADMIN, POS},
@@ -78,6 +81,7 @@ TYPES: dict[str, str] = {
     "Redemption": OWNED,
     "TierChange": OWNED,
     "MemberEvent": EVENT,
+    "Feedback": OWNED,
     "Referral": ADMIN_ONLY,
     "AuditEntry": ADMIN_ONLY,
     "EarningRule": RULE,
@@ -104,6 +108,8 @@ TYPES: dict[str, str] = {
             "PointsLiability",
             "LiabilityByTier",
             "TierPreview",
+            "ProgramStats",
+            "StatsPeriod",
         ]
     },
 }

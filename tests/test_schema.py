@@ -242,4 +242,26 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     assert shared["referralCode"]
     assert shared["referralCounts"] == {"enrolled": 0, "rewarded": 0}
 
+    # the member rates the visit in the app; the admin reads it and the day's figures
+    rated = await run(
+        phone,
+        "app/submit_feedback.graphql",
+        input={"idempotencyKey": key(), "memberId": member_id, "kind": "CSAT", "score": 5},
+    )
+    assert rated["submitFeedback"]["feedback"]["score"] == 5
+    said = await run(admin, "admin/feedback.graphql", first=10, kind="CSAT")
+    assert [e["node"]["score"] for e in said["feedback"]["edges"]] == [5]
+    now = datetime.now(UTC)
+    stats = await run(
+        admin,
+        "admin/program_stats.graphql",
+        **{
+            "from": (now - timedelta(days=1)).isoformat(),
+            "to": (now + timedelta(hours=1)).isoformat(),
+            "groupBy": "DAY",
+        },
+    )
+    totals = stats["programStats"]["totals"]
+    assert (totals["feedbackCount"], totals["csatAverage"]) == (1, 5.0)
+
     assert ran == {str(p.relative_to(SCHEMA_DIR / "operations")) for p in OPERATIONS}

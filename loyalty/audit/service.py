@@ -38,6 +38,7 @@ MASKED = frozenset(
         "firstName",
         "lastName",
         "dateOfBirth",
+        "comment",
     }
 )
 """Secrets (reward codes are bearer codes) and personal data: recorded as sent, never kept."""

@@ -71,6 +71,7 @@ OBJECTS: dict[str, ObjectAccess] = {
     "MemberEvent": ObjectAccess(
         STAFF_AND_OWNER, owner=_member_id, app_roots=frozenset({"recordEvent"})
     ),
+    "Feedback": ObjectAccess(STAFF_AND_OWNER, owner=_member_id),
     "Referral": ObjectAccess(ADMIN_ONLY),
     "AuditEntry": ObjectAccess(ADMIN_ONLY),
     "EarningRuleVersion": ObjectAccess(ADMIN_ONLY),
@@ -104,6 +105,8 @@ CARRIERS = frozenset(
         "PointsLiability",
         "LiabilityByTier",
         "TierPreview",
+        "ProgramStats",
+        "StatsPeriod",
     }
 )
 """Types that hold nothing of their own to protect: root types (whose fields carry role

@@ -12,6 +12,8 @@ from strawberry.dataloader import DataLoader
 from loyalty.db import utcnow
 from loyalty.events import service as events
 from loyalty.events.models import MemberEvent
+from loyalty.feedback import service as feedback
+from loyalty.feedback.models import Feedback
 from loyalty.ledger import balances
 from loyalty.ledger import service as ledger
 from loyalty.members.models import Member
@@ -114,6 +116,15 @@ class Loaders:
             _per_member(
                 self._read,
                 lambda s, ids, page: purchases.member_purchases(s, member_ids=ids, page=page),
+            )
+        )
+
+    @cached_property
+    def feedback(self) -> DataLoader[tuple[int, PageRequest], Page[Feedback]]:
+        return DataLoader(
+            _per_member(
+                self._read,
+                lambda s, ids, page: feedback.member_feedback(s, member_ids=ids, page=page),
             )
         )
 

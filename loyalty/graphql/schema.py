@@ -21,9 +21,11 @@ from strawberry.types import ExecutionContext
 from loyalty.config import Settings
 from loyalty.errors import DomainError
 from loyalty.graphql.access import FieldAccessControl
+from loyalty.graphql.analytics import AnalyticsQueries
 from loyalty.graphql.audit import AuditQueries
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
+from loyalty.graphql.feedback import FeedbackMutations, FeedbackQueries
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.limits import BoundedValidationCache
 from loyalty.graphql.members import MemberMutations, MemberQueries
@@ -47,6 +49,8 @@ class Query(
     LedgerQueries,
     RuleQueries,
     AuditQueries,
+    FeedbackQueries,
+    AnalyticsQueries,
 ):
     pass
 
@@ -63,6 +67,7 @@ class Mutation(
     RewardMutations,
     TierMutations,
     RuleMutations,
+    FeedbackMutations,
 ):
     pass
 

@@ -11,6 +11,8 @@ from strawberry.scalars import JSON
 
 from loyalty.errors import invalid
 from loyalty.events.models import MemberEvent as MemberEventRow
+from loyalty.feedback.models import Feedback as FeedbackRow
+from loyalty.feedback.models import FeedbackKind as DomainFeedbackKind
 from loyalty.graphql.errors import ErrorCode, UserError
 from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
@@ -85,6 +87,12 @@ RewardKind = strawberry.enum(
         "Where a redemption's code comes from: GENERATED_CODE draws a fresh unguessable code, "
         "CODE_POOL hands out one of the partner codes uploaded with addRewardCodes."
     ),
+)
+FeedbackKind = strawberry.enum(
+    DomainFeedbackKind,
+    name="FeedbackKind",
+    description="NPS: how likely the member is to recommend the program, 0-10; CSAT: how "
+    "satisfied the member is, 1-5.",
 )
 RedemptionStatus = strawberry.enum(
     DomainRedemptionStatus,
@@ -418,6 +426,18 @@ class Member:
     ) -> Connection["LedgerEntry"]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         page = await info.context.loaders.ledger.load((root.id, request))
+        return to_connection(page, after_given=after is not None)
+
+    @strawberry.field(description="The member's NPS and CSAT feedback, newest first.")
+    async def feedback(
+        self,
+        root: Parent[MemberRow],
+        info: strawberry.Info,
+        first: First = None,
+        after: After = None,
+    ) -> Connection["Feedback"]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        page = await info.context.loaders.feedback.load((root.id, request))
         return to_connection(page, after_given=after is not None)
 
     @strawberry.field(description="The member's purchases, newest first.")
@@ -763,4 +783,28 @@ class Redemption:
 
     @strawberry.field(description="Who redeemed it.")
     async def member(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Member:
+        return await info.context.loaders.member.load(root.member_id)
+
+
+@strawberry.type(description="A score a member gave, with what they said; from submitFeedback.")
+class Feedback:
+    kind: FeedbackKind = strawberry.field(description="NPS (0-10) or CSAT (1-5).")
+    score: int = strawberry.field(description="The score, within its kind's range.")
+    comment: str | None = strawberry.field(
+        description="What the member said, up to 2,000 characters; null if nothing."
+    )
+    created_at: datetime = strawberry.field(description="When it was submitted.")
+
+    @strawberry.field(description="Opaque identifier of the feedback.")
+    def id(self, root: Parent[FeedbackRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Feedback", root.id))
+
+    @strawberry.field(description="The purchase it is about; null when it is about no purchase.")
+    async def purchase(self, root: Parent[FeedbackRow], info: strawberry.Info) -> Purchase | None:
+        if root.purchase_id is None:
+            return None
+        return await info.context.loaders.purchase.load(root.purchase_id)
+
+    @strawberry.field(description="The member who gave it.")
+    async def member(self, root: Parent[FeedbackRow], info: strawberry.Info) -> Member:
         return await info.context.loaders.member.load(root.member_id)

@@ -40,3 +40,15 @@ class Purchase(Base):
     status: Mapped[str] = mapped_column(String(24), default=PurchaseStatus.COMPLETED)
     points_breakdown: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     """Base points and each rule's points as awarded (None: recorded before earning rules)."""
+
+
+class PurchaseRefund(Base):
+    """One refund as recorded: programStats sums them by when they were recorded."""
+
+    __tablename__ = "purchase_refunds"
+    __table_args__ = (Index("ix_purchase_refunds_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 4))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -22,7 +22,7 @@ from loyalty.ledger.models import Account, EntryKind, LotState, PointLot
 from loyalty.members import service as members
 from loyalty.money import parse_positive_amount, require_currency
 from loyalty.program.service import get_program
-from loyalty.purchases.models import Purchase, PurchaseStatus
+from loyalty.purchases.models import Purchase, PurchaseRefund, PurchaseStatus
 from loyalty.purchases.service import MoneyIn
 from loyalty.rules import awarding
 
@@ -103,6 +103,7 @@ async def refund_purchase(
                 qualifying_at=purchase.occurred_at,
             ),
         )
+    session.add(PurchaseRefund(purchase_id=purchase.id, amount=amount, created_at=utcnow()))
     purchase.refunded_amount = refunded
     purchase.points_refunded += target
     purchase.points_unrecovered += unrecovered

@@ -1,0 +1,169 @@
+"""``loyalty report``: programStats' figures as a CSV file or one self-contained HTML page.
+
+The HTML page holds its styles and charts (inline SVG) itself: opening it makes no network
+request, and every value in it is escaped.
+"""
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from html import escape
+from zoneinfo import ZoneInfo
+
+from loyalty.analytics.stats import PeriodStats, ProgramStats
+from loyalty.money import format_amount
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    value: Callable[[PeriodStats], object]
+    money: bool = False
+
+
+COLUMNS = (
+    Column("newMembers", lambda p: p.new_members),
+    Column("activeMembers", lambda p: p.active_members),
+    Column("purchases", lambda p: p.purchases),
+    Column("revenue", lambda p: p.revenue, money=True),
+    Column("refunded", lambda p: p.refunded, money=True),
+    Column("averageOrderValue", lambda p: p.average_order_value, money=True),
+    Column("repeatPurchaseRate", lambda p: p.repeat_purchase_rate),
+    Column("purchaseFrequency", lambda p: p.purchase_frequency),
+    Column("pointsIssued", lambda p: p.points_issued),
+    Column("pointsRedeemed", lambda p: p.points_redeemed),
+    Column("pointsExpired", lambda p: p.points_expired),
+    Column("redemptionRate", lambda p: p.redemption_rate),
+    Column("liabilityAtEnd", lambda p: p.liability_at_end),
+    Column("referralRate", lambda p: p.referral_rate),
+    Column("csatAverage", lambda p: p.csat_average),
+    Column("csatSatisfied", lambda p: p.csat_satisfied),
+    Column("nps", lambda p: p.nps),
+    Column("feedbackCount", lambda p: p.feedback_count),
+    Column("salesGrowth", lambda p: p.sales_growth),
+)
+
+
+def _cell(value: object) -> str:
+    """Empty for null (a rate whose denominator was 0); rates to 6 decimal places."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format_amount(value)
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+    return str(value)
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).isoformat()
+
+
+def _rows(stats: ProgramStats) -> list[tuple[str, PeriodStats]]:
+    return [*(("period", period) for period in stats.periods), ("total", stats.totals)]
+
+
+def _header(stats: ProgramStats) -> list[str]:
+    return [
+        "row",
+        "start",
+        "end",
+        *(f"{c.name} ({stats.currency})" if c.money else c.name for c in COLUMNS),
+    ]
+
+
+def to_csv(stats: ProgramStats) -> str:
+    """One row per period, then the totals; instants in the program's time zone."""
+    zone = ZoneInfo(stats.time_zone)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_header(stats))
+    for label, period in _rows(stats):
+        writer.writerow(
+            [
+                label,
+                _local(period.start, zone),
+                _local(period.end, zone),
+                *(_cell(c.value(period)) for c in COLUMNS),
+            ]
+        )
+    return out.getvalue()
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f3f3f3; }
+tr.total td { font-weight: bold; }
+figure { margin: 1.5em 0; }
+.issued { fill: #3b7dd8; } .redeemed { fill: #43a047; } .expired { fill: #e53935; }
+.revenue { fill: #8e24aa; } .active { fill: #fb8c00; }
+"""
+
+
+def _bars(
+    title: str, periods: list[PeriodStats], series: list[tuple[str, Callable[[PeriodStats], float]]]
+) -> str:
+    """A grouped bar chart in inline SVG, one group per period."""
+    width, height, pad = 720, 200, 20
+    values = [float(get(p) or 0) for p in periods for _, get in series]
+    top = max(values, default=0) or 1
+    slot = (width - 2 * pad) / max(len(periods), 1)
+    bar = max(slot / (len(series) + 1), 1)
+    shapes = []
+    for index, period in enumerate(periods):
+        for offset, (css, get) in enumerate(series):
+            value = float(get(period) or 0)
+            h = (height - 2 * pad) * value / top
+            x = pad + index * slot + offset * bar
+            shapes.append(
+                f'<rect class="{css}" x="{x:.1f}" y="{height - pad - h:.1f}" '
+                f'width="{bar:.1f}" height="{h:.1f}"><title>{escape(css)}: '
+                f"{escape(_cell(get(period)))}</title></rect>"
+            )
+    legend = ", ".join(f'<tspan class="{css}">■</tspan> {escape(css)}' for css, _ in series)
+    return (
+        f"<figure><figcaption>{escape(title)}</figcaption>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}">{"".join(shapes)}'
+        f'<text x="{pad}" y="14" font-size="12">{legend}</text></svg></figure>'
+    )
+
+
+def to_html(stats: ProgramStats, *, title: str) -> str:
+    """The figures as a table, with charts of points, revenue and active members."""
+    zone = ZoneInfo(stats.time_zone)
+    head = "".join(f"<th>{escape(name)}</th>" for name in _header(stats))
+    body = []
+    for label, period in _rows(stats):
+        cells = [label, _local(period.start, zone), _local(period.end, zone)]
+        cells += [_cell(c.value(period)) for c in COLUMNS]
+        row = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+        body.append(f'<tr class="{label}">{row}</tr>')
+    charts = [
+        _bars(
+            "Points issued, redeemed and expired",
+            stats.periods,
+            [
+                ("issued", lambda p: p.points_issued),
+                ("redeemed", lambda p: p.points_redeemed),
+                ("expired", lambda p: p.points_expired),
+            ],
+        ),
+        _bars(f"Revenue ({stats.currency})", stats.periods, [("revenue", lambda p: p.revenue)]),
+        _bars("Active members", stats.periods, [("active", lambda p: p.active_members)]),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{escape(title)}</h1>"
+        f"<p>Periods in {escape(stats.time_zone)}, each [start, end). Empty cells: a rate whose "
+        "denominator was 0.</p>"
+        f"{''.join(charts)}"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,1 @@
+"""Feedback: members' NPS and CSAT scores, and what they said."""

@@ -1,0 +1,126 @@
+"""submitFeedback and the admin's feedback list."""
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from loyalty.feedback import service as feedback
+from loyalty.feedback.models import FeedbackKind as DomainFeedbackKind
+from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.permissions import CanRedeem, IsAdmin, ensure_member_access
+from loyalty.graphql.types import Feedback, FeedbackKind, errors_field
+from loyalty.ids import key_or_zero
+from loyalty.pagination import page_request
+from loyalty.validation import instant
+
+
+@strawberry.input(description="A member's NPS or CSAT score, and optionally what they said.")
+class SubmitFeedbackInput:
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this submission: a retry with it stores nothing twice."
+    )
+    member_id: strawberry.ID = strawberry.field(
+        description="The member giving it (a member token: itself)."
+    )
+    kind: FeedbackKind = strawberry.field(description="NPS (score 0-10) or CSAT (score 1-5).")
+    score: int = strawberry.field(description="Within the kind's range, else INVALID.")
+    purchase_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The member's purchase it is about: one of each kind per purchase. "
+        "Omitted: one of each kind per day in the program's time zone.",
+    )
+    comment: str | None = strawberry.field(
+        default=None, description="What the member said, up to 2,000 characters."
+    )
+
+
+@strawberry.type(description="The result of submitFeedback.")
+class SubmitFeedbackPayload:
+    errors: list[UserError] = errors_field()
+    feedback: Feedback | None = strawberry.field(default=None, description="The stored feedback.")
+
+
+@strawberry.type
+class FeedbackMutations:
+    @strawberry.mutation(
+        permission_classes=[CanRedeem],
+        description=(
+            "Store a member's NPS or CSAT score. Admin and POS for a member; a member token for "
+            "itself. Idempotent per idempotencyKey; a second of the same kind for the same "
+            "purchase (or, without one, the same day) is ALREADY_EXISTS."
+        ),
+    )
+    async def submit_feedback(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            SubmitFeedbackInput, strawberry.argument(description="The member, kind and score.")
+        ],
+    ) -> SubmitFeedbackPayload:
+        member_id = key_or_zero("Member", input.member_id)
+        ensure_member_access(info, member_id)
+        given = feedback.FeedbackIn(
+            member_id=member_id,
+            kind=DomainFeedbackKind(input.kind),
+            score=input.score,
+            purchase_id=None
+            if input.purchase_id is None
+            else key_or_zero("Purchase", input.purchase_id),
+            comment=input.comment,
+        )
+        return await mutate(
+            info,
+            SubmitFeedbackPayload,
+            lambda session: feedback.submit_feedback(
+                session,
+                scope=info.context.principal.scope,
+                idempotency_key=input.idempotency_key,
+                feedback=given,
+            ),
+            lambda result: {"feedback": result},
+        )
+
+
+@strawberry.type
+class FeedbackQueries:
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Members' feedback, newest first, optionally narrowed. Admin only.",
+    )
+    async def feedback(
+        self,
+        info: strawberry.Info,
+        first: First = None,
+        after: After = None,
+        kind: Annotated[
+            FeedbackKind | None, strawberry.argument(description="Only this kind.")
+        ] = None,
+        min_score: Annotated[
+            int | None, strawberry.argument(description="Only scores at least this.")
+        ] = None,
+        max_score: Annotated[
+            int | None, strawberry.argument(description="Only scores at most this.")
+        ] = None,
+        since: Annotated[
+            datetime | None,
+            strawberry.argument(name="from", description="Only feedback submitted at or after."),
+        ] = None,
+        until: Annotated[
+            datetime | None,
+            strawberry.argument(name="to", description="Only feedback submitted before."),
+        ] = None,
+    ) -> Connection[Feedback]:
+        request = page_request(first, after, max_size=info.context.settings.page_size_max)
+        found = feedback.FeedbackFilter(
+            kind=None if kind is None else DomainFeedbackKind(kind),
+            min_score=min_score,
+            max_score=max_score,
+            since=None if since is None else instant(since, "from"),
+            until=None if until is None else instant(until, "to"),
+        )
+        page = await info.context.read(
+            lambda session: feedback.list_feedback(session, page=request, filter=found)
+        )
+        return to_connection(page, after_given=after is not None)
