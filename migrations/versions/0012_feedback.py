@@ -1,6 +1,6 @@
 """feedback (NPS and CSAT) and refunds as recorded, for programStats
 
-Revision ID: 0013
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-30 01:45:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import loyalty.db
 
-revision: str = "0013"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
