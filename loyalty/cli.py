@@ -1,6 +1,7 @@
 """The ``loyalty`` command (API.md §1)."""
 
 import asyncio
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -27,12 +28,14 @@ schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Scheduled jobs (run them from cron or a scheduler).")
 program_app = typer.Typer(help="The loyalty program.", no_args_is_help=True)
+member_app = typer.Typer(help="One member's data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(program_app, name="program")
+app.add_typer(member_app, name="member")
 
 
 class Job(StrEnum):
@@ -273,6 +276,35 @@ def program_init(
     typer.echo(f"{verb} base tier {tier.name!r} (rank {tier.rank}, threshold {tier.threshold}).")
     if done.members_placed:
         typer.echo(f"Placed {done.members_placed} member(s) without a tier in it.")
+
+
+@member_app.command("export")
+def member_export(
+    member: Annotated[str, typer.Argument(help="The member's API id (or its numeric key)")],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON document")],
+) -> None:
+    """Write everything stored about a member to a JSON file (right of access)."""
+    from loyalty.ids import decode_id, parse_key
+    from loyalty.privacy.export import export_member
+
+    _require_migrated()
+    member_id = decode_id("Member", member) or parse_key(member) or 0
+
+    async def run() -> dict[str, object]:
+        db = _database()
+        try:
+            async with db.read_session() as session:
+                return await export_member(session, member_id=member_id)
+        finally:
+            await db.dispose()
+
+    try:
+        document = asyncio.run(run())
+    except DomainError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(2) from error
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    typer.echo(f"Wrote the data of member {member} to {out}.")
 
 
 def _parse_now(value: str | None) -> datetime:

@@ -37,6 +37,7 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Query.earningRule": {ADMIN},
     "Query.previewPurchase": {ADMIN, POS, MEMBER},
     "Query.auditLog": {ADMIN},
+    "Query.exportMemberData": {ADMIN, MEMBER},
     "Query.feedback": {ADMIN},
     "Query.programStats": {ADMIN},
     "Mutation.submitFeedback": {ADMIN, POS, MEMBER},

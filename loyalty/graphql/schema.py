@@ -29,6 +29,7 @@ from loyalty.graphql.feedback import FeedbackMutations, FeedbackQueries
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.limits import BoundedValidationCache
 from loyalty.graphql.members import MemberMutations, MemberQueries
+from loyalty.graphql.privacy import PrivacyQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
 from loyalty.graphql.purchases import PurchaseMutations
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
@@ -51,6 +52,7 @@ class Query(
     AuditQueries,
     FeedbackQueries,
     AnalyticsQueries,
+    PrivacyQueries,
 ):
     pass
 
