@@ -62,6 +62,7 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Mutation.updateEarningRule": {ADMIN},
     "Mutation.archiveEarningRule": {ADMIN},
     "Mutation.recordEvent": {ADMIN, POS, APP},
+    "Mutation.eraseMember": {ADMIN},
 }
 
 PUBLIC = "anyone who reaches it"

@@ -28,6 +28,8 @@ TOKEN_ISSUER = "loyalty"
 TOKEN_AUDIENCE = "loyalty:member"
 SIGNING_SECRET_NAME = "member_token_signing_key"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+INACTIVE_FOR_GOOD = frozenset({MemberStatus.CLOSED, MemberStatus.ERASED})
+"""Statuses whose tokens stop working at once (a suspended member's expire on their own)."""
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,9 @@ async def issue_token_for_member(
 ) -> tuple[str, datetime]:
     """A member token for a member that exists and whose account is not closed."""
     member = await get_member(session, member_id=member_id)
-    if member.status == MemberStatus.CLOSED:
+    if member.status in INACTIVE_FOR_GOOD:
         raise DomainError(
-            ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
+            ErrorCode.MEMBER_INACTIVE, f"The member is {member.status.lower()}.", ["memberId"]
         )
     return issue_member_token(member_id=member.id, secret=secret, ttl=ttl)
 
@@ -197,4 +199,4 @@ async def issue_token_for_member(
 async def member_may_sign_in(session: AsyncSession, *, member_id: int) -> bool:
     """A member token stops working the moment its member is closed (or no longer exists)."""
     status = await session.scalar(select(Member.status).where(Member.id == member_id))
-    return status is not None and status != MemberStatus.CLOSED
+    return status is not None and status not in INACTIVE_FOR_GOOD

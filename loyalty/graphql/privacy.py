@@ -1,4 +1,5 @@
-"""exportMemberData: everything stored about a member, for the member or an admin."""
+"""exportMemberData (everything stored about a member) and eraseMember (its personal data
+removed, the books kept)."""
 
 from typing import Annotated
 
@@ -7,10 +8,11 @@ from strawberry.scalars import JSON
 
 from loyalty.auth.models import Role
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError
-from loyalty.graphql.permissions import RolePermission, ensure_member_access
-from loyalty.graphql.types import errors_field
+from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.permissions import IsAdmin, RolePermission, ensure_member_access
+from loyalty.graphql.types import Member, errors_field
 from loyalty.ids import key_or_zero
+from loyalty.privacy.erasure import ErasureIn, erase_member
 from loyalty.privacy.export import export_member
 
 
@@ -56,3 +58,55 @@ class PrivacyQueries:
         except DomainError as error:
             return ExportMemberDataPayload(errors=[UserError.of(error)])
         return ExportMemberDataPayload(errors=[], export=document)
+
+
+@strawberry.input(description="Which member to erase, and why (kept in the audit log).")
+class EraseMemberInput:
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this erasure: a retry with it writes nothing twice."
+    )
+    member_id: strawberry.ID = strawberry.field(description="The member to erase.")
+    reason: str = strawberry.field(
+        description="Why, e.g. the request's reference; kept in the audit log (500 at most)."
+    )
+
+
+@strawberry.type(description="The result of eraseMember.")
+class EraseMemberPayload:
+    errors: list[UserError] = errors_field()
+    member: Member | None = strawberry.field(
+        default=None, description="The member as it now is: status ERASED, no personal data."
+    )
+
+
+@strawberry.type
+class PrivacyMutations:
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description=(
+            "Erase a member's personal data (right to erasure): contact details, names, "
+            "birthday, external id, referral code, event attributes, feedback comments and "
+            "purchase SKUs go; amounts, points and the ledger stay, and points still held are "
+            "forfeited (FORFEIT). The member can no longer earn, redeem or sign in. Admin only; "
+            "idempotent per idempotencyKey."
+        ),
+    )
+    async def erase_member(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            EraseMemberInput, strawberry.argument(description="The member, a key and the reason.")
+        ],
+    ) -> EraseMemberPayload:
+        erasure = ErasureIn(member_id=key_or_zero("Member", input.member_id), reason=input.reason)
+        return await mutate(
+            info,
+            EraseMemberPayload,
+            lambda session: erase_member(
+                session,
+                scope=info.context.principal.scope,
+                idempotency_key=input.idempotency_key,
+                erasure=erasure,
+            ),
+            lambda member: {"member": member},
+        )

@@ -29,7 +29,7 @@ from loyalty.graphql.feedback import FeedbackMutations, FeedbackQueries
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.limits import BoundedValidationCache
 from loyalty.graphql.members import MemberMutations, MemberQueries
-from loyalty.graphql.privacy import PrivacyQueries
+from loyalty.graphql.privacy import PrivacyMutations, PrivacyQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
 from loyalty.graphql.purchases import PurchaseMutations
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
@@ -70,6 +70,7 @@ class Mutation(
     TierMutations,
     RuleMutations,
     FeedbackMutations,
+    PrivacyMutations,
 ):
     pass
 

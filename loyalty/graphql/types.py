@@ -57,8 +57,9 @@ MemberStatus = strawberry.enum(
     DomainMemberStatus,
     name="MemberStatus",
     description=(
-        "ACTIVE members earn and redeem; SUSPENDED and CLOSED ones do neither "
-        "(MEMBER_INACTIVE), and a CLOSED member's tokens stop working."
+        "ACTIVE members earn and redeem; SUSPENDED, CLOSED and ERASED ones do neither "
+        "(MEMBER_INACTIVE); a CLOSED or ERASED member's tokens stop working, and an ERASED "
+        "member's personal data is gone (eraseMember)."
     ),
 )
 Channel = strawberry.enum(
@@ -72,7 +73,8 @@ LedgerEntryKind = strawberry.enum(
     description=(
         "Why points moved: EARN (purchase base points), BONUS (earning rules, events, "
         "referrals), REDEEM, REDEMPTION_CANCEL, REFUND_CLAWBACK, EXPIRE, ADJUST (admin) and "
-        "RELEASE (pending points becoming available)."
+        "RELEASE (pending points becoming available) and FORFEIT (what an erased member still "
+        "held)."
     ),
 )
 PurchaseStatus = strawberry.enum(

@@ -51,7 +51,7 @@ async def adjust_points(
     if isinstance(claim, idempotency.Replay):
         return await _replayed(session, claim.result)
     member = await members.lock_member(session, member_id=adjustment.member_id)
-    if member.status == MemberStatus.CLOSED:
+    if member.status in (MemberStatus.CLOSED, MemberStatus.ERASED):
         raise DomainError(
             ErrorCode.MEMBER_INACTIVE, "The member's account is closed.", ["memberId"]
         )

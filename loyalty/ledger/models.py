@@ -26,6 +26,8 @@ class EntryKind(StrEnum):
     ADJUST = "ADJUST"
     RELEASE = "RELEASE"
     """Pending points of settled purchases become available (member accounts only)."""
+    FORFEIT = "FORFEIT"
+    """The points an erased member still held, taken back so the liability falls."""
 
 
 EARNING_KINDS = (EntryKind.EARN, EntryKind.BONUS, EntryKind.REFUND_CLAWBACK)
@@ -41,6 +43,7 @@ class Account(StrEnum):
     PROGRAM_ADJUSTMENT = "PROGRAM_ADJUSTMENT"
     PROGRAM_REDEMPTION = "PROGRAM_REDEMPTION"
     PROGRAM_EXPIRY = "PROGRAM_EXPIRY"
+    PROGRAM_FORFEIT = "PROGRAM_FORFEIT"
 
 
 def _where(condition: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ class MemberStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
     CLOSED = "CLOSED"
+    ERASED = "ERASED"
+    """Personal data removed on request (``eraseMember``); the books stay."""
 
 
 class Channel(StrEnum):

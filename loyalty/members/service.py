@@ -111,6 +111,10 @@ async def update_member(
     session: AsyncSession, *, member_id: int | None, changes: MemberChanges
 ) -> Member:
     member = await lock_member(session, member_id=member_id)
+    if member.status == MemberStatus.ERASED:
+        raise DomainError(
+            ErrorCode.MEMBER_INACTIVE, "The member was erased: nothing of it can change.", ["id"]
+        )
     for name in (f.name for f in fields(changes)):
         value = getattr(changes, name)
         if value is UNSET:
@@ -118,6 +122,8 @@ async def update_member(
         if name == "status":
             if value is None:
                 raise invalid("Must not be null.", "status")
+            if value == MemberStatus.ERASED:
+                raise invalid("Use eraseMember: erasure also removes the personal data.", "status")
             member.status = MemberStatus(value)
         else:
             setattr(member, name, _PROFILE_CHECKS[name](value))
