@@ -39,9 +39,15 @@ MASKED = frozenset(
         "lastName",
         "dateOfBirth",
         "comment",
+        "externalId",
+        "memberExternalId",
+        "referralCode",
+        "sku",
+        "attributes",
     }
 )
-"""Secrets (reward codes are bearer codes) and personal data: recorded as sent, never kept."""
+"""Secrets (reward codes are bearer codes) and what identifies or describes a person: recorded
+as sent, never kept. The log is append-only, so what it kept would outlive an erasure."""
 REDACTED = "[redacted]"
 MAX_STRING = 200
 MAX_ITEMS = 20
