@@ -3,9 +3,9 @@
 Amounts, points, dates and ledger postings are the retailer's accounting records and stay, so
 ``ledger verify`` and the liability add up after an erasure. What names or describes the person
 goes: contact details, names, birthday, the external id (replaced by a random placeholder, so
-the old one can enroll again), the referral code, event attributes, feedback comments and the
-SKUs of purchase lines. Points still held are forfeited through a ledger transaction of their
-own, so the liability falls by exactly that much.
+the old one can enroll again), the referral code, event attributes, feedback comments, notes
+on manual tier changes and the SKUs of purchase lines. Points still held are forfeited through
+a ledger transaction of their own, so the liability falls by exactly that much.
 """
 
 import secrets
@@ -25,6 +25,7 @@ from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Member, MemberStatus
 from loyalty.purchases.models import Purchase
+from loyalty.tiers.models import TierChange
 from loyalty.validation import required_text
 
 ERASED_PREFIX = "erased-"
@@ -95,6 +96,12 @@ async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
         update(MemberEvent)
         .where(MemberEvent.member_id == member_id)
         .values(attributes={})
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(TierChange)
+        .where(TierChange.member_id == member_id)
+        .values(note=None)
         .execution_options(synchronize_session=False)
     )
     await session.execute(
