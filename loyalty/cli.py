@@ -43,6 +43,7 @@ class Job(StrEnum):
     EXPIRE_POINTS = "expire-points"
     EVALUATE_TIERS = "evaluate-tiers"
     BIRTHDAY_BONUS = "birthday-bonus"
+    RETENTION = "retention"
 
 
 @cache
@@ -331,6 +332,7 @@ def jobs_run(
     _require_migrated()
     from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.jobs import expire_points, release_pending
+    from loyalty.privacy.retention import retention
     from loyalty.tiers.evaluation import evaluate_tiers
 
     jobs = {
@@ -338,6 +340,7 @@ def jobs_run(
         Job.EXPIRE_POINTS: expire_points,
         Job.EVALUATE_TIERS: evaluate_tiers,
         Job.BIRTHDAY_BONUS: birthday_bonus,
+        Job.RETENTION: retention,
     }
     moment = _parse_now(now)
 

@@ -116,7 +116,8 @@ async def _reset_postgres(url: str) -> None:
             "UPDATE program SET name = 'Loyalty', currency = 'USD', points_per_unit = 1, "
             "pending_days = 0, points_expire_after_days = NULL, tier_window_days = 365, "
             "time_zone = 'UTC', max_backdate_days = 30, rules_token = NULL, "
-            "referrer_points = 0, referee_points = 0, referral_limit = NULL"
+            "referrer_points = 0, referee_points = 0, referral_limit = NULL, "
+            "idempotency_retention_days = 30"
         )
     finally:
         await connection.close()

@@ -56,6 +56,10 @@ class UpdateProgramInput:
     referral_limit: int | None = strawberry.field(
         default=UNSET, description="Referrals rewarded per referrer; null: no limit."
     )
+    idempotency_retention_days: int | None = strawberry.field(
+        default=UNSET,
+        description="How long idempotency keys are kept, 1 to 3650 days (the retention job).",
+    )
 
 
 @strawberry.type(description="The result of updateProgram.")
@@ -104,6 +108,7 @@ class ProgramMutations:
                     "referrer_points",
                     "referee_points",
                     "referral_limit",
+                    "idempotency_retention_days",
                 )
             }
         )

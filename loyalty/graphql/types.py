@@ -155,6 +155,12 @@ class Program:
     referral_limit: int | None = strawberry.field(
         description="Referrals rewarded per referrer (null: no limit)."
     )
+    idempotency_retention_days: int = strawberry.field(
+        description=(
+            "How long idempotency keys are kept; the retention job deletes older ones, and a "
+            "retry after that is treated as a new request."
+        )
+    )
 
     @strawberry.field(description="Points earned per 1.00 of the program's currency.")
     def points_per_unit(self, root: Parent[ProgramRow]) -> DecimalString:

@@ -36,6 +36,10 @@ class Program(Base):
     referrer_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     referee_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     referral_limit: Mapped[int | None] = mapped_column(Integer)
+    idempotency_retention_days: Mapped[int] = mapped_column(
+        Integer, default=30, server_default="30"
+    )
+    """How long idempotency keys are kept (the retention job deletes older ones)."""
     """How many referrals one referrer is rewarded for (None: no limit)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -32,6 +32,7 @@ class ProgramChanges:
     referrer_points: int | Unset = UNSET
     referee_points: int | Unset = UNSET
     referral_limit: int | Unset | None = UNSET
+    idempotency_retention_days: int | Unset = UNSET
 
 
 def require_within_backdate(program: Program, occurred_at: datetime, now: datetime) -> None:
@@ -105,6 +106,9 @@ def _validated(changes: ProgramChanges) -> dict[str, object]:
         ),
         "referral_limit": lambda v: (
             None if v is None else int_between(v, 0, 1_000_000, "referralLimit")
+        ),
+        "idempotency_retention_days": lambda v: int_between(
+            _not_null(v, "idempotencyRetentionDays"), 1, 3650, "idempotencyRetentionDays"
         ),
     }
     return {name: checks[name](value) for name, value in sent.items()}

@@ -1,7 +1,7 @@
 """API keys' own rate limits
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30 00:55:00.000000
 """
 
