@@ -7,6 +7,7 @@ from loyalty.events.models import MemberEvent
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.ledger.models import LedgerEntry, LedgerTransaction, LotConsumption, PointLot
 from loyalty.members.models import Member
+from loyalty.outbox.models import Event, Webhook, WebhookDelivery
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase
 from loyalty.referrals.models import Referral
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "EarningRule",
     "EarningRuleVersion",
+    "Event",
     "IdempotencyKey",
     "InstanceSecret",
     "LedgerEntry",
@@ -37,4 +39,6 @@ __all__ = [
     "RuleAward",
     "Tier",
     "TierChange",
+    "Webhook",
+    "WebhookDelivery",
 ]
