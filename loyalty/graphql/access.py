@@ -73,6 +73,8 @@ OBJECTS: dict[str, ObjectAccess] = {
     ),
     "Referral": ObjectAccess(ADMIN_ONLY),
     "AuditEntry": ObjectAccess(ADMIN_ONLY),
+    "Webhook": ObjectAccess(ADMIN_ONLY),
+    "WebhookDelivery": ObjectAccess(ADMIN_ONLY),
     "EarningRuleVersion": ObjectAccess(ADMIN_ONLY),
     "EarningRuleConditions": ObjectAccess(ADMIN_ONLY),
     "EarningRuleEffect": ObjectAccess(ADMIN_ONLY),

@@ -33,6 +33,7 @@ from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.rules import RuleMutations, RuleQueries
 from loyalty.graphql.scalars import SCALARS
 from loyalty.graphql.tiers import TierMutations, TierQueries
+from loyalty.graphql.webhooks import WebhookMutations, WebhookQueries
 
 logger = logging.getLogger("loyalty.graphql")
 SUGGESTION = re.compile(r"\s*Did you mean .*\?", re.DOTALL)
@@ -47,6 +48,7 @@ class Query(
     LedgerQueries,
     RuleQueries,
     AuditQueries,
+    WebhookQueries,
 ):
     pass
 
@@ -63,6 +65,7 @@ class Mutation(
     RewardMutations,
     TierMutations,
     RuleMutations,
+    WebhookMutations,
 ):
     pass
 
