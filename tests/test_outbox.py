@@ -2,12 +2,13 @@
 in the same transaction; a rolled-back change, or an idempotent replay, writes none. The
 jobs' events (built in SQL) have the same shape as the services' (built in Python)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from loyalty.db import utcnow
+from loyalty.events.birthdays import birthday_bonus
 from loyalty.ids import decode_id
 from loyalty.ledger.jobs import expire_points, release_pending
 from loyalty.outbox.models import Event
@@ -23,6 +24,7 @@ from tests.helpers import (
     record,
     redeem_input,
 )
+from tests.test_events import LONG_AGO, create_rule, send
 from tests.test_tiers import make_tier
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
@@ -34,6 +36,8 @@ REFUND = """mutation($input: RefundPurchaseInput!) { refundPurchase(input: $inpu
 USED = """mutation($input: MarkRedemptionUsedInput!) { markRedemptionUsed(input: $input) {
   errors { code } } }"""
 CODE = "query($id: ID!) { member(id: $id) { referralCode } }"
+SET_TIER = """mutation($input: SetMemberTierInput!) { setMemberTier(input: $input) {
+  errors { code } } }"""
 RECORD = """mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) {
   errors { code } } }"""
 
@@ -228,3 +232,43 @@ async def test_jobs_write_their_events_set_based_in_the_same_shape(admin, pos, d
             event.data["member"]["id"]
             == members[[member_key(m) for m in members].index(event.member_id)]
         )
+
+
+async def test_recorded_events_birthdays_and_tier_overrides_write_their_events(admin, pos, db):
+    outbox = Outbox(db)
+    await create_rule(admin, "Install the app", 30, "app_installed")
+    await create_rule(admin, "Happy birthday", 100, "birthday", startsAt=LONG_AGO)
+    base = await make_tier(admin, "Base", 0, 0)
+    await make_tier(admin, "Gold", 1, 1000)
+    born = [await enroll(pos, dateOfBirth="1990-06-15") for _ in range(2)]
+    other = await enroll(pos, dateOfBirth="1990-06-16")
+    await outbox.new()
+
+    await send(pos, other, "app_installed")
+    [earned] = await outbox.new()
+    assert (earned.type, earned.data["points"], earned.data["entry"]["kind"]) == (
+        "points.earned",
+        30,
+        "BONUS",
+    )
+
+    await birthday_bonus(db, now=datetime(2025, 6, 15, 9, tzinfo=UTC))
+    birthdays = await outbox.new()
+    assert sorted(e.member_id for e in birthdays) == sorted(map(member_key, born))
+    for event in birthdays:
+        assert event.type == "points.earned"
+        assert event.data["points"] == 100
+        assert event.data["entry"]["kind"] == "BONUS"
+        assert event.data["entry"]["reason"] == "Birthday bonus: Happy birthday"
+        assert event.data["member"]["points"]["available"] == 100
+    await birthday_bonus(db, now=datetime(2025, 6, 15, 10, tzinfo=UTC))
+    assert await outbox.new() == [], "once a year, and so is its event"
+
+    gold = (await admin.data("{ tiers { id name } }"))["tiers"][1]["id"]
+    moved = await admin.data(SET_TIER, input={"memberId": other, "tierId": gold, "reason": "VIP"})
+    assert moved["setMemberTier"]["errors"] == []
+    [changed] = await outbox.new()
+    assert changed.type == "tier.changed"
+    assert changed.data["from"] == {"id": base, "name": "Base"}
+    assert changed.data["to"] == {"id": gold, "name": "Gold"}
+    assert changed.data["reason"] == "ADMIN"

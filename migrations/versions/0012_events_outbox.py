@@ -65,8 +65,8 @@ def upgrade() -> None:
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", PK, nullable=False),
-        sa.Column("webhook_id", sa.BigInteger(), nullable=False),
-        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.Column("webhook_id", PK, nullable=False),
+        sa.Column("event_id", PK, nullable=False),
         sa.Column("member_id", sa.BigInteger(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
