@@ -24,7 +24,7 @@ from loyalty.db import Database
 from loyalty.errors import DomainError
 from loyalty.outbox.webhooks import check_url
 from loyalty.outbox.worker import run
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, execute_sql
 from tests.helpers import enroll, record
 
 CREATE = """mutation($input: CreateWebhookInput!) { createWebhook(input: $input) {
@@ -70,9 +70,17 @@ class Receiver:
         self.url = ""
         self.redirect_url = ""
         self.arrived = asyncio.Event()
+        self.hang_next = False
+        self.release = asyncio.Event()
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
+        if self.hang_next:
+            self.hang_next = False
+            self.requests.append((dict(request.headers), body, 0))
+            self.arrived.set()
+            await self.release.wait()
+            return PlainTextResponse("too late")
         status = self.script.pop(0) if self.script else 200
         self.requests.append((dict(request.headers), body, status))
         self.arrived.set()
@@ -105,6 +113,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     target.url = f"http://127.0.0.1:{port}/hook"
     target.redirect_url = f"http://127.0.0.1:{port}/redirect"
     yield target
+    target.release.set()
     server.should_exit = True
     await task
 
@@ -361,3 +370,62 @@ async def test_ssrf_and_bad_urls_are_refused(url):
 async def test_public_https_urls_are_accepted_and_local_ones_when_allowed():
     assert await check_url("https://8.8.8.8/hook", allow_local=False) == "https://8.8.8.8/hook"
     assert await check_url("http://127.0.0.1:9/x", allow_local=True) == "http://127.0.0.1:9/x"
+
+
+async def test_timeouts_and_a_receiver_that_is_down_are_retried(admin, pos, db, settings, receiver):
+    made = await create(admin, receiver.url, ["member.enrolled"])
+    receiver.hang_next = True
+    await enroll(pos)
+    await drain(db, settings.model_copy(update={"webhook_timeout_seconds": 0.5}))
+    [delivery] = await deliveries(admin, made["webhook"]["id"])
+    assert (delivery["status"], delivery["attempts"]) == ("DELIVERED", 2)
+    assert [status for *_, status in receiver.requests] == [0, 200]
+
+    down = await create(admin, "http://127.0.0.1:1/hook", ["member.updated"])
+    member = await enroll(pos)
+    await admin.data(
+        "mutation($input: UpdateMemberInput!) { updateMember(input: $input) { errors { code } } }",
+        input={"id": member, "firstName": "Cy"},
+    )
+    await drain(db, settings)
+    [failed] = await deliveries(admin, down["webhook"]["id"])
+    assert (failed["status"], failed["attempts"], failed["responseStatus"]) == ("FAILED", 3, None)
+    assert failed["lastError"].startswith("ConnectError")
+
+    webhook_id = down["webhook"]["id"]
+    await admin.data(UPDATE, input={"id": webhook_id, "url": receiver.url})
+    await admin.data(REDELIVER, input={"deliveryId": failed["id"]})
+    await drain(db, settings)
+    assert receiver.delivered()[-1]["type"] == "member.updated"
+
+
+async def test_a_killed_worker_loses_nothing(admin, pos, db, settings, receiver):
+    """SIGKILL mid-request: the claimed delivery is sent again once its lease ends (here
+    ended by hand rather than waited for), and events written meanwhile all go out."""
+    await create(admin, receiver.url, ["member.enrolled"])
+    env = {
+        **os.environ,
+        "LOYALTY_DATABASE_URL": settings.database_url,
+        "LOYALTY_WEBHOOK_ALLOW_HTTP": "1",
+        "LOYALTY_SECRET_KEY": TEST_SECRET_KEY,
+    }
+    receiver.hang_next = True
+    first = await enroll(pos)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loyalty", "worker", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(60):
+            await receiver.arrived.wait()
+    finally:
+        worker.kill()
+        await worker.wait()
+    later = [await enroll(pos) for _ in range(3)]
+    await execute_sql(db, "UPDATE webhook_deliveries SET next_attempt_at = created_at")
+
+    await drain(db, settings)
+
+    delivered = [p["memberId"] for p in receiver.delivered()]
+    assert delivered == [first, *later]
+    ids = [headers["webhook-id"] for headers, *_ in receiver.requests]
+    assert ids[0] == ids[1], "the interrupted delivery went again, with the same webhook-id"
