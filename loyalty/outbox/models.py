@@ -75,8 +75,8 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
         Index(
-            "ix_webhook_deliveries_due",
-            "next_attempt_at",
+            "ix_webhook_deliveries_pending",
+            "event_id",
             postgresql_where=text("status = 'PENDING'"),
             sqlite_where=text("status = 'PENDING'"),
         ),

@@ -90,10 +90,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_webhook_id_id", "webhook_deliveries", ["webhook_id", "id"]
     )
+    # The claim walks pending deliveries in event order (this index) and checks each is its
+    # member's oldest pending one (the next); with either missing, a fresh table's planner
+    # falls back to a quadratic anti-join.
     op.create_index(
-        "ix_webhook_deliveries_due",
+        "ix_webhook_deliveries_pending",
         "webhook_deliveries",
-        ["next_attempt_at"],
+        ["event_id"],
         **_where("status = 'PENDING'"),
     )
     op.create_index(
@@ -106,7 +109,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_order", table_name="webhook_deliveries")
-    op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_pending", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_webhook_id_id", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
