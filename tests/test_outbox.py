@@ -5,13 +5,14 @@ jobs' events (built in SQL) have the same shape as the services' (built in Pytho
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, literal, select
 
 from loyalty.db import utcnow
 from loyalty.events.birthdays import birthday_bonus
-from loyalty.ids import decode_id
+from loyalty.ids import decode_id, encode_id
 from loyalty.ledger.jobs import expire_points, release_pending
 from loyalty.outbox.models import Event
+from loyalty.outbox.service import global_id_sql
 from loyalty.tiers.evaluation import evaluate_tiers
 from tests.helpers import (
     ADJUST,
@@ -272,3 +273,16 @@ async def test_recorded_events_birthdays_and_tier_overrides_write_their_events(a
     assert changed.data["from"] == {"id": base, "name": "Base"}
     assert changed.data["to"] == {"id": gold, "name": "Gold"}
     assert changed.data["reason"] == "ADMIN"
+
+
+async def test_global_ids_built_in_sql_match_the_api(db):
+    keys = [1, 22, 333, 4444, 55555, 666666, 123456789012345678]
+    async with db.transaction() as session:
+        built = [
+            await session.scalar(select(global_id_sql(name, literal(pk, BigInteger()))))
+            for name in ("Member", "LedgerEntry", "Tier")
+            for pk in keys
+        ]
+    assert built == [
+        encode_id(name, pk) for name in ("Member", "LedgerEntry", "Tier") for pk in keys
+    ]

@@ -264,23 +264,26 @@ def points_sql(session: AsyncSession) -> ColumnElement:
     )
 
 
+def _random_hex(count: int) -> ColumnElement[str]:
+    return func.lower(func.hex(func.randomblob(count)))
+
+
 def uuid_sql(session: AsyncSession) -> ColumnElement[str]:
     """A random (version 4) UUID per row."""
     if _postgres(session):
         return cast(func.gen_random_uuid(), String)
-    hexed = lambda n: func.lower(func.hex(func.randomblob(n)))  # noqa: E731
     variant = func.substr("89ab", 1 + func.abs(func.random()) % 4, 1)
     return (
-        hexed(4)
+        _random_hex(4)
         + "-"
-        + hexed(2)
+        + _random_hex(2)
         + "-4"
-        + func.substr(hexed(2), 2)
+        + func.substr(_random_hex(2), 2)
         + "-"
         + variant
-        + func.substr(hexed(2), 2)
+        + func.substr(_random_hex(2), 2)
         + "-"
-        + hexed(6)
+        + _random_hex(6)
     )
 
 
