@@ -305,6 +305,16 @@ async def test_webhook_management(admin, pos, db, settings, receiver):
     ]
     assert (unknown["errors"][0]["code"], unknown["errors"][0]["field"]) == ("INVALID", ["events"])
     assert unknown["webhook"] is None and unknown["secret"] is None
+    for bad in ([], ["member.enrolled"] * 101, ["x" * 10_000]):
+        refused = (await admin.data(CREATE, input={"url": receiver.url, "events": bad}))[
+            "createWebhook"
+        ]
+        assert refused["errors"][0]["field"] == ["events"]
+        assert len(refused["errors"][0]["message"]) < 600
+    for bad_url in ("x" * 3000, "https://[::1", "http://", "https://exa mple.com/"):
+        given = {"url": bad_url, "events": ["member.enrolled"]}
+        refused = (await admin.data(CREATE, input=given))["createWebhook"]
+        assert refused["errors"][0]["field"] == ["url"], bad_url
 
     changed = (
         await admin.data(

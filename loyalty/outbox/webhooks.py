@@ -28,6 +28,7 @@ from loyalty.validation import optional_text
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 MAX_URL_LENGTH = 2048
+MAX_EVENTS = 100
 
 
 def new_secret() -> str:
@@ -62,6 +63,8 @@ async def check_url(url: str, *, allow_local: bool) -> str:
     if not isinstance(url, str) or not url.strip() or len(url) > MAX_URL_LENGTH:
         raise invalid(f"Must be a URL of at most {MAX_URL_LENGTH} characters.", "url")
     url = url.strip()
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise invalid("Must not contain spaces or control characters.", "url")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -86,14 +89,12 @@ async def check_url(url: str, *, allow_local: bool) -> str:
 
 
 def check_events(events: Sequence[str]) -> list[str]:
-    if not events:
-        raise invalid("Name at least one event type.", "events")
+    if not events or len(events) > MAX_EVENTS:
+        raise invalid(f"Name 1 to {MAX_EVENTS} event types.", "events")
     unknown = sorted({e for e in events if e not in EVENT_TYPES})
     if unknown:
-        raise invalid(
-            f"Unknown event types: {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)}.",
-            "events",
-        )
+        named = ", ".join(repr(e[:64]) for e in unknown[:5])
+        raise invalid(f"Unknown event types: {named}. Known: {', '.join(EVENT_TYPES)}.", "events")
     return list(dict.fromkeys(events))
 
 
