@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -429,6 +430,30 @@ def report(
         typer.echo(f"error: cannot write {out}: {error.strerror}", err=True)
         raise typer.Exit(2) from error
     typer.echo(f"Wrote {len(figures.periods)} period(s) and totals to {out} ({kind.value}).")
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due, then exit (tests, cron).")
+    ] = False,
+) -> None:
+    """Deliver webhooks until SIGTERM; the request in flight finishes first."""
+    _require_migrated()
+    from loyalty.outbox.worker import run as deliver
+
+    async def run() -> object:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        db = _database()
+        try:
+            return await deliver(db, get_settings(), once=once, stop=stop)
+        finally:
+            await db.dispose()
+
+    typer.echo(f"worker: {asyncio.run(run())}")
 
 
 @app.command()

@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     rate_limit_member: str = "120/minute"
     redis_url: str | None = Field(default=None, description="Shares rate-limit counts.")
     redis_key_prefix: str = "loyalty"
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow http:// and loopback/private webhook receivers."
+    )
+    webhook_max_attempts: int = Field(default=10, ge=1, description="Then a delivery FAILS.")
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, ge=0, description="First retry's delay; doubles per attempt, jittered."
+    )
+    webhook_retry_max_seconds: float = Field(default=3600.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_disable_after_hours: float = Field(
+        default=72.0, gt=0, description="An endpoint failing this long is disabled."
+    )
 
     @field_validator("rate_limit_member")
     @classmethod

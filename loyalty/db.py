@@ -26,6 +26,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 from loyalty.errors import not_found
+from loyalty.ids import GLOBAL_ID_FUNCTION, global_id_sqlite
 from loyalty.ledger.chain import SQL_FUNCTION, sha256_hex
 
 NAMING_CONVENTION = {
@@ -119,6 +120,9 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout: float) -
         cursor.close()
         # The ledger jobs hash their transactions in SQL (PostgreSQL has it built in).
         dbapi_connection.create_function(SQL_FUNCTION, 1, sha256_hex, deterministic=True)
+        dbapi_connection.create_function(
+            GLOBAL_ID_FUNCTION, 2, global_id_sqlite, deterministic=True
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -34,3 +34,12 @@ def decode_id(type_name: str, global_id: str) -> int | None:
 def key_or_zero(type_name: str, global_id: str) -> int:
     """The key an ID names, or 0 (which names no row) so lookups answer NOT_FOUND."""
     return decode_id(type_name, global_id) or 0
+
+
+GLOBAL_ID_FUNCTION = "loyalty_global_id"
+"""``encode_id`` in SQL, for set-based jobs: a SQL function on PostgreSQL (migration 0012),
+``global_id_sqlite`` registered on each SQLite connection."""
+
+
+def global_id_sqlite(type_name: str | None, pk: int | None) -> str | None:
+    return None if type_name is None or pk is None else encode_id(type_name, pk)

@@ -8,6 +8,7 @@ from loyalty.feedback.models import Feedback
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.ledger.models import LedgerEntry, LedgerTransaction, LotConsumption, PointLot
 from loyalty.members.models import Member
+from loyalty.outbox.models import Event, Webhook, WebhookDelivery
 from loyalty.program.models import Program
 from loyalty.purchases.models import Purchase, PurchaseRefund
 from loyalty.referrals.models import Referral
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "EarningRule",
     "EarningRuleVersion",
+    "Event",
     "Feedback",
     "IdempotencyKey",
     "InstanceSecret",
@@ -40,4 +42,6 @@ __all__ = [
     "RuleAward",
     "Tier",
     "TierChange",
+    "Webhook",
+    "WebhookDelivery",
 ]

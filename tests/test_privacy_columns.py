@@ -16,6 +16,7 @@ NOT_PERSONAL = {
     "earning_rules": "id version budget_used created_at archived_at",
     "earning_rule_versions": "id rule_id version valid_from valid_to name starts_at ends_at "
     "priority exclusive conditions effect_kind effect_value limits created_at",
+    "events": "id event_id type occurred_at member_id created_at dispatched_at",
     "feedback": "id member_id kind score purchase_id local_day created_at",
     "idempotency_keys": "id scope key operation request_hash result created_at",
     "instance_secrets": "name value created_at",
@@ -31,7 +32,7 @@ NOT_PERSONAL = {
     "earned_at releases_at expires_at",
     "program": "id name currency points_per_unit pending_days points_expire_after_days "
     "tier_window_days time_zone max_backdate_days rules_token referrer_points referee_points "
-    "referral_limit updated_at",
+    "referral_limit updated_at idempotency_retention_days",
     "purchase_refunds": "id purchase_id amount created_at",
     "purchases": "id order_id member_id channel store_id total_amount currency occurred_at "
     "created_at points_awarded points_refunded points_unrecovered refunded_amount status "
@@ -48,6 +49,10 @@ NOT_PERSONAL = {
     "tier_changes": "id member_id from_tier_id to_tier_id from_name to_name reason "
     "qualifying_points at",
     "tiers": "id name rank threshold multiplier benefits retention_days created_at",
+    "webhooks": "id url events description secret active disabled_reason failing_since "
+    "created_at",
+    "webhook_deliveries": "id webhook_id event_id member_id status attempts next_attempt_at "
+    "last_attempt_at response_status response_body last_error created_at",
 }
 
 

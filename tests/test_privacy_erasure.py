@@ -85,6 +85,7 @@ async def test_erasure_removes_every_personal_value_and_keeps_the_books(admin, p
     for value in (*PERSONAL, external_id["externalId"]):
         assert value not in after, f"{value!r} survived the erasure"
     assert "bob@example.com" in after  # the other member is untouched
+    assert "member.erased" in after  # webhook receivers are told to erase too
     liability_after = (await admin.data(LIABILITY))["pointsLiability"]["total"]
     assert liability_after == liability_before - held
     newest = (await admin.data(LEDGER, id=member_id))["member"]["ledger"]["edges"][0]["node"]

@@ -32,6 +32,7 @@ from loyalty.events.models import MemberEvent
 from loyalty.ledger.jobs import (
     BATCH_SIZE,
     JobReport,
+    emit_job_events,
     lock_job_members,
     lot_job,
     number_transactions,
@@ -174,6 +175,14 @@ async def _award_batch(
             lifetime_earned=Member.lifetime_earned + lot_job.c.amount,
         )
         .execution_options(synchronize_session=False)
+    )
+    await emit_job_events(
+        session,
+        kind=EntryKind.BONUS,
+        now=now,
+        reason=f"Birthday bonus: {rule.name}",
+        account=Account.MEMBER_AVAILABLE,
+        sign=1,
     )
     stamp = literal(now, UTCDateTime())
     await session.execute(

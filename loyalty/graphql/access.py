@@ -74,6 +74,8 @@ OBJECTS: dict[str, ObjectAccess] = {
     "Feedback": ObjectAccess(STAFF_AND_OWNER, owner=_member_id),
     "Referral": ObjectAccess(ADMIN_ONLY),
     "AuditEntry": ObjectAccess(ADMIN_ONLY),
+    "Webhook": ObjectAccess(ADMIN_ONLY),
+    "WebhookDelivery": ObjectAccess(ADMIN_ONLY),
     "EarningRuleVersion": ObjectAccess(ADMIN_ONLY),
     "EarningRuleConditions": ObjectAccess(ADMIN_ONLY),
     "EarningRuleEffect": ObjectAccess(ADMIN_ONLY),

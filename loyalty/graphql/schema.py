@@ -36,6 +36,7 @@ from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.rules import RuleMutations, RuleQueries
 from loyalty.graphql.scalars import SCALARS
 from loyalty.graphql.tiers import TierMutations, TierQueries
+from loyalty.graphql.webhooks import WebhookMutations, WebhookQueries
 
 logger = logging.getLogger("loyalty.graphql")
 SUGGESTION = re.compile(r"\s*Did you mean .*\?", re.DOTALL)
@@ -53,6 +54,7 @@ class Query(
     FeedbackQueries,
     AnalyticsQueries,
     PrivacyQueries,
+    WebhookQueries,
 ):
     pass
 
@@ -71,6 +73,7 @@ class Mutation(
     RuleMutations,
     FeedbackMutations,
     PrivacyMutations,
+    WebhookMutations,
 ):
     pass
 

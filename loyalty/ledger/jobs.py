@@ -6,6 +6,7 @@ per member into a temporary table, and then a handful of ``INSERT ... SELECT`` a
 ``UPDATE ... FROM`` statements write one balanced ledger transaction per member, its
 postings (``balance_after`` from the locked balances), the new balances and the lots. No
 Python loop over members or lots; a second run with the same ``--now`` finds nothing due.
+Their outbox events are written the same way, one ``INSERT ... SELECT`` per batch.
 """
 
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from loyalty.ledger.models import (
     PointLot,
 )
 from loyalty.members.models import Member
+from loyalty.outbox import service as outbox
 
 BATCH_SIZE = 50_000
 
@@ -104,6 +106,14 @@ async def release_pending(db: Database, *, now: datetime) -> JobReport:
             .values(state=LotState.AVAILABLE)
             .execution_options(synchronize_session=False)
         )
+        await emit_job_events(
+            session,
+            kind=EntryKind.RELEASE,
+            now=now,
+            reason="Pending points released",
+            account=Account.MEMBER_AVAILABLE,
+            sign=1,
+        )
 
     return await _run(db, due=due, apply=apply)
 
@@ -145,6 +155,14 @@ async def expire_points(db: Database, *, now: datetime) -> JobReport:
             .where(due(low, high), PointLot.member_id.in_(select(lot_job.c.member_id)))
             .values(expired=PointLot.expired + PointLot.remaining, remaining=0)
             .execution_options(synchronize_session=False)
+        )
+        await emit_job_events(
+            session,
+            kind=EntryKind.EXPIRE,
+            now=now,
+            reason="Points expired",
+            account=Account.MEMBER_AVAILABLE,
+            sign=-1,
         )
 
     return await _run(db, due=due, apply=apply)
@@ -317,4 +335,59 @@ async def post_per_member(
             ["transaction_id", "account", "member_id", "points", "balance_after"],
             union_all(*selects),
         )
+    )
+
+
+async def emit_job_events(
+    session: AsyncSession,
+    *,
+    kind: EntryKind,
+    now: datetime,
+    reason: str,
+    account: Account,
+    sign: int,
+) -> None:
+    """The ``points.*`` event of each ``lot_job`` row's transaction (written, and the balances
+    updated, before): ``entry`` is the transaction's posting to ``account``."""
+    json = outbox.json_sql
+    data = json(
+        session,
+        {
+            "points": lot_job.c.amount * sign,
+            "entry": json(
+                session,
+                {
+                    "id": outbox.global_id_sql("LedgerEntry", LedgerEntry.id),
+                    "kind": literal(kind.value),
+                    "points": LedgerEntry.points,
+                    "balanceAfter": LedgerEntry.balance_after,
+                    "occurredAt": literal(outbox.iso(now)),
+                    "reason": literal(reason),
+                },
+            ),
+            "purchase": literal(None, String()),
+            "redemption": literal(None, String()),
+            "member": json(
+                session,
+                {
+                    "id": outbox.global_id_sql("Member", Member.id),
+                    "points": outbox.points_sql(session),
+                },
+            ),
+        },
+    )
+    await outbox.emit_select(
+        session,
+        outbox.POINTS_EVENTS[kind],
+        occurred_at=now,
+        rows=select(lot_job.c.member_id, data.label("data"))
+        .select_from(lot_job)
+        .join(Member, Member.id == lot_job.c.member_id)
+        .join(
+            LedgerEntry,
+            and_(
+                LedgerEntry.transaction_id == lot_job.c.transaction_id,
+                LedgerEntry.account == account.value,
+            ),
+        ),
     )

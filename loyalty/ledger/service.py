@@ -28,6 +28,7 @@ from loyalty.ledger.models import (
     PointLot,
 )
 from loyalty.members.models import Member
+from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, pages_by_owner
 
 
@@ -236,6 +237,23 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
     entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
     await _move_lots(session, movement, transaction_id)
     first = rows[0]
+    await outbox.emit_points(
+        session,
+        kind=movement.kind,
+        member=member,
+        points=movement.available + movement.pending,
+        occurred_at=movement.occurred_at,
+        entry=outbox.entry_data(
+            entry_id=entry_ids[0],
+            kind=movement.kind,
+            points=first["points"],
+            balance_after=first["balance_after"],
+            occurred_at=movement.occurred_at,
+            reason=movement.reason,
+        ),
+        purchase_id=movement.purchase_id,
+        redemption_id=movement.redemption_id,
+    )
     entry = EntryView(
         id=entry_ids[0],
         transaction_id=transaction_id,
@@ -378,6 +396,23 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
             }
             for (_, points), transaction_id in zip(kinds, transaction_ids, strict=True)
         ],
+    )
+    first = rows[0]
+    await outbox.emit_points(
+        session,
+        kind=EntryKind.EARN,
+        member=member,
+        points=total,
+        occurred_at=earning.occurred_at,
+        entry=outbox.entry_data(
+            entry_id=entry_ids[0],
+            kind=kinds[0][0],
+            points=first["points"],
+            balance_after=first["balance_after"],
+            occurred_at=earning.occurred_at,
+            reason=earning.reason,
+        ),
+        purchase_id=earning.purchase_id,
     )
     return Earned(member=member, bonus_entry_ids=tuple(entry_ids[i] for i in bonus_rows))
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.members.models import Channel, Member, MemberStatus
+from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.referrals import service as referrals
 from loyalty.tiers.models import Tier
@@ -104,6 +105,13 @@ async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Mem
         raise RuntimeError("no free referral code after several draws")
     if referrer is not None:
         await referrals.link(session, referrer=referrer, referee=member)
+    await outbox.emit(
+        session,
+        outbox.MEMBER_ENROLLED,
+        member_id=member.id,
+        occurred_at=now,
+        data={"member": outbox.member_data(member)},
+    )
     return member
 
 
@@ -129,6 +137,13 @@ async def update_member(
             setattr(member, name, _PROFILE_CHECKS[name](value))
     member.updated_at = utcnow()
     await session.flush()
+    await outbox.emit(
+        session,
+        outbox.MEMBER_UPDATED,
+        member_id=member.id,
+        occurred_at=member.updated_at,
+        data={"member": outbox.member_data(member)},
+    )
     return member
 
 

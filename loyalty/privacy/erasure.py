@@ -24,6 +24,8 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
 from loyalty.members.models import Member, MemberStatus
+from loyalty.outbox import service as outbox
+from loyalty.outbox.models import Event
 from loyalty.purchases.models import Purchase
 from loyalty.tiers.models import TierChange
 from loyalty.validation import required_text
@@ -76,6 +78,8 @@ async def _forfeit(session: AsyncSession, member: Member) -> Member:
 
 
 async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
+    """The member's own columns and rows; then its past events lose their data (webhook
+    receivers not yet served get ids only) and ``member.erased`` asks receivers to erase too."""
     await session.execute(
         update(Member)
         .where(Member.id == member_id)
@@ -110,6 +114,14 @@ async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
         .values(comment=None)
         .execution_options(synchronize_session=False)
     )
+    erased = {"member": outbox.ref("Member", member_id), "erased": True}
+    await session.execute(
+        update(Event)
+        .where(Event.member_id == member_id)
+        .values(data=erased)
+        .execution_options(synchronize_session=False)
+    )
+    await outbox.emit(session, outbox.MEMBER_ERASED, member_id=member_id, data=erased)
     purchases = await session.execute(
         Purchase.__table__.select().where(Purchase.member_id == member_id)
     )

@@ -20,7 +20,8 @@ from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LotState, PointLot
 from loyalty.members import service as members
-from loyalty.money import parse_positive_amount, require_currency
+from loyalty.money import format_amount, parse_positive_amount, require_currency
+from loyalty.outbox import service as outbox
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseRefund, PurchaseStatus
 from loyalty.purchases.service import MoneyIn
@@ -124,6 +125,16 @@ async def refund_purchase(
     )
     await session.flush()
     recovered = from_pending + from_available
+    await outbox.emit(
+        session,
+        outbox.PURCHASE_REFUNDED,
+        member_id=member.id,
+        data={
+            "purchase": outbox.purchase_data(purchase),
+            "amount": {"amount": format_amount(amount), "currency": purchase.currency},
+            "pointsClawedBack": recovered,
+        },
+    )
     await idempotency.complete(
         session,
         claimed=claim,

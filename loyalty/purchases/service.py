@@ -18,6 +18,7 @@ from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
 from loyalty.money import parse_currency, parse_positive_amount, require_currency
+from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.program.service import require_within_backdate
@@ -149,6 +150,13 @@ async def record_purchase(
     )
     if recorded is None:
         raise _already_recorded(values["order_id"])
+    await outbox.emit(
+        session,
+        outbox.PURCHASE_RECORDED,
+        member_id=member.id,
+        occurred_at=occurred_at,
+        data={"purchase": outbox.purchase_data(recorded)},
+    )
     if points:
         releases_at = occurred_at + timedelta(days=program.pending_days)
         pending = program.pending_days > 0 and releases_at > now

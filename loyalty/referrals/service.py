@@ -15,6 +15,7 @@ from loyalty.db import utcnow
 from loyalty.errors import invalid, not_found
 from loyalty.ledger import service as ledger
 from loyalty.members.models import Member, MemberStatus
+from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, newest_first
 from loyalty.program.models import Program
 from loyalty.referrals.models import Referral
@@ -139,6 +140,22 @@ async def reward_referral(
             referrer_points=referrer_points,
             referee_points=program.referee_points,
         )
+    )
+    await outbox.emit(
+        session,
+        outbox.REFERRAL_REWARDED,
+        member_id=referee.id,
+        occurred_at=occurred_at,
+        data={
+            "referral": {
+                "id": outbox.gid("Referral", referral.id),
+                "referrer": outbox.ref("Member", referral.referrer_id),
+                "referee": outbox.ref("Member", referee.id),
+                "referrerPoints": referrer_points,
+                "refereePoints": max(program.referee_points, 0),
+            },
+            "purchase": outbox.ref("Purchase", purchase_id),
+        },
     )
     return referee
 

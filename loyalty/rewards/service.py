@@ -23,6 +23,7 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member, MemberStatus
+from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, make_page, newest_first_by_owner
 from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardCode, RewardKind
 from loyalty.tiers.models import Tier
@@ -424,6 +425,13 @@ async def redeem_reward(
             redemption_id=issued.id,
         ),
     )
+    await outbox.emit(
+        session,
+        outbox.REDEMPTION_ISSUED,
+        member_id=member.id,
+        occurred_at=issued.created_at,
+        data={"redemption": outbox.redemption_data(issued)},
+    )
     await idempotency.complete(
         session, claimed=claim, result={"redemption_id": issued.id, "member_id": member.id}
     )
@@ -490,6 +498,13 @@ async def cancel_redemption(
         ),
     )
     await session.flush()
+    await outbox.emit(
+        session,
+        outbox.REDEMPTION_CANCELLED,
+        member_id=redemption.member_id,
+        occurred_at=now,
+        data={"redemption": outbox.redemption_data(redemption)},
+    )
     await idempotency.complete(
         session,
         claimed=claim,
@@ -526,6 +541,13 @@ async def mark_redemption_used(
     redemption.status = RedemptionStatus.USED
     redemption.used_at = utcnow()
     await session.flush()
+    await outbox.emit(
+        session,
+        outbox.REDEMPTION_USED,
+        member_id=redemption.member_id,
+        occurred_at=redemption.used_at,
+        data={"redemption": outbox.redemption_data(redemption)},
+    )
     return redemption
 
 

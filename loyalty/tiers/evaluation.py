@@ -42,6 +42,7 @@ from loyalty.db import Database, UTCDateTime
 from loyalty.errors import invalid
 from loyalty.ledger.models import LedgerTransaction
 from loyalty.members.models import Member
+from loyalty.outbox import service as outbox
 from loyalty.program.service import get_program
 from loyalty.tiers.models import Tier, TierChange, TierChangeReason
 from loyalty.tiers.service import PreviewRow, ProposedTier
@@ -225,6 +226,7 @@ async def _evaluate_batch(
                 ).where(moves),
             )
         )
+        await _emit_changes(session, tiers=tiers, now=now, moves=moves)
         await session.execute(
             update(Member)
             .where(joined, moves)
@@ -253,6 +255,44 @@ async def _evaluate_batch(
         "members": members_in_batch or 0,
         **{k: counts.get(k, 0) for k in ("UP", "DOWN", "HOLD", "CLEAR")},
     }
+
+
+async def _emit_changes(
+    session: AsyncSession, *, tiers: list[Tier], now: datetime, moves: ColumnElement[bool]
+) -> None:
+    """A ``tier.changed`` event per member moved, in one ``INSERT ... SELECT``."""
+
+    def tier_json(tier_id: ColumnElement[int]) -> ColumnElement:
+        shaped = outbox.json_sql(
+            session,
+            {
+                "id": outbox.global_id_sql("Tier", tier_id),
+                "name": _by_tier(tier_id, tiers, "name", None),
+            },
+        )
+        nullable = case((tier_id.is_(None), null()), else_=shaped)
+        # SQLite: json() keeps the object an object (not text) through the CASE.
+        return nullable if session.get_bind().dialect.name == "postgresql" else func.json(nullable)
+
+    data = outbox.json_sql(
+        session,
+        {
+            "member": outbox.ref_sql(session, "Member", tier_eval.c.member_id),
+            "from": tier_json(tier_eval.c.old_tier_id),
+            "to": tier_json(tier_eval.c.new_tier_id),
+            "reason": case(
+                (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
+                else_=TierChangeReason.EXPIRED.value,
+            ),
+            "qualifyingPoints": tier_eval.c.points,
+        },
+    )
+    await outbox.emit_select(
+        session,
+        outbox.TIER_CHANGED,
+        occurred_at=now,
+        rows=select(tier_eval.c.member_id, data.label("data")).where(moves),
+    )
 
 
 async def preview_tier_change(

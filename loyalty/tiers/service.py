@@ -22,6 +22,7 @@ from loyalty.ledger.models import LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.money import parse_decimal
+from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
@@ -258,6 +259,19 @@ async def record_change(
             note=optional_text(note, 500, "reason"),
             at=now,
         )
+    )
+    await outbox.emit(
+        session,
+        outbox.TIER_CHANGED,
+        member_id=member.id,
+        occurred_at=now,
+        data={
+            "member": outbox.ref("Member", member.id),
+            "from": outbox.tier_ref(member.tier_id, None if current is None else current.name),
+            "to": None if to is None else outbox.tier_ref(to.id, to.name),
+            "reason": str(reason),
+            "qualifyingPoints": qualifying_points,
+        },
     )
     member.tier_id = None if to is None else to.id
     member.tier_since = now
