@@ -49,8 +49,7 @@ NOT_PERSONAL = {
     "tier_changes": "id member_id from_tier_id to_tier_id from_name to_name reason "
     "qualifying_points at",
     "tiers": "id name rank threshold multiplier benefits retention_days created_at",
-    "webhooks": "id url events description secret active disabled_reason failing_since "
-    "created_at",
+    "webhooks": "id url events description secret active disabled_reason failing_since created_at",
     "webhook_deliveries": "id webhook_id event_id member_id status attempts next_attempt_at "
     "last_attempt_at response_status response_body last_error created_at",
 }
