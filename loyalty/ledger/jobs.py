@@ -98,7 +98,7 @@ async def release_pending(db: Database, *, now: datetime) -> JobReport:
         )
         await session.execute(
             update(Member)
-            .where(Member.id == lot_job.c.member_id)
+            .where(Member.id == lot_job.c.member_id, Member.id >= low, Member.id < high)
             .values(
                 points_pending=Member.points_pending - lot_job.c.amount,
                 points_available=Member.points_available + lot_job.c.amount,
@@ -140,7 +140,7 @@ async def expire_points(db: Database, *, now: datetime) -> JobReport:
         )
         await session.execute(
             update(Member)
-            .where(Member.id == lot_job.c.member_id)
+            .where(Member.id == lot_job.c.member_id, Member.id >= low, Member.id < high)
             .values(
                 points_available=Member.points_available - lot_job.c.amount,
                 points_expired=Member.points_expired + lot_job.c.amount,
@@ -245,10 +245,20 @@ async def lock_job_members(session: AsyncSession, table: Table = lot_job) -> Non
         select(func.count()).select_from(
             select(Member.id)
             .join(table, table.c.member_id == Member.id)
+            .where(within(table))
             .order_by(Member.id.desc())
             .with_for_update(of=Member)
             .subquery()
         )
+    )
+
+
+def within(table: Table) -> ColumnElement[bool]:
+    """Members between the lowest and highest id of ``table``: joined to a batch, the members
+    are then read by primary-key range, not by a scan of the whole table for every batch."""
+    ids = table.c.member_id
+    return Member.id.between(
+        select(func.min(ids)).scalar_subquery(), select(func.max(ids)).scalar_subquery()
     )
 
 
@@ -326,7 +336,7 @@ async def post_per_member(
             .order_by(lot_job.c.transaction_id),
         )
     )
-    with_member = lot_job.join(Member, Member.id == lot_job.c.member_id)
+    with_member = lot_job.join(Member, and_(Member.id == lot_job.c.member_id, within(lot_job)))
     selects = [
         select(
             lot_job.c.transaction_id,
