@@ -6,8 +6,11 @@ per member into a temporary table, and then a handful of ``INSERT ... SELECT`` a
 ``UPDATE ... FROM`` statements write one balanced ledger transaction per member, its
 postings (``balance_after`` from the locked balances), the new balances and the lots. No
 Python loop over members or lots; a second run with the same ``--now`` finds nothing due.
+On PostgreSQL a batch per CPU runs at once (``batch_workers``): batches lock disjoint members.
 """
 
+import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,7 +76,9 @@ class JobReport:
         return f"{self.points} points of {self.members} members"
 
 
-async def release_pending(db: Database, *, now: datetime) -> JobReport:
+async def release_pending(
+    db: Database, *, now: datetime, batch_size: int = BATCH_SIZE, workers: int | None = None
+) -> JobReport:
     """Pending points whose purchase has settled (``releases_at <= now``) become available."""
 
     def due(low: int, high: int) -> ColumnElement[bool]:
@@ -112,10 +117,12 @@ async def release_pending(db: Database, *, now: datetime) -> JobReport:
             .execution_options(synchronize_session=False)
         )
 
-    return await _run(db, due=due, apply=apply)
+    return await _run(db, due=due, apply=apply, batch_size=batch_size, workers=workers)
 
 
-async def expire_points(db: Database, *, now: datetime) -> JobReport:
+async def expire_points(
+    db: Database, *, now: datetime, batch_size: int = BATCH_SIZE, workers: int | None = None
+) -> JobReport:
     """What is left of lots whose ``expires_at <= now`` expires, oldest policy first."""
 
     def due(low: int, high: int) -> ColumnElement[bool]:
@@ -154,10 +161,16 @@ async def expire_points(db: Database, *, now: datetime) -> JobReport:
             .execution_options(synchronize_session=False)
         )
 
-    return await _run(db, due=due, apply=apply)
+    return await _run(db, due=due, apply=apply, batch_size=batch_size, workers=workers)
 
 
 Due = Callable[[int, int], ColumnElement[bool]]
+
+
+def batch_workers(db: Database) -> int:
+    """Batches in flight at once: one per CPU on PostgreSQL (each batch is one backend's
+    work, and batches lock disjoint members), one on SQLite (a single writer)."""
+    return 1 if db.dialect == "sqlite" else max(1, os.cpu_count() or 1)
 
 
 async def _run(
@@ -166,21 +179,33 @@ async def _run(
     due: Due,
     apply: Callable[[AsyncSession, int, int], object],
     batch_size: int = BATCH_SIZE,
+    workers: int | None = None,
 ) -> JobReport:
     async with db.transaction() as session:
         low, top = (await session.execute(select(func.min(Member.id), func.max(Member.id)))).one()
-    members = points = 0
-    while low is not None and low <= top:
-        high = low + batch_size
-        async with db.transaction() as session:
-            await tune_batch(session)
-            batch = await _collect(session, due=due, low=low, high=high)
-            if batch[0]:
-                await apply(session, low, high)
-            members += batch[0]
-            points += batch[1]
-        low = high
-    return JobReport(members=members, points=points)
+    if low is None:
+        return JobReport(members=0, points=0)
+    starts = iter(range(low, top + 1, batch_size))
+    totals = [0, 0]
+
+    async def work() -> None:
+        for start in starts:  # shared by the workers: each batch is taken once
+            async with db.transaction() as session:
+                await tune_batch(session)
+                count, points = await _collect(session, due=due, low=start, high=start + batch_size)
+                if count:
+                    await apply(session, start, start + batch_size)
+            totals[0] += count
+            totals[1] += points
+
+    tasks = [asyncio.create_task(work()) for _ in range(workers or batch_workers(db))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return JobReport(members=totals[0], points=totals[1])
 
 
 async def tune_batch(session: AsyncSession) -> None:
