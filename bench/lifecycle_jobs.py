@@ -13,7 +13,8 @@ timed on its own): lots of the last ``--pending-days`` are pending, and every lo
 5. ``expire_points`` a day later: one day's lots are due (a daily run).
 
 It prints seconds, members/s and lots/s, and under each run that moved points the share of
-the statements that took the most time (``--statements N``, 0 for none); it checks
+the statements that took the most time (``--statements N``, 0 for none; with a batch per CPU
+running at once the shares add up to more than 100 %); it checks
 ``loyalty ledger verify`` at the end and says whether each job met its target: under 60 s for
 1,000,000 members. Run it from the project root with the project's virtualenv::
 
