@@ -12,12 +12,14 @@ timed on its own): lots of the last ``--pending-days`` are pending, and every lo
 4. ``expire_points`` again: nothing is due;
 5. ``expire_points`` a day later: one day's lots are due (a daily run).
 
-It prints seconds, members/s and lots/s, checks ``loyalty ledger verify`` at the end, and
-says whether each job met its target: under 60 s for 1,000,000 members. Run it from the
-project root with the project's virtualenv::
+It prints seconds, members/s and lots/s, and under each run that moved points the share of
+the statements that took the most time (``--statements N``, 0 for none; with a batch per CPU
+running at once the shares add up to more than 100 %); it checks
+``loyalty ledger verify`` at the end and says whether each job met its target: under 60 s for
+1,000,000 members. Run it from the project root with the project's virtualenv::
 
     python bench/lifecycle_jobs.py [--members 1000000] [--lots-per-member 5]
-        [--pending-days 14] [--expire-days 365] [--keep]
+        [--pending-days 14] [--expire-days 365] [--statements 6] [--keep]
 
 The load generator and PostgreSQL share the machine's cores.
 """
@@ -30,13 +32,14 @@ import os
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import event, func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
@@ -55,10 +58,44 @@ async def _lots(db: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(PointLot)) or 0)
 
 
+class StatementTimes:
+    """Wall-clock time per SQL statement text (its first words), summed over a job's batches."""
+
+    def __init__(self, db: Database) -> None:
+        self.totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        self._started: dict[int, float] = {}
+        engine = db.write_engine.sync_engine
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, _conn: object, _cursor: object, _sql: str, *args: object) -> None:
+        self._started[id(args[1])] = time.perf_counter()
+
+    def _after(self, _conn: object, _cursor: object, sql: str, *args: object) -> None:
+        entry = self.totals[" ".join(sql.split())[:72]]
+        entry[0] += 1
+        entry[1] += time.perf_counter() - self._started.pop(id(args[1]), time.perf_counter())
+
+    def report(self, seconds: float, top: int) -> None:
+        slowest = sorted(self.totals.items(), key=lambda item: -item[1][1])[:top]
+        for sql, (count, spent) in slowest:
+            print(f"    {spent:7.2f} s {100 * spent / seconds:5.1f} %  x{count:<3.0f} {sql}")
+        self.totals.clear()
+
+
 async def _timed(
-    name: str, job: object, db: Database, now: datetime, *, members: int, lots: int
+    name: str,
+    job: object,
+    db: Database,
+    now: datetime,
+    *,
+    members: int,
+    lots: int,
+    statements: StatementTimes,
+    top: int,
 ) -> float:
     """Rates are over everything the job looks at: all members and all lots."""
+    statements.totals.clear()
     started = time.perf_counter()
     report: JobReport = await job(db, now=now)  # type: ignore[operator]
     seconds = time.perf_counter() - started
@@ -67,6 +104,8 @@ async def _timed(
         f"{lots / seconds:12,.0f} lots/s  (moved {report})",
         flush=True,
     )
+    if report.members:
+        statements.report(seconds, top)
     return seconds
 
 
@@ -100,7 +139,12 @@ async def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             released_at = now + timedelta(days=args.pending_days)
-            size = {"members": args.members, "lots": lots}
+            size = {
+                "members": args.members,
+                "lots": lots,
+                "statements": StatementTimes(db),
+                "top": args.statements,
+            }
             slowest = max(
                 [
                     await _timed("release-pending", release_pending, db, released_at, **size),
@@ -142,6 +186,9 @@ def main() -> int:
     parser.add_argument("--lots-per-member", type=int, default=5)
     parser.add_argument("--pending-days", type=int, default=14)
     parser.add_argument("--expire-days", type=int, default=365)
+    parser.add_argument(
+        "--statements", type=int, default=6, help="slowest statements shown per run (0: none)"
+    )
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true")
     return asyncio.run(run(parser.parse_args()))

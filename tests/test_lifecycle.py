@@ -392,3 +392,20 @@ async def test_without_pending_days_a_clock_a_little_ahead_earns_available_point
         10,
         0,
     )
+
+
+async def test_batches_in_parallel_expire_each_member_once(admin, pos, db):
+    await admin.data(PROGRAM, input={"pointsExpireAfterDays": 10})
+    members = [await enroll(pos) for _ in range(7)]
+    for member_id in members:
+        await record(pos, member_id, "20.00", occurredAt=days_ago(20))
+        await record(pos, member_id, "10.00", occurredAt=days_ago(1))
+    now = datetime.now(UTC)
+
+    report = await expire_points(db, now=now, batch_size=2, workers=3)
+    again = await expire_points(db, now=now, batch_size=2, workers=3)
+
+    assert (report.members, report.points, again.members) == (7, 7 * 20, 0)
+    for member_id in members:
+        points = (await member_view(admin, member_id))["points"]
+        assert (points["available"], points["expired"]) == (10, 20)
