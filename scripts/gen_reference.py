@@ -163,7 +163,7 @@ def render(schema: GraphQLSchema) -> str:
         "<!-- Generated from schema/schema.graphql by `" + COMMAND + "`: do not edit. -->",
         "",
         "Every type, field, argument and enum value of the API at `/graphql`, generated from",
-        "[schema/schema.graphql](../schema/schema.graphql). Who may call what is in",
+        "`schema/schema.graphql`. Who may call what is in",
         "[errors-and-roles.md](errors-and-roles.md); worked examples are in the guides",
         "([point of sale](pos.md), [mobile app](mobile-app.md), [admin](admin.md)).",
         "",
