@@ -1066,6 +1066,18 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
+async def raw_pool(url: URL, concurrency: int) -> asyncpg.Pool:
+    """One connection per client, never reset between transactions (as the server's pool)."""
+    return await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=concurrency,
+        max_size=concurrency,
+        max_queries=10_000_000,
+        reset=_no_reset,
+        command_timeout=REQUEST_TIMEOUT_SECONDS,
+    )
+
+
 async def raw_phase(
     url: URL,
     fixture: Fixture,
@@ -1074,14 +1086,7 @@ async def raw_phase(
     concurrency: int,
 ) -> PhaseResult:
     scope = f"key:{fixture.pos_key_id}"
-    pool = await asyncpg.create_pool(
-        asyncpg_dsn(url),
-        min_size=concurrency,
-        max_size=concurrency,
-        max_queries=10_000_000,
-        reset=_no_reset,
-        command_timeout=REQUEST_TIMEOUT_SECONDS,
-    )
+    pool = await raw_pool(url, concurrency)
     try:
 
         async def record(spec: PurchaseSpec) -> str | None:
@@ -1234,14 +1239,7 @@ async def raw_minimal_phase(
         await setup.execute(SQL_MINIMAL_TABLES)
     finally:
         await setup.close()
-    pool = await asyncpg.create_pool(
-        asyncpg_dsn(url),
-        min_size=concurrency,
-        max_size=concurrency,
-        max_queries=10_000_000,
-        reset=_no_reset,
-        command_timeout=REQUEST_TIMEOUT_SECONDS,
-    )
+    pool = await raw_pool(url, concurrency)
     try:
 
         async def record(spec: PurchaseSpec) -> str | None:

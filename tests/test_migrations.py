@@ -2,13 +2,8 @@
 the models never drift from what the migrations build."""
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import asyncpg
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import bindparam, inspect, text
@@ -19,29 +14,6 @@ from loyalty.db import UTCDateTime
 from loyalty.ledger.verify import verify
 from loyalty.models import Base
 from tests.cli import run_cli
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn
-
-
-@pytest.fixture
-def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    request.getfixturevalue("postgres_template")  # skips or fails when PostgreSQL is absent
-    name = f"loyalty_migrations_{uuid.uuid4().hex[:8]}"
-
-    async def execute(sql: str) -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _inspect(url: str) -> tuple[set[str], list]:

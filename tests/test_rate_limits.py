@@ -4,11 +4,9 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
@@ -23,7 +21,7 @@ from loyalty.config import Settings
 from loyalty.db import Database
 from loyalty.errors import DomainError, ErrorCode
 from tests.cli import arun_cli, run_cli
-from tests.conftest import POSTGRES_URL, GraphQLClient, _asyncpg_dsn, make_key
+from tests.conftest import GraphQLClient, make_key
 from tests.helpers import enroll
 from tests.test_roles import issue_token
 
@@ -176,28 +174,6 @@ async def test_requests_are_served_when_redis_is_down_with_one_warning(settings,
     warnings = [r for r in caplog.records if r.name == "loyalty.ratelimit"]
     assert len(warnings) == 1
     assert "unreachable" in warnings[0].getMessage()
-
-
-@pytest.fixture
-def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    request.getfixturevalue("postgres_template")  # skips or fails when PostgreSQL is absent
-    name = f"loyalty_rate_limits_{uuid.uuid4().hex[:8]}"
-
-    async def execute(sql: str) -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _api_key_columns(url: str, *statements: str) -> tuple[set[str], list]:
