@@ -73,7 +73,9 @@ async def test_a_fragment_bomb_is_refused_before_validation(admin, app_client, c
 async def test_other_expansion_shapes_stay_cheap(admin, document):
     started = time.perf_counter()
     body = await admin(document)
-    assert time.perf_counter() - started < 1.0
+    # A generous bound: these documents execute too, on a CI machine that may be busy; the
+    # figures are bench/validation.py's.
+    assert time.perf_counter() - started < 5.0
     assert body.get("data") or codes(body)
 
 
