@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -49,7 +49,7 @@ from loyalty.outbox.service import iso
 from loyalty.outbox.webhooks import resolve_public
 
 FANOUT_BATCH = 500
-CLAIM_BATCH = 20
+CLAIM_BATCH = 50
 IDLE_SECONDS = 1.0
 RESPONSE_BYTES = 1024
 FANOUT_LOCK = 0x6C6F79616C7479
@@ -231,7 +231,7 @@ def signed_headers(claimed: Claimed, *, now: datetime) -> dict[str, str]:
     }
 
 
-async def send(client: httpx.AsyncClient, claimed: Claimed, *, allow_local: bool) -> Outcome:
+async def send(client: aiohttp.ClientSession, claimed: Claimed, *, allow_local: bool) -> Outcome:
     """One POST; never raises for the receiver's failures."""
     if not allow_local:
         host = urlsplit(claimed.url).hostname or ""
@@ -239,20 +239,21 @@ async def send(client: httpx.AsyncClient, claimed: Claimed, *, allow_local: bool
         if problem:
             return Outcome(delivered=False, retry=True, error=problem[:500])
     try:
-        async with client.stream(
-            "POST", claimed.url, content=claimed.body, headers=signed_headers(claimed, now=utcnow())
+        async with client.post(
+            claimed.url,
+            data=claimed.body.encode(),
+            headers=signed_headers(claimed, now=utcnow()),
+            allow_redirects=False,
         ) as response:
-            kept = bytearray()
-            async for chunk in response.aiter_bytes():
-                kept += chunk
-                if len(kept) >= RESPONSE_BYTES:
-                    break
-    except httpx.TimeoutException:
+            status = response.status
+            kept = await response.content.read(RESPONSE_BYTES)
+    except TimeoutError:
         return Outcome(delivered=False, retry=True, error="timeout")
-    except httpx.HTTPError as error:
+    except aiohttp.ClientConnectionError as error:
+        return Outcome(delivered=False, retry=True, error=f"connection failed: {error}"[:500])
+    except aiohttp.ClientError as error:
         return Outcome(delivered=False, retry=True, error=f"{type(error).__name__}: {error}"[:500])
-    status = response.status_code
-    body = bytes(kept[:RESPONSE_BYTES]).decode("utf-8", "replace")
+    body = kept.decode("utf-8", "replace")
     if 200 <= status < 300:
         return Outcome(delivered=True, retry=False, status=status, body=body)
     retry = status >= 500 or status in RETRIED_STATUSES
@@ -355,10 +356,10 @@ async def run(db: Database, settings: Settings, *, once: bool, stop: asyncio.Eve
     """Deliver until ``stop`` is set (or, with ``once``, until nothing is due)."""
     report = Report()
     lease = timedelta(seconds=settings.webhook_timeout_seconds + 60)
-    async with httpx.AsyncClient(
-        follow_redirects=False,
-        timeout=settings.webhook_timeout_seconds,
-        limits=httpx.Limits(max_connections=CLAIM_BATCH, max_keepalive_connections=CLAIM_BATCH),
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
+        connector=aiohttp.TCPConnector(limit=CLAIM_BATCH),
+        auto_decompress=False,
     ) as client:
         while not stop.is_set():
             fanned = await fan_out(db, now=utcnow())
