@@ -405,16 +405,17 @@ def report(
     kind = format or (ReportFormat.CSV if out.suffix.lower() == ".csv" else ReportFormat.HTML)
     _require_migrated()
 
-    async def run() -> stats.ProgramStats:
+    async def run() -> tuple[stats.ProgramStats, list[stats.TierCount]]:
         db = _database()
         try:
             async with db.read_session() as session:
-                return await stats.program_stats(session, query)
+                figures = await stats.program_stats(session, query)
+                return figures, await stats.tier_distribution(session)
         finally:
             await db.dispose()
 
     try:
-        figures = asyncio.run(run())
+        figures, tiers = asyncio.run(run())
     except DomainError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(2) from error
@@ -422,7 +423,7 @@ def report(
     text = (
         reports.to_csv(figures)
         if kind == ReportFormat.CSV
-        else reports.to_html(figures, title=title)
+        else reports.to_html(figures, title=title, tiers=tiers)
     )
     try:
         out.write_text(text, encoding="utf-8")

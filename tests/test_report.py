@@ -8,6 +8,7 @@ from pathlib import Path
 
 from loyalty.analytics.report import to_html
 from loyalty.analytics.stats import PeriodStats, ProgramStats
+from tests.browser import artifact, chromium
 from tests.cli import arun_cli
 from tests.test_program_stats import FROM, TO, seed_history
 
@@ -45,7 +46,7 @@ async def test_the_html_page_is_self_contained(admin, pos, db, database_url, tmp
     assert done.returncode == 0, done.stderr
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg") == 3 and "<table>" in page
+    assert page.count("<svg") == 6 and "<table>" in page
     for external in ("<script", "<link", "src=", "href=", "url(", "@import"):
         assert external not in page, external
 
@@ -92,3 +93,36 @@ async def test_bad_ranges_and_options_exit_2_with_a_message(database_url, db, tm
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr, (args, done.stderr)
     assert not out.exists()
+
+
+async def test_the_page_opens_in_a_browser_with_its_charts_and_no_request(
+    admin, pos, db, database_url, tmp_path
+):
+    await seed_history(admin, pos, db)
+    out = tmp_path / "report.html"
+    done = await arun_cli(
+        database_url, "report", "--from", FROM, "--to", TO, "--group-by", "day", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1000, "height": 1600})
+        problems: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("request", lambda request: requests.append(request.url))
+        await page.goto(out.as_uri())
+        captions = await page.locator("figure figcaption").all_text_contents()
+        bars = await page.locator("figure svg rect").count()
+        await page.screenshot(path=artifact(f"report-{db.read_engine.dialect.name}.png"), full_page=True)
+    assert problems == []
+    assert requests == [out.as_uri()], "the page asks for nothing but itself"
+    assert captions[:5] == [
+        "Points issued, redeemed and expired",
+        "Revenue (USD)",
+        "Active members",
+        "Repeat purchase rate (%)",
+        "NPS (-100 to 100) and CSAT satisfied (%)",
+    ]
+    assert captions[5:] == ["Members by tier (now)"]
+    assert bars > 10

@@ -6,14 +6,14 @@ request, and every value in it is escaped.
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from html import escape
 from zoneinfo import ZoneInfo
 
-from loyalty.analytics.stats import PeriodStats, ProgramStats
+from loyalty.analytics.stats import PeriodStats, ProgramStats, TierCount
 from loyalty.money import format_amount
 
 
@@ -100,42 +100,102 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f3f3f3; }
 tr.total td { font-weight: bold; }
 figure { margin: 1.5em 0; }
+svg text { font-size: 11px; fill: #444; }
+.axis { stroke: #999; }
 .issued { fill: #3b7dd8; } .redeemed { fill: #43a047; } .expired { fill: #e53935; }
-.revenue { fill: #8e24aa; } .active { fill: #fb8c00; }
+.revenue { fill: #8e24aa; } .active { fill: #fb8c00; } .repeat { fill: #00897b; }
+.nps { fill: #5e35b1; } .satisfied { fill: #c0ca33; } .members { fill: #546e7a; }
 """
 
+Series = tuple[str, list[float | None]]
+"""A CSS class (also the legend's word) and one value per group; None draws nothing."""
 
-def _bars(
-    title: str, periods: list[PeriodStats], series: list[tuple[str, Callable[[PeriodStats], float]]]
-) -> str:
-    """A grouped bar chart in inline SVG, one group per period."""
-    width, height, pad = 720, 200, 20
-    values = [float(get(p) or 0) for p in periods for _, get in series]
-    top = max(values, default=0) or 1
-    slot = (width - 2 * pad) / max(len(periods), 1)
+
+def _bars(title: str, labels: list[str], series: list[Series]) -> str:
+    """A grouped bar chart in inline SVG, one group per label. Negative values (an NPS below
+    zero) hang below the zero line."""
+    width, height, pad, foot = 720, 220, 20, 18
+    values = [v for _, column in series for v in column if v is not None]
+    high, low = max([0.0, *values]), min([0.0, *values])
+    scale = (height - 2 * pad - foot) / ((high - low) or 1)
+    zero = pad + high * scale
+    slot = (width - 2 * pad) / max(len(labels), 1)
     bar = max(slot / (len(series) + 1), 1)
-    shapes = []
-    for index, period in enumerate(periods):
-        for offset, (css, get) in enumerate(series):
-            value = float(get(period) or 0)
-            h = (height - 2 * pad) * value / top
-            x = pad + index * slot + offset * bar
+    shapes = [f'<line class="axis" x1="{pad}" x2="{width - pad}" y1="{zero:.1f}" y2="{zero:.1f}"/>']
+    for index, label in enumerate(labels):
+        left = pad + index * slot
+        for offset, (css, column) in enumerate(series):
+            value = column[index]
+            if value is None:
+                continue
+            top = zero - max(value, 0) * scale
             shapes.append(
-                f'<rect class="{css}" x="{x:.1f}" y="{height - pad - h:.1f}" '
-                f'width="{bar:.1f}" height="{h:.1f}"><title>{escape(css)}: '
-                f"{escape(_cell(get(period)))}</title></rect>"
+                f'<rect class="{css}" x="{left + offset * bar:.1f}" y="{top:.1f}" '
+                f'width="{bar:.1f}" height="{abs(value) * scale:.1f}"><title>{escape(label)} '
+                f"{escape(css)}: {escape(_cell(value))}</title></rect>"
             )
+        shapes.append(f'<text x="{left:.1f}" y="{height - 4}">{escape(label)}</text>')
     legend = ", ".join(f'<tspan class="{css}">■</tspan> {escape(css)}' for css, _ in series)
     return (
         f"<figure><figcaption>{escape(title)}</figcaption>"
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(title)}">{"".join(shapes)}'
-        f'<text x="{pad}" y="14" font-size="12">{legend}</text></svg></figure>'
+        f'<text x="{pad}" y="12">{legend}</text></svg></figure>'
     )
 
 
-def to_html(stats: ProgramStats, *, title: str) -> str:
-    """The figures as a table, with charts of points, revenue and active members."""
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def _charts(stats: ProgramStats, tiers: Sequence[TierCount]) -> list[str]:
+    zone = ZoneInfo(stats.time_zone)
+    periods = stats.periods
+    labels = [p.start.astimezone(zone).date().isoformat() for p in periods]
+
+    def column(get: Callable[[PeriodStats], float | Decimal | int | None]) -> list[float | None]:
+        return [None if (value := get(p)) is None else float(value) for p in periods]
+
+    charts = [
+        _bars(
+            "Points issued, redeemed and expired",
+            labels,
+            [
+                ("issued", column(lambda p: p.points_issued)),
+                ("redeemed", column(lambda p: p.points_redeemed)),
+                ("expired", column(lambda p: p.points_expired)),
+            ],
+        ),
+        _bars(f"Revenue ({stats.currency})", labels, [("revenue", column(lambda p: p.revenue))]),
+        _bars("Active members", labels, [("active", column(lambda p: p.active_members))]),
+        _bars(
+            "Repeat purchase rate (%)",
+            labels,
+            [("repeat", column(lambda p: _percent(p.repeat_purchase_rate)))],
+        ),
+        _bars(
+            "NPS (-100 to 100) and CSAT satisfied (%)",
+            labels,
+            [
+                ("nps", column(lambda p: p.nps)),
+                ("satisfied", column(lambda p: _percent(p.csat_satisfied))),
+            ],
+        ),
+    ]
+    if tiers:
+        charts.append(
+            _bars(
+                "Members by tier (now)",
+                [t.tier or "no tier" for t in tiers],
+                [("members", [float(t.members) for t in tiers])],
+            )
+        )
+    return charts
+
+
+def to_html(stats: ProgramStats, *, title: str, tiers: Sequence[TierCount] = ()) -> str:
+    """The figures as a table, with charts of points, revenue, active members, repeat rate,
+    NPS and CSAT by period, and of the members in each tier when the report is made."""
     zone = ZoneInfo(stats.time_zone)
     head = "".join(f"<th>{escape(name)}</th>" for name in _header(stats))
     body = []
@@ -144,26 +204,13 @@ def to_html(stats: ProgramStats, *, title: str) -> str:
         cells += [_cell(c.value(period)) for c in COLUMNS]
         row = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
         body.append(f'<tr class="{label}">{row}</tr>')
-    charts = [
-        _bars(
-            "Points issued, redeemed and expired",
-            stats.periods,
-            [
-                ("issued", lambda p: p.points_issued),
-                ("redeemed", lambda p: p.points_redeemed),
-                ("expired", lambda p: p.points_expired),
-            ],
-        ),
-        _bars(f"Revenue ({stats.currency})", stats.periods, [("revenue", lambda p: p.revenue)]),
-        _bars("Active members", stats.periods, [("active", lambda p: p.active_members)]),
-    ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
-        f"<p>Periods in {escape(stats.time_zone)}, each [start, end). Empty cells: a rate whose "
-        "denominator was 0.</p>"
-        f"{''.join(charts)}"
+        f"<p>Periods in {escape(stats.time_zone)}, each [start, end), labelled by their first "
+        "day. Empty cells and missing bars: a rate whose denominator was 0.</p>"
+        f"{''.join(_charts(stats, tiers))}"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "</body></html>\n"
     )

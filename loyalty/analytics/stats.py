@@ -26,10 +26,11 @@ from loyalty.ledger.models import (
     LedgerEntry,
     LedgerTransaction,
 )
-from loyalty.members.models import Channel, Member
+from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseRefund
 from loyalty.referrals.models import Referral
+from loyalty.tiers.models import Tier
 from loyalty.validation import instant, optional_text
 
 MAX_PERIODS = 1000
@@ -379,3 +380,24 @@ def _period(
         nps=net_promoters,
         feedback_count=answers,
     )
+
+
+@dataclass(frozen=True)
+class TierCount:
+    tier: str | None
+    """The tier's name; None for members below the first tier."""
+    members: int
+
+
+async def tier_distribution(session: AsyncSession) -> list[TierCount]:
+    """Members holding each tier now, lowest tier first; closed and erased members are not
+    counted (their tier no longer means anything)."""
+    rows = await session.execute(
+        select(Tier.name, func.count(Member.id))
+        .select_from(Member)
+        .outerjoin(Tier, Tier.id == Member.tier_id)
+        .where(Member.status.in_((MemberStatus.ACTIVE, MemberStatus.SUSPENDED)))
+        .group_by(Tier.name, Tier.rank)
+        .order_by(Tier.rank.nulls_first())
+    )
+    return [TierCount(tier=name, members=count) for name, count in rows]
