@@ -114,7 +114,8 @@ async def test_the_page_opens_in_a_browser_with_its_charts_and_no_request(
         await page.goto(out.as_uri())
         captions = await page.locator("figure figcaption").all_text_contents()
         bars = await page.locator("figure svg rect").count()
-        await page.screenshot(path=artifact(f"report-{db.read_engine.dialect.name}.png"), full_page=True)
+        shot = artifact(f"report-{db.read_engine.dialect.name}.png")
+        await page.screenshot(path=shot, full_page=True)
     assert problems == []
     assert requests == [out.as_uri()], "the page asks for nothing but itself"
     assert captions[:5] == [
