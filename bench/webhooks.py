@@ -14,21 +14,35 @@ Run it from the project root with the project's virtualenv::
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_webhooks]
 
 The receiver, the workers and PostgreSQL share the machine's cores: the figures are those of
-one small box, not of a deployment. Not measured here: the cost of the outbox on
-recordPurchase (see bench/record_purchase.py, run on this branch and on one without it).
+one small box, not of a deployment.
+
+**What a webhook costs a purchase.** ``--purchase-cost`` instead runs bench/record_purchase.py's
+HTTP phase (a real ``loyalty serve``, concurrent POS clients, --purchases measured purchases)
+twice on fresh databases: without a webhook, and with one active webhook subscribed to every
+event type while a ``loyalty worker`` subprocess delivers to the receiver. Every purchase
+writes its outbox events either way (they are part of the transaction); the second run adds
+what delivering them costs the machine: the worker's fan-out, claims and outcome writes, and
+its CPU. --rounds R repeats the pair, alternating which goes first, and reports the median
+ratio::
+
+    python bench/webhooks.py --purchase-cost [--purchases 3000] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import socket
+import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import asyncpg
-from sqlalchemy import func, select, update
+from sqlalchemy import func, make_url, select, update
 
 from loyalty import migrate
 from loyalty.config import Settings
@@ -39,6 +53,7 @@ from loyalty.outbox.models import DeliveryStatus, Event, WebhookDelivery
 from loyalty.outbox.worker import run
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_webhooks"
+PURCHASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_outbox"
 RECEIVER = """
 import sys, uvicorn
 async def app(scope, receive, send):
@@ -123,6 +138,87 @@ async def measure(url: str, settings: Settings, workers: int) -> tuple[float, in
     return elapsed, sum(r.delivered for r in reports)
 
 
+def purchase_cost(args: argparse.Namespace) -> int:
+    """recordPurchase's throughput without and with one active webhook and a worker."""
+    import record_purchase as purchases
+
+    url = make_url(args.purchase_database_url)
+    options = purchases.parse_args(
+        ["--purchases", str(args.purchases), "--database-url", args.purchase_database_url]
+    )
+    ratios: list[float] = []
+    for round_index in range(args.rounds):
+        by_webhook: dict[bool, float] = {}
+        for with_webhook in (False, True) if round_index % 2 == 0 else (True, False):
+            name = "HTTP, one webhook and a worker" if with_webhook else "HTTP, no webhook"
+            purchases.say(f"\n== {name} (round {round_index + 1})")
+            fixture = purchases.set_up(url, options, rule_tiers=False)
+            specs = purchases.make_all_specs(options, fixture, 0)
+            database_url = url.render_as_string(hide_password=False)
+            worker_cpu: dict[str, float] = {}
+            with delivering(database_url, worker_cpu) if with_webhook else contextlib.nullcontext():
+                result = purchases.run_http(
+                    url, fixture, options, 0, specs["http-warmup"], specs["http"], name
+                )
+            if with_webhook:
+                made = len(specs["http-warmup"]) + len(specs["http"])
+                server_ms = 1000 * (result.cpu.server or 0) / result.count
+                worker_ms = 1000 * worker_cpu["seconds"] / made
+                purchases.say(
+                    f"CPU per purchase: server {server_ms:.2f} ms, worker {worker_ms:.2f} ms "
+                    f"(were the server CPU-bound beside the worker on shared cores: "
+                    f"{server_ms / (server_ms + worker_ms):.3f} of the throughput)"
+                )
+            if result.failures:
+                purchases.say(f"{result.failure_count} failures, first: {result.failures[0]}")
+                return 1
+            by_webhook[with_webhook] = result.throughput
+            purchases.say(f"{name}: {result.throughput:.0f} purchases/s")
+        ratios.append(by_webhook[True] / by_webhook[False])
+    purchases.run_async(purchases.drop_database(url))
+    ratio = statistics.median(ratios)
+    purchases.say(
+        f"\nwith a webhook / without: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f}"
+        f" (the outbox's delivery costs {100 * (1 - ratio):.1f} % of purchase throughput)"
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def delivering(database_url: str, worker_cpu: dict[str, float]) -> Iterator[None]:
+    """A receiver, one webhook on every event type pointing at it, and ``loyalty worker``;
+    ``worker_cpu["seconds"]`` is the worker's CPU time when it stops."""
+    import record_purchase as purchases
+
+    port = free_port()
+    env = {**os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_WEBHOOK_ALLOW_HTTP": "1"}
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)])
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "loyalty", "worker"], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        asyncio.run(subscribe(database_url, f"http://127.0.0.1:{port}/hook"))
+        yield
+    finally:
+        worker_cpu["seconds"] = purchases._process_seconds(worker.pid) or 0.0
+        for process in (worker, receiver):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def subscribe(database_url: str, receiver_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            await webhooks.create_webhook(
+                session,
+                webhook=webhooks.WebhookIn(url=receiver_url, events=list(outbox.EVENT_TYPES)),
+                allow_local=True,
+            )
+    finally:
+        await db.dispose()
+
+
 async def main(args: argparse.Namespace) -> int:
     await recreate(args.database_url)
     await asyncio.to_thread(migrate.upgrade, args.database_url)
@@ -165,8 +261,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="(1 2)")
     parser.add_argument("--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--purchase-cost",
+        action="store_true",
+        help="measure recordPurchase without and with one active webhook and a worker instead",
+    )
+    parser.add_argument("--purchases", type=int, default=3000, help="with --purchase-cost (3000)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --purchase-cost (1)")
+    parser.add_argument(
+        "--purchase-database-url",
+        default=PURCHASE_URL,
+        help=f"with --purchase-cost, dropped and recreated (default {PURCHASE_URL})",
+    )
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse_args())))
+    arguments = parse_args()
+    sys.exit(purchase_cost(arguments) if arguments.purchase_cost else asyncio.run(main(arguments)))

@@ -51,6 +51,9 @@ from loyalty.outbox.webhooks import resolve_public
 FANOUT_BATCH = 500
 CLAIM_BATCH = 50
 IDLE_SECONDS = 1.0
+GATHER_SECONDS = 0.2
+"""After a batch smaller than CLAIM_BATCH, wait this long for more events before the next
+round: under a steady trickle each round's five statements then carry many events, not one."""
 RESPONSE_BYTES = 1024
 FANOUT_LOCK = 0x6C6F79616C7479
 """Advisory lock key taken while fanning out (PostgreSQL): "loyalty" in hex."""
@@ -375,11 +378,11 @@ async def run(db: Database, settings: Settings, *, once: bool, stop: asyncio.Eve
                     settings=settings,
                     report=report,
                 )
-                continue
-            if fanned:
-                continue
-            if once:
+            busy = bool(claimed or fanned)
+            if once and not busy:
                 break
+            if once or len(claimed) == CLAIM_BATCH or fanned == FANOUT_BATCH:
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), IDLE_SECONDS)
+                await asyncio.wait_for(stop.wait(), GATHER_SECONDS if busy else IDLE_SECONDS)
     return report
