@@ -223,7 +223,7 @@ export function link(href, label) {
 }
 
 export function page(main, title, ...children) {
-  clear(main).append(h("h1", {}, title), ...children);
+  append(clear(main), [h("h1", {}, title), ...children]);
   document.title = `${title} · Loyalty console`;
   return main;
 }

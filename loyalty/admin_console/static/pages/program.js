@@ -1,7 +1,7 @@
 // Program settings and tiers; a threshold change is previewed (previewTierChange) before it is
 // saved, so the admin sees how many members would move.
 import { currentProgram, gql } from "../api.js";
-import { h, clear, field, form, int, list, page, plain, status, table, text } from "../ui.js";
+import { h, append, clear, field, form, int, list, page, plain, status, table, text } from "../ui.js";
 
 const ERRORS = "errors { code field message }";
 const PROGRAM_FIELDS = "name currency pointsPerUnit pendingDays pointsExpireAfterDays tierWindowDays timeZone maxBackdateDays referrerPoints refereePoints referralLimit idempotencyRetentionDays";
@@ -131,7 +131,7 @@ export async function render(main) {
   const tierList = h("section", { "aria-labelledby": "tiers-heading" });
   const reload = async () => {
     const { tiers } = await gql(TIERS);
-    clear(tierList).append(h("h2", { id: "tiers-heading" }, "Tiers"),
+    append(clear(tierList), [h("h2", { id: "tiers-heading" }, "Tiers"),
       tiers.length ? tiers.map((tier) => tierSection(tier, tiers, reload)) : h("p", {}, "No tiers yet."),
       form("Create a tier", tierFields(), async (data, node) => {
         const { createTier } = await gql(`mutation Create($input: CreateTierInput!) {
@@ -141,7 +141,7 @@ export async function render(main) {
           status("Tier created.");
         }
         return createTier.errors;
-      }, "Create tier"));
+      }, "Create tier")]);
   };
   await reload();
   page(main, "Program & tiers", settingsForm(program), tierList);
