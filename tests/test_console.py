@@ -8,6 +8,7 @@ page go to ``test-artifacts/console/`` (or LOYALTY_TEST_ARTIFACTS).
 """
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("LOYALTY_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "console"
 XSS_NAME = "<img src=x onerror=alert(1)>"
+CODES_CSV = b'code\nCINE-0001\nCINE-0002\n"CINE-0003",partner\n'
 
 
 async def test_the_console_is_served_with_a_strict_policy(client: httpx.AsyncClient):
@@ -168,7 +170,8 @@ def _seed(base: str, key: str) -> None:
         return body["data"]
 
     enrolled = call(
-        "mutation($i: EnrollMemberInput!) { enrollMember(input: $i) { member { id } errors { code } } }",
+        "mutation($i: EnrollMemberInput!) {"
+        " enrollMember(input: $i) { member { id } errors { code } } }",
         {"i": {"externalId": "alice", "firstName": "Alice"}},
     )
     member_id = enrolled["enrollMember"]["member"]["id"]
@@ -184,6 +187,11 @@ def _seed(base: str, key: str) -> None:
             }
         },
     )
+
+
+def _form(page, title: str):  # type: ignore[no-untyped-def]
+    """The form headed ``title``."""
+    return page.locator("form", has=page.get_by_role("heading", name=title))
 
 
 def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tuple[str, str]):
@@ -208,8 +216,10 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         # sign in with the key the CLI made
         page.goto(f"{base}/admin/")
         shot("sign-in")
-        page.get_by_label("Admin API key").fill(key)
-        page.get_by_role("button", name="Sign in").click()
+        # keyboard only: the key field has the focus, Enter submits
+        expect(page.get_by_label("Admin API key")).to_be_focused()
+        page.keyboard.type(key)
+        page.keyboard.press("Enter")
 
         # the dashboard draws its charts
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
@@ -222,7 +232,7 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
 
         # a field error shows next to its field; then tiers are created
         page.get_by_role("link", name="Program & tiers").click()
-        create = page.locator("form", has=page.get_by_role("heading", name="Create a tier"))
+        create = _form(page, "Create a tier")
         create.get_by_label("Name").fill("Gold")
         create.get_by_label("Rank").fill("1")
         create.get_by_label("Threshold (qualifying points)").fill("-5")
@@ -239,7 +249,7 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
 
         # a threshold change is previewed before it is saved
         page.get_by_text("1. Gold — from 500 points").click()
-        change = page.locator("form", has=page.get_by_role("heading", name="Change Gold's threshold"))
+        change = _form(page, "Change Gold's threshold")
         save = change.get_by_role("button", name="Save threshold")
         expect(save).to_be_disabled()
         change.get_by_label("New threshold").fill("100")
@@ -253,18 +263,33 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         shot("program")
 
         # a reward
-        page.get_by_role("link", name="Rewards").click()
-        reward = page.locator("form", has=page.get_by_role("heading", name="Create a reward"))
+        page.get_by_role("link", name="Rewards", exact=True).click()
+        reward = _form(page, "Create a reward")
         reward.get_by_label("Name").fill("Free coffee")
         reward.get_by_label("Cost in points").fill("30")
         reward.get_by_role("button", name="Create reward").click()
         expect(page.get_by_role("link", name="Free coffee")).to_be_visible()
+        reward.get_by_label("Name").fill("Cinema ticket")
+        reward.get_by_label("Cost in points").fill("200")
+        reward.get_by_label("Kind").select_option("CODE_POOL")
+        reward.get_by_role("button", name="Create reward").click()
+        page.get_by_role("link", name="Cinema ticket").click()
+        expect(page.get_by_text("Code pool; stock: 0.")).to_be_visible()
+        upload = _form(page, "Upload codes (CSV)")
+        upload.get_by_label("CSV file: one code per line, first column").set_input_files(
+            files=[{"name": "codes.csv", "mimeType": "text/csv", "buffer": CODES_CSV}]
+        )
+        upload.get_by_role("button", name="Upload").click()
+        expect(page.get_by_text("Code pool; stock: 3.")).to_be_visible()
+        expect(page.locator("#status")).to_have_text("3 codes added.")
+        shot("reward-code-pool")
+        page.get_by_role("link", name="Rewards", exact=True).click()
         shot("rewards")
 
         # a member whose name is markup is shown as text; points adjusted; the reward redeemed
         page.get_by_role("link", name="Members", exact=True).click()
         page.get_by_text("Enroll a member", exact=True).first.click()
-        enroll = page.locator("form", has=page.get_by_role("heading", name="Enroll a member"))
+        enroll = _form(page, "Enroll a member")
         enroll.get_by_label("External id").fill("xss-1")
         enroll.get_by_label("First name").fill(XSS_NAME)
         enroll.get_by_role("button", name="Enroll").click()
@@ -273,12 +298,12 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         shot("members")
         page.get_by_role("link", name=XSS_NAME).click()
         expect(page.get_by_role("heading", level=1)).to_have_text(XSS_NAME)
-        adjust = page.locator("form", has=page.get_by_role("heading", name="Adjust points"))
+        adjust = _form(page, "Adjust points")
         adjust.get_by_label("Points (negative to deduct)").fill("50")
         adjust.get_by_label("Reason").fill("Welcome gift")
         adjust.get_by_role("button", name="Adjust").click()
         expect(page.locator("#status")).to_have_text("Points adjusted.")
-        redeem = page.locator("form", has=page.get_by_role("heading", name="Redeem a reward"))
+        redeem = _form(page, "Redeem a reward")
         redeem.get_by_label("Reward").select_option(label="Free coffee (30 points)")
         redeem.get_by_role("button", name="Redeem").click()
         expect(page.locator("#status")).to_contain_text("Redeemed: code")
@@ -286,17 +311,21 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         expect(page.locator(".card", has_text="Points").locator("dd").first).to_have_text("20")
         assert page.locator("main img").count() == 0
         shot("member")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export member data (JSON)").click()
+        exported = json.loads(Path(download.value.path()).read_text())
+        assert exported["member"]["firstName"] == XSS_NAME
 
         # an earning rule, and a sample basket previewed through it
-        page.get_by_role("link", name="Earning rules").click()
+        page.get_by_role("link", name="Earning rules", exact=True).click()
         page.get_by_text("Create an earning rule", exact=True).first.click()
-        rule = page.locator("form", has=page.get_by_role("heading", name="Create an earning rule"))
+        rule = _form(page, "Create an earning rule")
         rule.get_by_label("Name").fill("Double points")
         rule.get_by_label("Kind").select_option("MULTIPLY")
         rule.get_by_label("Value").fill("2")
         rule.get_by_role("button", name="Create rule").click()
         expect(page.get_by_role("link", name="Double points")).to_be_visible()
-        basket = page.locator("form", has=page.get_by_role("heading", name="Preview a sample basket"))
+        basket = _form(page, "Preview a sample basket")
         basket.get_by_label("Member external id").fill("alice")
         basket.get_by_label("Total (USD)").fill("10.00")
         basket.get_by_role("button", name="Preview").click()
@@ -305,14 +334,28 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         shot("rules")
 
         for name in ("Webhooks", "Segments", "API keys"):
-            page.get_by_role("link", name=name).click()
+            page.get_by_role("link", name=name, exact=True).click()
             expect(page.get_by_role("heading", level=1)).to_have_text(name)
             shot(name.lower().replace(" ", "-"))
+
+        # erasure asks for a typed confirmation first
+        page.get_by_role("link", name="Members", exact=True).click()
+        page.get_by_role("link", name=XSS_NAME).click()
+        page.get_by_text("Erase this member").click()
+        erase = _form(page, "Erase personal data")
+        erase.get_by_label("Reason (kept in the audit log)").fill("Request 42")
+        erase.get_by_label("Type ERASE to confirm").fill("erase")
+        erase.get_by_role("button", name="Erase member").click()
+        expect(erase.locator('.field-error[data-field="confirm"]')).to_contain_text("Type ERASE")
+        erase.get_by_label("Type ERASE to confirm").fill("ERASE")
+        erase.get_by_role("button", name="Erase member").click()
+        expect(page.locator("#status")).to_contain_text("Member erased")
+        expect(page.get_by_role("link", name=XSS_NAME)).to_have_count(0)
 
         # usable at 375 px: nothing wider than the screen
         page.set_viewport_size({"width": 375, "height": 800})
         page.get_by_role("link", name="Members", exact=True).click()
-        expect(page.get_by_role("link", name=XSS_NAME)).to_be_visible()
+        expect(page.get_by_role("link", name="Alice")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         shot("members-375px")
         page.get_by_role("link", name="Dashboard").click()

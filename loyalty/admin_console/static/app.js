@@ -1,6 +1,6 @@
 // The console's shell: sign-in, navigation and a hash router with one module per page.
 import { gql, session, currentProgram } from "./api.js";
-import { h, clear, field, form, page, status } from "./ui.js";
+import { h, clear, field, form, page, showFlash, status } from "./ui.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as members from "./pages/members.js";
 import * as program from "./pages/program.js";
@@ -84,6 +84,7 @@ async function route() {
       clear(main).append(h("p", { class: "loading" }, "Loading…"));
       try {
         await render(main, ...match.slice(1).map(decodeURIComponent));
+        showFlash();
       } catch (error) {
         if (error.code === "UNAUTHENTICATED") {
           session.signOut();

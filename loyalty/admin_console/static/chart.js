@@ -45,7 +45,7 @@ function frame(title, series) {
   return { root, figure: h("figure", { class: "chart-card" }, h("figcaption", {}, title), legend) };
 }
 
-export function barChart(title, labels, series, format = (v) => Math.round(v).toLocaleString()) {
+export function barChart(title, labels, series, format = (v) => Number(v).toLocaleString(undefined, { maximumFractionDigits: 1 })) {
   const { root, figure } = frame(title, series);
   const { low, high, y } = scale(series);
   const slot = axes(root, labels, y, low, high, format);

@@ -31,6 +31,18 @@ export function status(message, kind = "ok") {
   box.textContent = message;
 }
 
+let flashed = null;
+
+// A message for the next page: shown once the hash change has rendered it.
+export function flash(message) {
+  flashed = message;
+}
+
+export function showFlash() {
+  if (flashed) status(flashed);
+  flashed = null;
+}
+
 export function errorBox(error) {
   return h("p", { class: "alert", role: "alert" }, error.message || String(error));
 }

@@ -1,6 +1,6 @@
 // Members: search and enroll; a member's balance, tier, history; adjust, redeem, export, erase.
 import { gql, idempotencyKey } from "../api.js";
-import { h, clear, errorBox, field, form, fullName, int, link, money, page, pagedTable, plain,
+import { h, clear, field, flash, form, fullName, int, link, money, page, pagedTable, plain,
   status, text, when, CHANNELS } from "../ui.js";
 
 const LIST = `query Members($first: Int, $after: String, $search: String) {
@@ -181,8 +181,8 @@ function eraseForm(member) {
     const { eraseMember } = await gql(`mutation Erase($input: EraseMemberInput!) {
       eraseMember(input: $input) { member { id status } errors { code field message } } }`, { input });
     if (!eraseMember.errors.length) {
+      flash("Member erased: personal data removed, points forfeited.");
       window.location.hash = "#/members";
-      status("Member erased.");
     }
     return eraseMember.errors;
   }, "Erase member");

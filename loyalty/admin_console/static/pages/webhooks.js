@@ -1,6 +1,6 @@
 // Webhooks: endpoints, their delivery log and redelivery; a secret is shown once.
 import { gql } from "../api.js";
-import { h, checkboxes, chosen, clear, field, form, link, page, pagedTable, plain, status, text, when } from "../ui.js";
+import { h, checkboxes, chosen, clear, field, flash, form, link, page, pagedTable, plain, status, text, when } from "../ui.js";
 
 const ERRORS = "errors { code field message }";
 const WEBHOOK = "id url events description active disabledReason createdAt";
@@ -85,7 +85,7 @@ export async function renderWebhook(main, id) {
   const remove = h("button", { type: "button", class: "danger", onclick: async () => {
     const { deleteWebhook } = await gql(`mutation Delete($input: DeleteWebhookInput!) {
       deleteWebhook(input: $input) { webhook { id } ${ERRORS} } }`, { input: { id } });
-    if (!deleteWebhook.errors.length) { window.location.hash = "#/webhooks"; status("Webhook deleted."); }
+    if (!deleteWebhook.errors.length) { flash("Webhook deleted."); window.location.hash = "#/webhooks"; }
   } }, "Delete endpoint");
   page(main, webhook.url, link("#/webhooks", "← Webhooks"),
     webhook.disabledReason ? h("p", { class: "alert" }, `Disabled: ${webhook.disabledReason}`) : null,
