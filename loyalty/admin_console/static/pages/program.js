@@ -39,11 +39,12 @@ function settingsForm(program) {
   });
 }
 
-function tierFields(tier = {}) {
+// Editing leaves the threshold out: a threshold changes through its preview only.
+function tierFields(tier = {}, withThreshold = true) {
   return h("div", { class: "row" },
     field("Name", "name", { value: tier.name, required: true }),
     field("Rank", "rank", { type: "number", value: tier.rank, required: true }),
-    field("Threshold (qualifying points)", "threshold", { type: "number", value: tier.threshold, required: true }),
+    withThreshold ? field("Threshold (qualifying points)", "threshold", { type: "number", value: tier.threshold, required: true }) : null,
     field("Multiplier", "multiplier", { value: tier.multiplier ?? "1" }),
     field("Retention days", "retentionDays", { type: "number", value: tier.retentionDays ?? 0 }),
     field("Benefits (comma separated)", "benefits", { value: (tier.benefits || []).join(", ") }));
@@ -101,7 +102,7 @@ function thresholdForm(tier, tiers, reload) {
 }
 
 function editTierForm(tier, reload) {
-  return form(`Edit ${tier.name}`, tierFields(tier), async (data) => {
+  return form(`Edit ${tier.name}`, tierFields(tier, false), async (data) => {
     const { threshold, ...rest } = tierInput(data);
     const input = { id: tier.id, ...rest };
     const { updateTier } = await gql(`mutation Update($input: UpdateTierInput!) {
