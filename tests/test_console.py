@@ -128,6 +128,7 @@ def server(fresh_postgres: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """``loyalty serve`` on a free port, migrated by the CLI, with an admin key it made."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
     env["LOYALTY_DATABASE_URL"] = fresh_postgres
+    env["LOYALTY_WEBHOOK_ALLOW_HTTP"] = "1"  # the test's endpoint is on loopback
     _loyalty("db", "upgrade", env=env)
     key = _loyalty("apikey", "create", "--role", "admin", "--name", "console test", env=env)
     key = key.strip().splitlines()[-1]
@@ -288,7 +289,7 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
 
         # a member whose name is markup is shown as text; points adjusted; the reward redeemed
         page.get_by_role("link", name="Members", exact=True).click()
-        page.get_by_text("Enroll a member", exact=True).first.click()
+        page.get_by_text("New member", exact=True).click()
         enroll = _form(page, "Enroll a member")
         enroll.get_by_label("External id").fill("xss-1")
         enroll.get_by_label("First name").fill(XSS_NAME)
@@ -318,7 +319,7 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
 
         # an earning rule, and a sample basket previewed through it
         page.get_by_role("link", name="Earning rules", exact=True).click()
-        page.get_by_text("Create an earning rule", exact=True).first.click()
+        page.get_by_text("New earning rule", exact=True).click()
         rule = _form(page, "Create an earning rule")
         rule.get_by_label("Name").fill("Double points")
         rule.get_by_label("Kind").select_option("MULTIPLY")
@@ -332,6 +333,28 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         expect(basket.locator(".big")).to_have_text("20 points")
         expect(basket.locator("table")).to_contain_text("Double points")
         shot("rules")
+
+        # editing the rule: an error on a nested field shows under that field
+        page.get_by_role("link", name="Double points").click()
+        edit = _form(page, "Edit (saves version 2, in force from now)")
+        edit.get_by_label("Value").fill("0")
+        edit.get_by_role("button", name="Save").click()
+        expect(edit.locator('.field-error[data-field="effect.value"]')).to_contain_text("INVALID")
+        edit.get_by_label("Value").fill("3")
+        edit.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("ACTIVE, version 2")).to_be_visible()
+        shot("rule")
+
+        # a webhook endpoint: the secret is shown once, then its delivery log
+        page.get_by_role("link", name="Webhooks", exact=True).click()
+        hook = _form(page, "Add an endpoint")
+        hook.get_by_label("URL").fill("http://127.0.0.1:9/hook")
+        hook.get_by_label("tier.changed").check()
+        hook.get_by_role("button", name="Add endpoint").click()
+        expect(page.locator(".secret")).to_contain_text("whsec_")
+        page.get_by_role("link", name="http://127.0.0.1:9/hook").click()
+        expect(page.get_by_role("table", name="Deliveries")).to_be_visible()
+        shot("webhook")
 
         for name in ("Webhooks", "Segments", "API keys"):
             page.get_by_role("link", name=name, exact=True).click()

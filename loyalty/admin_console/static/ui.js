@@ -84,12 +84,12 @@ export function field(label, name, options = {}) {
     }
   } else if (type === "textarea") {
     input = h("textarea", { id, name, required, rows: 3 });
-    input.value = value ?? "";
+    input.defaultValue = value ?? "";
   } else if (type === "checkbox") {
     input = h("input", { id, name, type, checked: Boolean(value) });
   } else {
     input = h("input", { id, name, type, required, step: options.step, min: options.min });
-    input.value = value ?? "";
+    if (type !== "file") input.defaultValue = value ?? "";
   }
   const error = h("p", { class: "field-error", id: `${id}-error`, "data-field": name });
   const helpText = help ? h("p", { class: "help", id: `${id}-help` }, help) : null;

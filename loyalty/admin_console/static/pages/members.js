@@ -91,7 +91,7 @@ export async function renderList(main) {
     return enrollMember.errors;
   }, "Enroll");
 
-  page(main, "Members", searchForm, results, h("details", {}, h("summary", {}, "Enroll a member"), enroll));
+  page(main, "Members", searchForm, results, h("details", {}, h("summary", {}, "New member"), enroll));
   showResults();
 }
 

@@ -137,7 +137,7 @@ export async function renderList(main) {
     }
     return createEarningRule.errors;
   }, "Create rule");
-  page(main, "Earning rules", rules, h("details", {}, h("summary", {}, "Create an earning rule"), create), await previewForm());
+  page(main, "Earning rules", rules, h("details", {}, h("summary", {}, "New earning rule"), create), await previewForm());
 }
 
 export async function renderRule(main, id) {
