@@ -23,10 +23,12 @@ function scale(series) {
   return { low, high, y: (v) => PAD.top + plot - ((v - low) / (high - low)) * plot };
 }
 
-function axes(root, labels, y, low, high, format) {
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+
+function axes(root, labels, y, low, high) {
   for (const value of [low, (low + high) / 2, high]) {
     root.append(svg("line", { class: "grid", x1: PAD.left, x2: WIDTH - PAD.right, y1: y(value), y2: y(value) }));
-    root.append(svg("text", { class: "tick", x: PAD.left - 6, y: y(value) + 4, "text-anchor": "end" }, format(value)));
+    root.append(svg("text", { class: "tick", x: PAD.left - 6, y: y(value) + 4, "text-anchor": "end" }, compact.format(value)));
   }
   const step = Math.max(1, Math.ceil(labels.length / 6));
   const slot = (WIDTH - PAD.left - PAD.right) / Math.max(labels.length, 1);
@@ -48,7 +50,7 @@ function frame(title, series) {
 export function barChart(title, labels, series, format = (v) => Number(v).toLocaleString(undefined, { maximumFractionDigits: 1 })) {
   const { root, figure } = frame(title, series);
   const { low, high, y } = scale(series);
-  const slot = axes(root, labels, y, low, high, format);
+  const slot = axes(root, labels, y, low, high);
   const width = (slot * 0.8) / series.length;
   labels.forEach((label, i) => {
     series.forEach((s, j) => {
@@ -67,7 +69,7 @@ export function barChart(title, labels, series, format = (v) => Number(v).toLoca
 export function lineChart(title, labels, series, format = (v) => Number(v).toLocaleString(undefined, { maximumFractionDigits: 1 })) {
   const { root, figure } = frame(title, series);
   const { low, high, y } = scale(series);
-  const slot = axes(root, labels, y, low, high, format);
+  const slot = axes(root, labels, y, low, high);
   series.forEach((s, j) => {
     const points = s.values
       .map((value, i) => (value === null || value === undefined ? null : [PAD.left + slot * (i + 0.5), y(value)]))
