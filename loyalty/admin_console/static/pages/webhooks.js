@@ -5,7 +5,7 @@ import { h, checkboxes, chosen, clear, field, flash, form, link, page, pagedTabl
 const ERRORS = "errors { code field message }";
 const WEBHOOK = "id url events description active disabledReason createdAt";
 const EVENTS = ["member.enrolled", "member.updated", "member.erased", "points.earned", "points.adjusted",
-  "points.redeemed", "points.refunded", "points.released", "points.expired", "points.expiring",
+  "points.redeemed", "points.refunded", "points.released", "points.expired",
   "points.forfeited", "tier.changed", "redemption.issued", "redemption.used", "redemption.cancelled",
   "purchase.recorded", "purchase.refunded", "referral.rewarded"].map((e) => [e, e]);
 
@@ -52,7 +52,7 @@ export async function renderWebhook(main, id) {
   const deliveries = pagedTable("Deliveries", [
     ["Event", (d) => d.eventType], ["Status", (d) => d.status], ["Attempts", (d) => String(d.attempts)],
     ["Last attempt", (d) => when(d.lastAttemptAt)], ["Response", (d) => plain(d.responseStatus ?? d.lastError)],
-    ["", (d) => h("button", { type: "button", onclick: async () => {
+    ["Action", (d) => h("button", { type: "button", onclick: async () => {
       const { redeliverWebhookDelivery } = await gql(`mutation Redeliver($input: RedeliverWebhookDeliveryInput!) {
         redeliverWebhookDelivery(input: $input) { delivery { id status } ${ERRORS} } }`, { input: { deliveryId: d.id } });
       if (redeliverWebhookDelivery.errors.length) status(redeliverWebhookDelivery.errors.map((e) => e.message).join(" "), "error");
