@@ -10,5 +10,8 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["loyalty", "loyalty.*"]), "loyalty._migrations"],
     package_dir={"loyalty._migrations": "migrations"},
-    package_data={"loyalty._migrations": ["script.py.mako", "versions/*.py"]},
+    package_data={
+        "loyalty._migrations": ["script.py.mako", "versions/*.py"],
+        "loyalty.admin_console": ["static/*.*", "static/pages/*.js"],
+    },
 )

@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL, health, readiness and metrics."""
+"""The ASGI application: GraphQL, health, readiness, metrics and the admin console."""
 
 import asyncio
 import gc
@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
@@ -21,6 +21,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from loyalty import migrate
+from loyalty.admin_console import console_app
 from loyalty.auth import service as auth
 from loyalty.auth.service import Principal
 from loyalty.config import Settings, get_settings
@@ -298,7 +299,7 @@ class RequestMetrics:
         finally:
             # Labelled by route, never by raw path: unknown paths would each add a series.
             route = scope.get("route")
-            path = route.path if isinstance(route, Route) else "unmatched"
+            path = route.path if isinstance(route, Route | Mount) else "unmatched"
             elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(path, str(status)).observe(elapsed)
             log_request(scope, route=path, status=status, seconds=elapsed)
@@ -349,6 +350,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Mount("/admin", console_app(), name="admin"),
         ],
         lifespan=lifespan,
     )

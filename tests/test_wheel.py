@@ -110,6 +110,10 @@ def test_db_upgrade_then_serve_from_another_directory(installed: Path, tmp_path:
         assert answer is not None, f"no answer from serve: {server.poll()}"
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "ready"
+        # and the admin console's files travel in the wheel too
+        for path in ("/admin/", "/admin/app.css", "/admin/pages/members.js"):
+            console = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert console.status_code == 200, (path, console.status_code)
     finally:
         server.terminate()
         server.wait(timeout=20)
