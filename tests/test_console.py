@@ -23,11 +23,12 @@ import httpx
 import pytest
 
 from loyalty.admin_console import STATIC
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, _asyncpg_dsn
+from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
+from tests.browser import require_chromium
+from tests.conftest import POSTGRES_URL, _asyncpg_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("LOYALTY_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "console"
+ARTIFACTS = BROWSER_ARTIFACTS / "console"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 CODES_CSV = b'code\nCINE-0001\nCINE-0002\n"CINE-0003",partner\n'
 
@@ -95,12 +96,7 @@ def _loyalty(*args: str, env: dict[str, str]) -> str:
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.is_file():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium chromium-driver)"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"LOYALTY_REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture
