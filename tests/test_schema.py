@@ -264,4 +264,27 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     totals = stats["programStats"]["totals"]
     assert (totals["feedbackCount"], totals["csatAverage"]) == (1, 5.0)
 
+    # the CRM is told of every purchase; its maintenance window pauses the endpoint
+    hooked = await run(
+        admin,
+        "admin/create_webhook.graphql",
+        input={"url": "https://8.8.8.8/loyalty", "events": ["purchase.recorded"]},
+    )
+    assert hooked["createWebhook"]["secret"].startswith("whsec_")
+    hook_id = hooked["createWebhook"]["webhook"]["id"]
+    paused = await run(admin, "admin/update_webhook.graphql", input={"id": hook_id, "active": False})
+    assert paused["updateWebhook"]["webhook"]["active"] is False
+    log = await run(admin, "admin/webhook_deliveries.graphql", id=hook_id, first=10)
+    assert log["webhook"]["id"] == hook_id and log["webhookDeliveries"]["edges"] == []
+
+    # the member asks for their data, then to be forgotten
+    exported = await run(admin, "admin/export_member_data.graphql", memberId=member_id)
+    assert exported["exportMemberData"]["export"]["member"]["id"] == member_id
+    erased = await run(
+        admin,
+        "admin/erase_member.graphql",
+        input={"idempotencyKey": key(), "memberId": member_id, "reason": "GDPR request 42"},
+    )
+    assert erased["eraseMember"]["member"]["status"] == "ERASED"
+
     assert ran == {str(p.relative_to(SCHEMA_DIR / "operations")) for p in OPERATIONS}
