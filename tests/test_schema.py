@@ -272,7 +272,9 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     )
     assert hooked["createWebhook"]["secret"].startswith("whsec_")
     hook_id = hooked["createWebhook"]["webhook"]["id"]
-    paused = await run(admin, "admin/update_webhook.graphql", input={"id": hook_id, "active": False})
+    paused = await run(
+        admin, "admin/update_webhook.graphql", input={"id": hook_id, "active": False}
+    )
     assert paused["updateWebhook"]["webhook"]["active"] is False
     log = await run(admin, "admin/webhook_deliveries.graphql", id=hook_id, first=10)
     assert log["webhook"]["id"] == hook_id and log["webhookDeliveries"]["edges"] == []
