@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
-from loyalty.errors import invalid, not_found
+from loyalty.errors import invalid
 from loyalty.events.models import MemberEvent
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
@@ -55,17 +55,32 @@ async def record_event(
     if occurred_at > now + MAX_FUTURE_SKEW:
         raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
     attributes = _attributes(event.attributes)
-    claim = await idempotency.claim(
+    return await _RECORD_EVENT.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="recordEvent",
         request=asdict(event),
+        work=lambda: _record(
+            session,
+            member_id=event.member_id,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            attributes=attributes,
+            now=now,
+        ),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
 
-    member = await members.lock_member(session, member_id=event.member_id)
+
+async def _record(
+    session: AsyncSession,
+    *,
+    member_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    attributes: dict[str, Any],
+    now: datetime,
+) -> EventResult:
+    member = await members.lock_member(session, member_id=member_id)
     members.require_active(member)
     program = await get_program(session)
     require_within_backdate(program, occurred_at, now)
@@ -119,11 +134,6 @@ async def record_event(
             now=now,
             event_id=recorded.id,
         )
-    await idempotency.complete(
-        session,
-        claimed=claim,
-        result={"event_id": recorded.id, "member_id": member.id, "points_awarded": points},
-    )
     return EventResult(event=recorded, points_awarded=points, member=member)
 
 
@@ -159,12 +169,25 @@ def _attributes(value: object) -> dict[str, Any]:
     return parsed
 
 
+def _report(result: EventResult) -> dict[str, Any]:
+    """Ids and points only: the attributes are personal data an erasure must be able to
+    remove, and a replay shows the event as it is now."""
+    return {
+        "event_id": result.event.id,
+        "member_id": result.member.id,
+        "points_awarded": result.points_awarded,
+    }
+
+
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> EventResult:
-    event = await session.get(MemberEvent, result["event_id"])
-    member = await session.get(Member, result["member_id"])
-    if event is None or member is None:
-        raise not_found("Event")
-    return EventResult(event=event, points_awarded=result["points_awarded"], member=member)
+    return EventResult(
+        event=await idempotency.as_reported(session, MemberEvent, result["event_id"], None),
+        points_awarded=result["points_awarded"],
+        member=await members.get_member(session, member_id=result["member_id"]),
+    )
+
+
+_RECORD_EVENT = idempotency.Idempotent("recordEvent", report=_report, replay=_replayed)
 
 
 async def member_events(

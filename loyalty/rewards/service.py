@@ -175,18 +175,18 @@ async def add_reward_codes(
     codes: Sequence[str],
 ) -> tuple[Reward, int]:
     """Add partner codes to a pool (its stock); each code can ever be issued once."""
-    claim = await idempotency.claim(
+    return await _ADD_REWARD_CODES.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="addRewardCodes",
         request={"reward_id": reward_id, "codes": list(codes)},
+        work=lambda: _add_codes(session, reward_id=reward_id, codes=codes),
     )
-    if isinstance(claim, idempotency.Replay):
-        replayed = await session.get(Reward, claim.result["reward_id"])
-        if replayed is None:
-            raise not_found("Reward", "rewardId")
-        return replayed, claim.result["added"]
+
+
+async def _add_codes(
+    session: AsyncSession, *, reward_id: int, codes: Sequence[str]
+) -> tuple[Reward, int]:
     reward = await lock_by_id(session, Reward, reward_id, field="rewardId")
     if reward.kind != RewardKind.CODE_POOL:
         raise invalid("Only a CODE_POOL reward takes uploaded codes.", "rewardId")
@@ -214,10 +214,28 @@ async def add_reward_codes(
     reward.stock = (reward.stock or 0) + len(cleaned)
     reward.updated_at = now
     await session.flush()
-    await idempotency.complete(
-        session, claimed=claim, result={"reward_id": reward.id, "added": len(cleaned)}
-    )
     return reward, len(cleaned)
+
+
+def _codes_report(result: tuple[Reward, int]) -> dict[str, Any]:
+    reward, added = result
+    return {
+        "reward_id": reward.id,
+        "added": added,
+        "reward": idempotency.figures(reward, ["stock"]),
+    }
+
+
+async def _codes_replayed(session: AsyncSession, result: dict[str, Any]) -> tuple[Reward, int]:
+    reward = await idempotency.as_reported(
+        session, Reward, result["reward_id"], result.get("reward")
+    )
+    return reward, result["added"]
+
+
+_ADD_REWARD_CODES = idempotency.Idempotent(
+    "addRewardCodes", report=_codes_report, replay=_codes_replayed
+)
 
 
 async def get_reward(session: AsyncSession, *, reward_id: int) -> Reward | None:
@@ -339,16 +357,16 @@ def _not_eligible(message: str, field_name: str = "rewardId") -> DomainError:
 async def redeem_reward(
     session: AsyncSession, *, scope: str, idempotency_key: str, redemption: RedemptionIn
 ) -> RedemptionResult:
-    claim = await idempotency.claim(
+    return await _REDEEM_REWARD.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="redeemReward",
         request=asdict(redemption),
+        work=lambda: _redeem(session, redemption=redemption),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
 
+
+async def _redeem(session: AsyncSession, *, redemption: RedemptionIn) -> RedemptionResult:
     member = await members.lock_member(session, member_id=redemption.member_id)
     reward = await _reward_for_redemption(session, redemption.reward_id)
     ranks = (
@@ -432,9 +450,6 @@ async def redeem_reward(
         occurred_at=issued.created_at,
         data={"redemption": outbox.redemption_data(issued)},
     )
-    await idempotency.complete(
-        session, claimed=claim, result={"redemption_id": issued.id, "member_id": member.id}
-    )
     return RedemptionResult(redemption=issued, member=posted.member)
 
 
@@ -446,15 +461,16 @@ async def cancel_redemption(
     A pool code is retired rather than returned to the pool: the member may have seen it,
     and a pool code is issued once.
     """
-    claim = await idempotency.claim(
+    return await _CANCEL_REDEMPTION.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="cancelRedemption",
         request={"redemption_id": redemption_id},
+        work=lambda: _cancel(session, redemption_id=redemption_id),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
+
+
+async def _cancel(session: AsyncSession, *, redemption_id: int) -> RedemptionResult:
     found = await session.get(Redemption, redemption_id)
     if found is None:
         raise not_found("Redemption", "redemptionId")
@@ -504,11 +520,6 @@ async def cancel_redemption(
         member_id=redemption.member_id,
         occurred_at=now,
         data={"redemption": outbox.redemption_data(redemption)},
-    )
-    await idempotency.complete(
-        session,
-        claimed=claim,
-        result={"redemption_id": redemption.id, "member_id": redemption.member_id},
     )
     return RedemptionResult(redemption=redemption, member=posted.member)
 
@@ -570,12 +581,29 @@ async def member_redemptions(
 # --- helpers ------------------------------------------------------------------------------
 
 
+REDEMPTION_FIGURES = ("status", "used_at", "cancelled_at")
+"""What a redemption's payload reports that using or cancelling it later changes."""
+
+
+def _report(result: RedemptionResult) -> dict[str, Any]:
+    return {
+        "redemption_id": result.redemption.id,
+        "member_id": result.member.id,
+        "redemption": idempotency.figures(result.redemption, REDEMPTION_FIGURES),
+    }
+
+
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RedemptionResult:
-    redemption = await session.get(Redemption, result["redemption_id"])
-    member = await session.get(Member, result["member_id"])
-    if redemption is None or member is None:
-        raise not_found("Redemption")
-    return RedemptionResult(redemption=redemption, member=member)
+    return RedemptionResult(
+        redemption=await idempotency.as_reported(
+            session, Redemption, result["redemption_id"], result.get("redemption")
+        ),
+        member=await members.get_member(session, member_id=result["member_id"]),
+    )
+
+
+_REDEEM_REWARD = idempotency.Idempotent("redeemReward", report=_report, replay=_replayed)
+_CANCEL_REDEMPTION = idempotency.Idempotent("cancelRedemption", report=_report, replay=_replayed)
 
 
 async def _reward_for_redemption(session: AsyncSession, reward_id: int) -> Reward:
