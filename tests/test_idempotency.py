@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from loyalty.idempotency.models import IdempotencyKey
 from loyalty.ledger.models import LedgerTransaction
 from loyalty.purchases.models import Purchase
 from tests.conftest import GraphQLClient, make_key
@@ -343,3 +344,22 @@ async def test_a_purchase_replay_shows_the_purchase_as_recorded_and_the_member_a
     assert replay["purchase"]["refunded"]["amount"] == first["purchase"]["refunded"]["amount"]
     assert first["member"]["points"]["available"] == 20
     assert replay["member"]["points"]["available"] == 20 - 5 + 20
+
+
+async def test_a_key_stored_before_figures_were_kept_replays_the_rows_as_they_are(pos, db):
+    member_id = await enroll(pos)
+    input = purchase_input(member_id, "20.00")
+    first = await ok(pos, RECORD, input=input)
+    async with db.transaction() as session:
+        stored = await session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.key == input["idempotencyKey"])
+        )
+        names = ("purchase_id", "member_id", "points_awarded")  # the result's old shape
+        stored.result = {name: stored.result[name] for name in names}
+    await ok(pos, REFUND, input=refund_input(first["purchase"]["id"], "5.00"))
+
+    replay = await ok(pos, RECORD, input=input)
+
+    assert replay["pointsAwarded"] == first["pointsAwarded"]
+    assert replay["purchase"]["id"] == first["purchase"]["id"]
+    assert replay["purchase"]["status"] == "PARTIALLY_REFUNDED"

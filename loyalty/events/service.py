@@ -169,25 +169,13 @@ def _attributes(value: object) -> dict[str, Any]:
     return parsed
 
 
-def _report(result: EventResult) -> dict[str, Any]:
-    """Ids and points only: the attributes are personal data an erasure must be able to
-    remove, and a replay shows the event as it is now."""
-    return {
-        "event_id": result.event.id,
-        "member_id": result.member.id,
-        "points_awarded": result.points_awarded,
-    }
+_REPORTED_EVENT = idempotency.Reported(MemberEvent, "event")
+"""By id: nothing reported changes later, and attributes are personal data an erasure removes."""
 
 
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> EventResult:
-    return EventResult(
-        event=await idempotency.as_reported(session, MemberEvent, result["event_id"], None),
-        points_awarded=result["points_awarded"],
-        member=await members.get_member(session, member_id=result["member_id"]),
-    )
-
-
-_RECORD_EVENT = idempotency.Idempotent("recordEvent", report=_report, replay=_replayed)
+_RECORD_EVENT = idempotency.returning(
+    "recordEvent", EventResult, event=_REPORTED_EVENT, member=members.REPORTED
+)
 
 
 async def member_events(

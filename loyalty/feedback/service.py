@@ -92,19 +92,14 @@ async def _submit(session: AsyncSession, *, feedback: FeedbackIn, comment: str |
             f"The member already gave {feedback.kind} feedback about {about}.",
             ["purchaseId" if feedback.purchase_id is not None else "kind"],
         )
-    return await idempotency.as_reported(session, Feedback, feedback_id, None)
+    return await _REPORTED.load(session, {"feedback_id": feedback_id})
 
 
-def _report(feedback: Feedback) -> dict[str, Any]:
-    """The id only: score and kind never change, and the comment is erasable personal data."""
-    return {"feedback_id": feedback.id}
-
-
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> Feedback:
-    return await idempotency.as_reported(session, Feedback, result["feedback_id"], None)
-
-
-_SUBMIT_FEEDBACK = idempotency.Idempotent("submitFeedback", report=_report, replay=_replayed)
+_REPORTED = idempotency.Reported(Feedback, "feedback")
+"""By id: score and kind never change, and the comment is personal data an erasure removes."""
+_SUBMIT_FEEDBACK = idempotency.Idempotent(
+    "submitFeedback", report=_REPORTED.store, replay=_REPORTED.load
+)
 
 
 async def member_feedback(

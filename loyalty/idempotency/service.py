@@ -15,8 +15,8 @@ attributes, comments, SKUs, codes), so an erasure still erases what a replay sho
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -100,6 +100,37 @@ M = TypeVar("M", bound=Base)
 
 
 @dataclass(frozen=True)
+class Reported(Generic[M]):
+    """A row a payload reports, stored as its id under ``<name>_id`` and, under ``<name>``,
+    the ``figures`` (columns) that may change later; a replay lays them back over the row."""
+
+    model: type[M]
+    name: str
+    figures: tuple[str, ...] = ()
+
+    def store(self, row: M) -> dict[str, Any]:
+        stored: dict[str, Any] = {f"{self.name}_id": inspect(row).identity[0]}
+        if self.figures:
+            stored[self.name] = {name: _to_json(getattr(row, name)) for name in self.figures}
+        return stored
+
+    async def load(self, session: AsyncSession, result: dict[str, Any]) -> M:
+        """The row as it is now with the stored figures laid over it, as a detached copy that
+        no flush writes (a key stored before figures were kept: the row as it is)."""
+        row = await session.get(self.model, result[f"{self.name}_id"])
+        if row is None:
+            raise not_found(self.model.__name__)
+        stored = result.get(self.name)
+        if not stored:
+            return row
+        mapper = inspect(self.model)
+        values = {attr.key: getattr(row, attr.key) for attr in mapper.column_attrs}
+        for name, value in stored.items():
+            values[name] = _from_json(mapper.columns[name].type.python_type, value)
+        return self.model(**values)
+
+
+@dataclass(frozen=True)
 class Idempotent(Generic[R]):
     """One idempotent mutation: ``report`` turns its result into the JSON stored under the
     key, ``replay`` turns that JSON back into the result a retry answers with."""
@@ -128,27 +159,28 @@ class Idempotent(Generic[R]):
         return result
 
 
-def figures(row: Base, names: Iterable[str]) -> dict[str, Any]:
-    """The named columns of ``row`` as JSON values, to be laid back by ``as_reported``."""
-    return {name: _to_json(getattr(row, name)) for name in names}
+def returning(operation: str, result_type: type[R], **rows: Reported[Any]) -> Idempotent[R]:
+    """The operation whose result is the dataclass ``result_type``: its fields named in
+    ``rows`` are stored as those rows, the others (points, counts) as they are."""
+    if not is_dataclass(result_type):
+        raise TypeError(f"{result_type!r} is not a dataclass")
+    names = [f.name for f in fields(result_type)]
 
+    def report(result: R) -> dict[str, Any]:
+        stored: dict[str, Any] = {}
+        for name in names:
+            value = getattr(result, name)
+            stored.update(rows[name].store(value) if name in rows else {name: value})
+        return stored
 
-async def as_reported(
-    session: AsyncSession, model: type[M], row_id: int, reported: dict[str, Any] | None
-) -> M:
-    """The row as it is now with the ``reported`` figures laid over it, as a detached copy
-    that no flush will write (a key stored before figures were kept: the row as it is)."""
-    row = await session.get(model, row_id)
-    if row is None:
-        raise not_found(model.__name__)
-    if not reported:
-        return row
-    columns = inspect(model).columns
-    values = {attr.key: getattr(row, attr.key) for attr in inspect(model).column_attrs}
-    values.update(
-        {name: _from_json(columns[name].type.python_type, v) for name, v in reported.items()}
-    )
-    return model(**values)
+    async def replay(session: AsyncSession, stored: dict[str, Any]) -> R:
+        values = {
+            name: await rows[name].load(session, stored) if name in rows else stored[name]
+            for name in names
+        }
+        return result_type(**values)
+
+    return Idempotent(operation, report=report, replay=replay)
 
 
 def _to_json(value: Any) -> Any:

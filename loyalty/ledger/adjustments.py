@@ -88,14 +88,14 @@ async def _adjust(
 
 def _report(result: AdjustmentResult) -> dict[str, Any]:
     """The entry's id: a posting never changes, so its points and balanceAfter replay as is."""
-    return {"entry_id": result.entry.id, "member_id": result.member.id}
+    return {"entry_id": result.entry.id, **members.REPORTED.store(result.member)}
 
 
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> AdjustmentResult:
     entry = await ledger.get_entry(session, entry_id=result["entry_id"])
     if entry is None:
         raise not_found("Ledger entry")
-    member = await members.get_member(session, member_id=result["member_id"])
+    member = await members.REPORTED.load(session, result)
     return AdjustmentResult(entry=entry, member=member)
 
 

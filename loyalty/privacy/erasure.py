@@ -10,7 +10,6 @@ a ledger transaction of their own, so the liability falls by exactly that much.
 
 import secrets
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,13 +137,7 @@ async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
             )
 
 
-def _report(member: Member) -> dict[str, Any]:
-    return {"member_id": member.id}
-
-
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> Member:
-    """The member as it is now: erased, with nothing left to report but the id."""
-    return await members.get_member(session, member_id=result["member_id"])
-
-
-_ERASE_MEMBER = idempotency.Idempotent("eraseMember", report=_report, replay=_replayed)
+_ERASE_MEMBER = idempotency.Idempotent(
+    "eraseMember", report=members.REPORTED.store, replay=members.REPORTED.load
+)
+"""An erased member stays as it is, with nothing left to report but its id."""

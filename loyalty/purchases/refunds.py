@@ -9,7 +9,6 @@ first. Available points never go below zero: what the member no longer has is re
 
 from dataclasses import asdict, dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +24,7 @@ from loyalty.money import format_amount, parse_positive_amount, require_currency
 from loyalty.outbox import service as outbox
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseRefund, PurchaseStatus
-from loyalty.purchases.service import PURCHASE_FIGURES, MoneyIn
+from loyalty.purchases.service import REPORTED_PURCHASE, MoneyIn
 from loyalty.rules import awarding
 
 
@@ -194,21 +193,4 @@ async def _pending_of(session: AsyncSession, purchase_id: int) -> int:
     return int(total or 0)
 
 
-def _report(result: RefundResult) -> dict[str, Any]:
-    return {
-        "purchase_id": result.purchase.id,
-        "points_clawed_back": result.points_clawed_back,
-        "purchase": idempotency.figures(result.purchase, PURCHASE_FIGURES),
-    }
-
-
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RefundResult:
-    return RefundResult(
-        purchase=await idempotency.as_reported(
-            session, Purchase, result["purchase_id"], result.get("purchase")
-        ),
-        points_clawed_back=result["points_clawed_back"],
-    )
-
-
-_REFUND_PURCHASE = idempotency.Idempotent("refundPurchase", report=_report, replay=_replayed)
+_REFUND_PURCHASE = idempotency.returning("refundPurchase", RefundResult, purchase=REPORTED_PURCHASE)

@@ -305,36 +305,24 @@ def _already_recorded(order_id: str) -> DomainError:
     )
 
 
-PURCHASE_FIGURES = (
-    "points_awarded",
-    "points_refunded",
-    "points_unrecovered",
-    "refunded_amount",
-    "status",
+REPORTED_PURCHASE = idempotency.Reported(
+    Purchase,
+    "purchase",
+    figures=(
+        "points_awarded",
+        "points_refunded",
+        "points_unrecovered",
+        "refunded_amount",
+        "status",
+    ),
 )
-"""What a purchase's payload reports that later refunds change: kept with the key's result."""
+"""A purchase as a payload reports it: later refunds change these figures, a replay does not."""
 
 
-def _report(result: PurchaseResult) -> dict[str, Any]:
-    return {
-        "purchase_id": result.purchase.id,
-        "member_id": result.member.id,
-        "points_awarded": result.points_awarded,
-        "purchase": idempotency.figures(result.purchase, PURCHASE_FIGURES),
-    }
-
-
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseResult:
-    return PurchaseResult(
-        purchase=await idempotency.as_reported(
-            session, Purchase, result["purchase_id"], result.get("purchase")
-        ),
-        points_awarded=result["points_awarded"],
-        member=await members.get_member(session, member_id=result["member_id"]),
-    )
-
-
-_RECORD_PURCHASE = idempotency.Idempotent("recordPurchase", report=_report, replay=_replayed)
+_RECORD_PURCHASE = idempotency.returning(
+    "recordPurchase", PurchaseResult, purchase=REPORTED_PURCHASE, member=members.REPORTED
+)
+"""A replay answers with the purchase and pointsAwarded as recorded, the member as it is now."""
 
 _INSERT_PURCHASE = PerDialect(
     lambda session: insert_ignoring_conflicts(session, Purchase).returning(Purchase)

@@ -217,20 +217,17 @@ async def _add_codes(
     return reward, len(cleaned)
 
 
+_REPORTED_REWARD = idempotency.Reported(Reward, "reward", figures=("stock",))
+"""The stock an upload reports: later redemptions lower it, a replay does not."""
+
+
 def _codes_report(result: tuple[Reward, int]) -> dict[str, Any]:
     reward, added = result
-    return {
-        "reward_id": reward.id,
-        "added": added,
-        "reward": idempotency.figures(reward, ["stock"]),
-    }
+    return {**_REPORTED_REWARD.store(reward), "added": added}
 
 
 async def _codes_replayed(session: AsyncSession, result: dict[str, Any]) -> tuple[Reward, int]:
-    reward = await idempotency.as_reported(
-        session, Reward, result["reward_id"], result.get("reward")
-    )
-    return reward, result["added"]
+    return await _REPORTED_REWARD.load(session, result), result["added"]
 
 
 _ADD_REWARD_CODES = idempotency.Idempotent(
@@ -581,29 +578,18 @@ async def member_redemptions(
 # --- helpers ------------------------------------------------------------------------------
 
 
-REDEMPTION_FIGURES = ("status", "used_at", "cancelled_at")
-"""What a redemption's payload reports that using or cancelling it later changes."""
+_REPORTED_REDEMPTION = idempotency.Reported(
+    Redemption, "redemption", figures=("status", "used_at", "cancelled_at")
+)
+"""A redemption as its payload reports it: using or cancelling it later changes these."""
 
 
-def _report(result: RedemptionResult) -> dict[str, Any]:
-    return {
-        "redemption_id": result.redemption.id,
-        "member_id": result.member.id,
-        "redemption": idempotency.figures(result.redemption, REDEMPTION_FIGURES),
-    }
-
-
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RedemptionResult:
-    return RedemptionResult(
-        redemption=await idempotency.as_reported(
-            session, Redemption, result["redemption_id"], result.get("redemption")
-        ),
-        member=await members.get_member(session, member_id=result["member_id"]),
-    )
-
-
-_REDEEM_REWARD = idempotency.Idempotent("redeemReward", report=_report, replay=_replayed)
-_CANCEL_REDEMPTION = idempotency.Idempotent("cancelRedemption", report=_report, replay=_replayed)
+_REDEEM_REWARD = idempotency.returning(
+    "redeemReward", RedemptionResult, redemption=_REPORTED_REDEMPTION, member=members.REPORTED
+)
+_CANCEL_REDEMPTION = idempotency.returning(
+    "cancelRedemption", RedemptionResult, redemption=_REPORTED_REDEMPTION, member=members.REPORTED
+)
 
 
 async def _reward_for_redemption(session: AsyncSession, reward_id: int) -> Reward:
