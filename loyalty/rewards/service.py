@@ -366,67 +366,10 @@ async def redeem_reward(
 async def _redeem(session: AsyncSession, *, redemption: RedemptionIn) -> RedemptionResult:
     member = await members.lock_member(session, member_id=redemption.member_id)
     reward = await _reward_for_redemption(session, redemption.reward_id)
-    ranks = (
-        {}
-        if reward.min_tier_id is None
-        else await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
-    )
-    redeemed = 0
-    if reward.per_member_limit is not None:
-        redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
-    problem = ineligibility(
-        reward=reward,
-        member=member,
-        ranks=ranks,
-        redeemed=redeemed,
-        channel=redemption.channel,
-        now=utcnow(),
-    )
-    if problem is not None:
-        raise problem
-
+    await _require_eligible(session, member=member, reward=reward, channel=redemption.channel)
     if reward.stock is not None:
-        # Stock, price and status as checked, or nothing: an admin change committed meanwhile
-        # makes the update match no row instead of selling at the old price.
-        taken = await session.scalar(
-            update(Reward)
-            .where(
-                Reward.id == reward.id,
-                Reward.stock > 0,
-                Reward.active.is_(True),
-                Reward.cost_points == reward.cost_points,
-            )
-            .values(stock=Reward.stock - 1)
-            .returning(Reward.stock)
-        )
-        if taken is None:
-            left = await session.scalar(select(Reward.stock).where(Reward.id == reward.id))
-            if left == 0:
-                raise DomainError(
-                    ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"]
-                )
-            raise _not_eligible("The reward changed while it was being redeemed; try again.")
-    pool_code = None
-    if reward.kind == RewardKind.CODE_POOL:
-        pool_code = await _draw_pool_code(session, reward.id)
-    issued = await session.scalar(
-        insert(Redemption)
-        .values(
-            reward_id=reward.id,
-            member_id=member.id,
-            points_spent=reward.cost_points,
-            code=pool_code[1] if pool_code else generate_code(),
-            status=RedemptionStatus.ISSUED,
-            channel=redemption.channel,
-            created_at=utcnow(),
-        )
-        .returning(Redemption)
-    )
-    assert issued is not None
-    if pool_code:
-        await session.execute(
-            update(RewardCode).where(RewardCode.id == pool_code[0]).values(redemption_id=issued.id)
-        )
+        await _take_one(session, reward)
+    issued = await _issue(session, member=member, reward=reward, channel=redemption.channel)
     posted = await ledger.post(
         session,
         ledger.Movement(
@@ -448,6 +391,79 @@ async def _redeem(session: AsyncSession, *, redemption: RedemptionIn) -> Redempt
         data={"redemption": outbox.redemption_data(issued)},
     )
     return RedemptionResult(redemption=issued, member=posted.member)
+
+
+async def _require_eligible(
+    session: AsyncSession, *, member: Member, reward: Reward, channel: Channel
+) -> None:
+    """``ineligibility`` with only the tier ranks and redemption count this reward needs."""
+    ranks = (
+        {}
+        if reward.min_tier_id is None
+        else await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
+    )
+    redeemed = 0
+    if reward.per_member_limit is not None:
+        redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
+    problem = ineligibility(
+        reward=reward,
+        member=member,
+        ranks=ranks,
+        redeemed=redeemed,
+        channel=channel,
+        now=utcnow(),
+    )
+    if problem is not None:
+        raise problem
+
+
+async def _take_one(session: AsyncSession, reward: Reward) -> None:
+    """One item of stock, at the price and status as checked, or nothing: an admin change
+    committed meanwhile makes the update match no row instead of selling at the old price."""
+    taken = await session.scalar(
+        update(Reward)
+        .where(
+            Reward.id == reward.id,
+            Reward.stock > 0,
+            Reward.active.is_(True),
+            Reward.cost_points == reward.cost_points,
+        )
+        .values(stock=Reward.stock - 1)
+        .returning(Reward.stock)
+    )
+    if taken is None:
+        left = await session.scalar(select(Reward.stock).where(Reward.id == reward.id))
+        if left == 0:
+            raise DomainError(ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"])
+        raise _not_eligible("The reward changed while it was being redeemed; try again.")
+
+
+async def _issue(
+    session: AsyncSession, *, member: Member, reward: Reward, channel: Channel
+) -> Redemption:
+    """The redemption row with its code: drawn from the pool, or generated."""
+    pool_code = None
+    if reward.kind == RewardKind.CODE_POOL:
+        pool_code = await _draw_pool_code(session, reward.id)
+    issued = await session.scalar(
+        insert(Redemption)
+        .values(
+            reward_id=reward.id,
+            member_id=member.id,
+            points_spent=reward.cost_points,
+            code=pool_code[1] if pool_code else generate_code(),
+            status=RedemptionStatus.ISSUED,
+            channel=channel,
+            created_at=utcnow(),
+        )
+        .returning(Redemption)
+    )
+    assert issued is not None
+    if pool_code:
+        await session.execute(
+            update(RewardCode).where(RewardCode.id == pool_code[0]).values(redemption_id=issued.id)
+        )
+    return issued
 
 
 async def cancel_redemption(
