@@ -92,7 +92,10 @@ async def _submit(session: AsyncSession, *, feedback: FeedbackIn, comment: str |
             f"The member already gave {feedback.kind} feedback about {about}.",
             ["purchaseId" if feedback.purchase_id is not None else "kind"],
         )
-    return await _REPORTED.load(session, {"feedback_id": feedback_id})
+    stored = await session.get(Feedback, feedback_id)
+    if stored is None:
+        raise not_found("Feedback")
+    return stored
 
 
 _REPORTED = idempotency.Reported(Feedback, "feedback")
