@@ -10,18 +10,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
-from loyalty.errors import invalid, not_found
+from loyalty.errors import invalid
 from loyalty.events.models import MemberEvent
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.pagination import Page, PageRequest, newest_first_by_owner
+from loyalty.program.models import Program
 from loyalty.program.service import get_program, require_within_backdate
 from loyalty.purchases.service import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
-from loyalty.rules.engine import Occasion
+from loyalty.rules.engine import Award, Occasion
 from loyalty.rules.service import BIRTHDAY, EVENT_TYPE
 from loyalty.tiers import service as tiers
 from loyalty.validation import instant, json_depth
@@ -55,36 +56,37 @@ async def record_event(
     if occurred_at > now + MAX_FUTURE_SKEW:
         raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
     attributes = _attributes(event.attributes)
-    claim = await idempotency.claim(
+    return await _RECORD_EVENT.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="recordEvent",
         request=asdict(event),
+        work=lambda: _record(
+            session,
+            member_id=event.member_id,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            attributes=attributes,
+            now=now,
+        ),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
 
-    member = await members.lock_member(session, member_id=event.member_id)
+
+async def _record(
+    session: AsyncSession,
+    *,
+    member_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    attributes: dict[str, Any],
+    now: datetime,
+) -> EventResult:
+    member = await members.lock_member(session, member_id=member_id)
     members.require_active(member)
     program = await get_program(session)
     require_within_backdate(program, occurred_at, now)
-    tier_id, multiplier = await tiers.tier_at(
-        session, member=member, at=occurred_at, current_multiplier=Decimal(1)
-    )
-    awards = await awarding.awards_for(
-        session,
-        book=await rule_book(session, program.rules_token),
-        at=occurred_at,
-        occasion=Occasion(
-            local_time=awarding.local_time(occurred_at, program.time_zone),
-            tier_id=tier_id,
-            multiplier=multiplier,
-            points_per_unit=program.points_per_unit,
-            event_type=event_type,
-        ),
-        member_id=member.id,
-        lock=True,
+    awards = await _awards(
+        session, member=member, program=program, event_type=event_type, occurred_at=occurred_at
     )
     points = sum(award.points for award in awards)
     recorded = MemberEvent(
@@ -98,33 +100,68 @@ async def record_event(
     session.add(recorded)
     await session.flush()
     if awards:
-        earned = await ledger.earn(
-            session,
-            ledger.Earning(
-                member_id=member.id,
-                occurred_at=occurred_at,
-                pending=False,
-                bonuses=tuple(award.points for award in awards),
-                reason=f"Event: {event_type}",
-                expires_at=program.expires_at(occurred_at),
-            ),
-        )
-        member = earned.member
-        await awarding.record_awards(
-            session,
-            awards=awards,
-            entry_ids=earned.bonus_entry_ids,
-            member_id=member.id,
-            awarded_for=occurred_at,
-            now=now,
-            event_id=recorded.id,
-        )
-    await idempotency.complete(
-        session,
-        claimed=claim,
-        result={"event_id": recorded.id, "member_id": member.id, "points_awarded": points},
-    )
+        member = await _earn(session, program=program, awards=awards, event=recorded, now=now)
     return EventResult(event=recorded, points_awarded=points, member=member)
+
+
+async def _awards(
+    session: AsyncSession,
+    *,
+    member: Member,
+    program: Program,
+    event_type: str,
+    occurred_at: datetime,
+) -> list[Award]:
+    """The event rules in force at occurredAt, for the tier the member held then."""
+    tier_id, multiplier = await tiers.tier_at(
+        session, member=member, at=occurred_at, current_multiplier=Decimal(1)
+    )
+    return await awarding.awards_for(
+        session,
+        book=await rule_book(session, program.rules_token),
+        at=occurred_at,
+        occasion=Occasion(
+            local_time=awarding.local_time(occurred_at, program.time_zone),
+            tier_id=tier_id,
+            multiplier=multiplier,
+            points_per_unit=program.points_per_unit,
+            event_type=event_type,
+        ),
+        member_id=member.id,
+        lock=True,
+    )
+
+
+async def _earn(
+    session: AsyncSession,
+    *,
+    program: Program,
+    awards: list[Award],
+    event: MemberEvent,
+    now: datetime,
+) -> Member:
+    """The awards as one earning, each recorded against its rule."""
+    earned = await ledger.earn(
+        session,
+        ledger.Earning(
+            member_id=event.member_id,
+            occurred_at=event.occurred_at,
+            pending=False,
+            bonuses=tuple(award.points for award in awards),
+            reason=f"Event: {event.type}",
+            expires_at=program.expires_at(event.occurred_at),
+        ),
+    )
+    await awarding.record_awards(
+        session,
+        awards=awards,
+        entry_ids=earned.bonus_entry_ids,
+        member_id=event.member_id,
+        awarded_for=event.occurred_at,
+        now=now,
+        event_id=event.id,
+    )
+    return earned.member
 
 
 def _event_type(value: str) -> str:
@@ -159,12 +196,13 @@ def _attributes(value: object) -> dict[str, Any]:
     return parsed
 
 
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> EventResult:
-    event = await session.get(MemberEvent, result["event_id"])
-    member = await session.get(Member, result["member_id"])
-    if event is None or member is None:
-        raise not_found("Event")
-    return EventResult(event=event, points_awarded=result["points_awarded"], member=member)
+_REPORTED_EVENT = idempotency.Reported(MemberEvent, "event")
+"""By id: nothing reported changes later, and attributes are personal data an erasure removes."""
+
+
+_RECORD_EVENT = idempotency.returning(
+    "recordEvent", EventResult, event=_REPORTED_EVENT, member=members.REPORTED
+)
 
 
 async def member_events(

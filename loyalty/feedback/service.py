@@ -52,19 +52,16 @@ async def submit_feedback(
     low, high = SCORE_RANGES[feedback.kind]
     int_between(feedback.score, low, high, "score")
     comment = optional_text(feedback.comment, MAX_COMMENT, "comment")
-    claim = await idempotency.claim(
+    return await _SUBMIT_FEEDBACK.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="submitFeedback",
         request=asdict(feedback),
+        work=lambda: _submit(session, feedback=feedback, comment=comment),
     )
-    if isinstance(claim, idempotency.Replay):
-        replayed = await session.get(Feedback, claim.result["feedback_id"])
-        if replayed is None:
-            raise not_found("Feedback")
-        return replayed
 
+
+async def _submit(session: AsyncSession, *, feedback: FeedbackIn, comment: str | None) -> Feedback:
     if await session.get(Member, feedback.member_id) is None:
         raise not_found("Member", "memberId")
     if feedback.purchase_id is not None:
@@ -95,11 +92,17 @@ async def submit_feedback(
             f"The member already gave {feedback.kind} feedback about {about}.",
             ["purchaseId" if feedback.purchase_id is not None else "kind"],
         )
-    await idempotency.complete(session, claimed=claim, result={"feedback_id": feedback_id})
     stored = await session.get(Feedback, feedback_id)
     if stored is None:
         raise not_found("Feedback")
     return stored
+
+
+_REPORTED = idempotency.Reported(Feedback, "feedback")
+"""By id: score and kind never change, and the comment is personal data an erasure removes."""
+_SUBMIT_FEEDBACK = idempotency.Idempotent(
+    "submitFeedback", report=_REPORTED.store, replay=_REPORTED.load
+)
 
 
 async def member_feedback(

@@ -41,15 +41,18 @@ async def adjust_points(
     if adjustment.points == 0 or abs(adjustment.points) > MAX_ADJUSTMENT:
         raise invalid(f"Must be non-zero and at most {MAX_ADJUSTMENT:,} either way.", "points")
     reason = required_text(adjustment.reason, 500, "reason")
-    claim = await idempotency.claim(
+    return await _ADJUST_POINTS.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="adjustPoints",
         request=asdict(adjustment),
+        work=lambda: _adjust(session, adjustment=adjustment, reason=reason),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
+
+
+async def _adjust(
+    session: AsyncSession, *, adjustment: AdjustmentIn, reason: str
+) -> AdjustmentResult:
     member = await members.lock_member(session, member_id=adjustment.member_id)
     if member.status in (MemberStatus.CLOSED, MemberStatus.ERASED):
         raise DomainError(
@@ -80,15 +83,20 @@ async def adjust_points(
             window_days=program.tier_window_days,
             next_threshold=await tiers.next_threshold(session, member=posted.member),
         )
-    await idempotency.complete(
-        session, claimed=claim, result={"entry_id": posted.entry.id, "member_id": member.id}
-    )
     return AdjustmentResult(entry=posted.entry, member=posted.member)
+
+
+def _report(result: AdjustmentResult) -> dict[str, Any]:
+    """The entry's id: a posting never changes, so its points and balanceAfter replay as is."""
+    return {"entry_id": result.entry.id, **members.REPORTED.store(result.member)}
 
 
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> AdjustmentResult:
     entry = await ledger.get_entry(session, entry_id=result["entry_id"])
-    member = await members.find_member(session, member_id=result["member_id"])
-    if entry is None or member is None:
+    if entry is None:
         raise not_found("Ledger entry")
+    member = await members.REPORTED.load(session, result)
     return AdjustmentResult(entry=entry, member=member)
+
+
+_ADJUST_POINTS = idempotency.Idempotent("adjustPoints", report=_report, replay=_replayed)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.idempotency import service as idempotency
 from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, make_page
@@ -145,6 +146,10 @@ async def update_member(
         data={"member": outbox.member_data(member)},
     )
     return member
+
+
+REPORTED = idempotency.Reported(Member, "member")
+"""A member in an idempotent mutation's result: by id, shown as it is now on a replay."""
 
 
 async def get_member(session: AsyncSession, *, member_id: int | None) -> Member:

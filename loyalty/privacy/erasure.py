@@ -10,13 +10,11 @@ a ledger transaction of their own, so the liability falls by exactly that much.
 
 import secrets
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
-from loyalty.errors import not_found
 from loyalty.events.models import MemberEvent
 from loyalty.feedback.models import Feedback
 from loyalty.idempotency import service as idempotency
@@ -44,17 +42,21 @@ async def erase_member(
 ) -> Member:
     """Erase the member (an erased member is left as it is: there is nothing left to erase)."""
     required_text(erasure.reason, 500, "reason")
-    claim = await idempotency.claim(
-        session, scope=scope, key=idempotency_key, operation="eraseMember", request=asdict(erasure)
+    return await _ERASE_MEMBER.run(
+        session,
+        scope=scope,
+        key=idempotency_key,
+        request=asdict(erasure),
+        work=lambda: _erase(session, member_id=erasure.member_id),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
-    member = await members.lock_member(session, member_id=erasure.member_id)
+
+
+async def _erase(session: AsyncSession, *, member_id: int) -> Member:
+    member = await members.lock_member(session, member_id=member_id)
     if member.status != MemberStatus.ERASED:
         member = await _forfeit(session, member)
         await _remove_personal_data(session, member.id)
         await session.refresh(member)
-    await idempotency.complete(session, claimed=claim, result={"member_id": member.id})
     return member
 
 
@@ -135,8 +137,7 @@ async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
             )
 
 
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> Member:
-    member = await members.find_member(session, member_id=result["member_id"])
-    if member is None:
-        raise not_found("Member")
-    return member
+_ERASE_MEMBER = idempotency.Idempotent(
+    "eraseMember", report=members.REPORTED.store, replay=members.REPORTED.load
+)
+"""An erased member stays as it is, with nothing left to report but its id."""

@@ -9,7 +9,6 @@ first. Available points never go below zero: what the member no longer has is re
 
 from dataclasses import asdict, dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,11 +19,12 @@ from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LotState, PointLot
 from loyalty.members import service as members
+from loyalty.members.models import Member
 from loyalty.money import format_amount, parse_positive_amount, require_currency
 from loyalty.outbox import service as outbox
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseRefund, PurchaseStatus
-from loyalty.purchases.service import MoneyIn
+from loyalty.purchases.service import REPORTED_PURCHASE, MoneyIn
 from loyalty.rules import awarding
 
 
@@ -47,25 +47,35 @@ async def refund_purchase(
     program = await get_program(session)
     amount = parse_positive_amount(refund.amount.amount, "amount", "amount")
     require_currency(refund.amount.currency, program.currency, "amount", "currency")
-    claim = await idempotency.claim(
+    return await _REFUND_PURCHASE.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="refundPurchase",
         request=asdict(refund),
+        work=lambda: _refund(session, refund=refund, amount=amount),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
 
-    found = await session.get(Purchase, refund.purchase_id)
-    if found is None:
-        raise not_found("Purchase", "purchaseId")
-    member = await members.lock_member(session, member_id=found.member_id)
-    purchase = await lock_by_id(session, Purchase, refund.purchase_id, field="purchaseId")
-    if purchase.status == PurchaseStatus.REFUNDED:
-        raise DomainError(
-            ErrorCode.ALREADY_REFUNDED, "The purchase is already fully refunded.", ["purchaseId"]
-        )
+
+@dataclass(frozen=True)
+class _Clawback:
+    """What one refund takes back: ``target`` points, from pending first, then available."""
+
+    target: int
+    qualifying: int
+    from_pending: int
+    from_available: int
+
+    @property
+    def recovered(self) -> int:
+        return self.from_pending + self.from_available
+
+    @property
+    def unrecovered(self) -> int:
+        return self.target - self.recovered
+
+
+async def _refund(session: AsyncSession, *, refund: RefundIn, amount: Decimal) -> RefundResult:
+    member, purchase = await _lock(session, refund.purchase_id)
     refunded = purchase.refunded_amount + amount
     if refunded > purchase.total_amount:
         raise invalid(
@@ -74,20 +84,8 @@ async def refund_purchase(
             "amount",
             "amount",
         )
-    owed = int(
-        (purchase.points_awarded * refunded / purchase.total_amount).to_integral_value(
-            rounding=ROUND_FLOOR
-        )
-    )
-    target = owed - purchase.points_refunded
-    base = _base_points(purchase)
-    qualifying = _share(base, refunded, purchase.total_amount) - _share(
-        base, purchase.refunded_amount, purchase.total_amount
-    )
-    from_pending = min(target, await _pending_of(session, purchase.id))
-    from_available = min(target - from_pending, member.points_available)
-    unrecovered = target - from_pending - from_available
-    if target or qualifying:
+    clawback = await _clawback(session, member=member, purchase=purchase, refunded=refunded)
+    if clawback.target or clawback.qualifying:
         await ledger.post(
             session,
             ledger.Movement(
@@ -95,36 +93,16 @@ async def refund_purchase(
                 member_id=member.id,
                 counter_account=Account.PROGRAM_ISSUANCE,
                 occurred_at=utcnow(),
-                available=-from_available,
-                pending=-from_pending,
-                lifetime_earned=-(from_pending + from_available),
+                available=-clawback.from_available,
+                pending=-clawback.from_pending,
+                lifetime_earned=-clawback.recovered,
                 reason=f"Refund of {refunded} on order {purchase.order_id}",
                 purchase_id=purchase.id,
-                qualifying_points=-qualifying,
+                qualifying_points=-clawback.qualifying,
                 qualifying_at=purchase.occurred_at,
             ),
         )
-    session.add(PurchaseRefund(purchase_id=purchase.id, amount=amount, created_at=utcnow()))
-    purchase.refunded_amount = refunded
-    purchase.points_refunded += target
-    purchase.points_unrecovered += unrecovered
-    if purchase.points_awarded:
-        await awarding.release_for_refund(
-            session,
-            purchase_id=purchase.id,
-            member_id=member.id,
-            awarded_for=purchase.occurred_at,
-            points_recovered=purchase.points_refunded - purchase.points_unrecovered,
-            points_awarded=purchase.points_awarded,
-            now=utcnow(),
-        )
-    purchase.status = (
-        PurchaseStatus.REFUNDED
-        if refunded == purchase.total_amount
-        else PurchaseStatus.PARTIALLY_REFUNDED
-    )
-    await session.flush()
-    recovered = from_pending + from_available
+    await _book(session, purchase=purchase, amount=amount, clawback=clawback)
     await outbox.emit(
         session,
         outbox.PURCHASE_REFUNDED,
@@ -132,15 +110,67 @@ async def refund_purchase(
         data={
             "purchase": outbox.purchase_data(purchase),
             "amount": {"amount": format_amount(amount), "currency": purchase.currency},
-            "pointsClawedBack": recovered,
+            "pointsClawedBack": clawback.recovered,
         },
     )
-    await idempotency.complete(
-        session,
-        claimed=claim,
-        result={"purchase_id": purchase.id, "points_clawed_back": recovered},
+    return RefundResult(purchase=purchase, points_clawed_back=clawback.recovered)
+
+
+async def _lock(session: AsyncSession, purchase_id: int) -> tuple[Member, Purchase]:
+    """The member, then the purchase, locked in that order (as every points change locks)."""
+    found = await session.get(Purchase, purchase_id)
+    if found is None:
+        raise not_found("Purchase", "purchaseId")
+    member = await members.lock_member(session, member_id=found.member_id)
+    purchase = await lock_by_id(session, Purchase, purchase_id, field="purchaseId")
+    if purchase.status == PurchaseStatus.REFUNDED:
+        raise DomainError(
+            ErrorCode.ALREADY_REFUNDED, "The purchase is already fully refunded.", ["purchaseId"]
+        )
+    return member, purchase
+
+
+async def _clawback(
+    session: AsyncSession, *, member: Member, purchase: Purchase, refunded: Decimal
+) -> _Clawback:
+    """What the purchase owes back once ``refunded`` is refunded in all, less what earlier
+    refunds took, and the base points that stop counting toward tiers."""
+    total = purchase.total_amount
+    target = _share(purchase.points_awarded, refunded, total) - purchase.points_refunded
+    base = _base_points(purchase)
+    from_pending = min(target, await _pending_of(session, purchase.id))
+    return _Clawback(
+        target=target,
+        qualifying=_share(base, refunded, total) - _share(base, purchase.refunded_amount, total),
+        from_pending=from_pending,
+        from_available=min(target - from_pending, member.points_available),
     )
-    return RefundResult(purchase=purchase, points_clawed_back=recovered)
+
+
+async def _book(
+    session: AsyncSession, *, purchase: Purchase, amount: Decimal, clawback: _Clawback
+) -> None:
+    """Record the refund on the purchase and free what its rule awards held."""
+    session.add(PurchaseRefund(purchase_id=purchase.id, amount=amount, created_at=utcnow()))
+    purchase.refunded_amount += amount
+    purchase.points_refunded += clawback.target
+    purchase.points_unrecovered += clawback.unrecovered
+    if purchase.points_awarded:
+        await awarding.release_for_refund(
+            session,
+            purchase_id=purchase.id,
+            member_id=purchase.member_id,
+            awarded_for=purchase.occurred_at,
+            points_recovered=purchase.points_refunded - purchase.points_unrecovered,
+            points_awarded=purchase.points_awarded,
+            now=utcnow(),
+        )
+    purchase.status = (
+        PurchaseStatus.REFUNDED
+        if purchase.refunded_amount == purchase.total_amount
+        else PurchaseStatus.PARTIALLY_REFUNDED
+    )
+    await session.flush()
 
 
 def _base_points(purchase: Purchase) -> int:
@@ -163,8 +193,4 @@ async def _pending_of(session: AsyncSession, purchase_id: int) -> int:
     return int(total or 0)
 
 
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RefundResult:
-    purchase = await session.get(Purchase, result["purchase_id"])
-    if purchase is None:
-        raise not_found("Purchase", "purchaseId")
-    return RefundResult(purchase=purchase, points_clawed_back=result["points_clawed_back"])
+_REFUND_PURCHASE = idempotency.returning("refundPurchase", RefundResult, purchase=REPORTED_PURCHASE)

@@ -107,16 +107,18 @@ async def record_purchase(
     """Record a purchase and award its points, once per idempotency key and per orderId."""
     now = utcnow()
     values = _validated(purchase, now=now)
-    claim = await idempotency.claim(
+    return await _RECORD_PURCHASE.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="recordPurchase",
         request=asdict(purchase),
+        work=lambda: _record(session, purchase=purchase, values=values, now=now),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
 
+
+async def _record(
+    session: AsyncSession, *, purchase: PurchaseIn, values: dict[str, Any], now: datetime
+) -> PurchaseResult:
     locked = await _read_for_purchase(
         session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=True
     )
@@ -125,7 +127,6 @@ async def record_purchase(
         await referrals.lock_referrer(session, referee_id=locked.member.id)
     quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=True)
     member, program = locked.member, locked.program
-    points = quote.total
     occurred_at: datetime = values["occurred_at"]
 
     recorded = await session.scalar(
@@ -140,7 +141,7 @@ async def record_purchase(
             "lines": values["lines"],
             "occurred_at": occurred_at,
             "created_at": now,
-            "points_awarded": points,
+            "points_awarded": quote.total,
             "points_refunded": 0,
             "points_unrecovered": 0,
             "refunded_amount": 0,
@@ -157,56 +158,61 @@ async def record_purchase(
         occurred_at=occurred_at,
         data={"purchase": outbox.purchase_data(recorded)},
     )
-    if points:
-        releases_at = occurred_at + timedelta(days=program.pending_days)
-        pending = program.pending_days > 0 and releases_at > now
-        earned = await ledger.earn(
-            session,
-            ledger.Earning(
-                member_id=member.id,
-                occurred_at=occurred_at,
-                pending=pending,
-                base=quote.base,
-                bonuses=tuple(award.points for award in quote.awards),
-                purchase_id=recorded.id,
-                qualifying_at=min(occurred_at, now),
-                releases_at=releases_at if pending else None,
-                expires_at=program.expires_at(occurred_at),
-            ),
-        )
-        member = earned.member
-        if quote.awards:
-            await awarding.record_awards(
-                session,
-                awards=quote.awards,
-                entry_ids=earned.bonus_entry_ids,
-                member_id=member.id,
-                awarded_for=occurred_at,
-                now=now,
-                purchase_id=recorded.id,
-            )
-        await tiers.qualify_after_earning(
-            session,
-            member=member,
-            now=now,
-            window_days=program.tier_window_days,
-            next_threshold=locked.next_threshold,
-        )
-        if member.referral_pending:
-            member = await referrals.reward_referral(
-                session,
-                referee=member,
-                program=program,
-                purchase_id=recorded.id,
-                occurred_at=occurred_at,
-                releases_at=releases_at if pending else None,
-            )
-    await idempotency.complete(
+    if quote.total:
+        member = await _award(session, locked=locked, quote=quote, purchase=recorded, now=now)
+    return PurchaseResult(purchase=recorded, points_awarded=quote.total, member=member)
+
+
+async def _award(
+    session: AsyncSession, *, locked: "_Locked", quote: Quote, purchase: Purchase, now: datetime
+) -> Member:
+    """Post the quoted points (pending until releases_at when the program holds them), then
+    the rule awards, the tier upgrade and a pending referral they trigger."""
+    program, occurred_at = locked.program, purchase.occurred_at
+    releases_at = occurred_at + timedelta(days=program.pending_days)
+    pending = program.pending_days > 0 and releases_at > now
+    earned = await ledger.earn(
         session,
-        claimed=claim,
-        result={"purchase_id": recorded.id, "member_id": member.id, "points_awarded": points},
+        ledger.Earning(
+            member_id=locked.member.id,
+            occurred_at=occurred_at,
+            pending=pending,
+            base=quote.base,
+            bonuses=tuple(award.points for award in quote.awards),
+            purchase_id=purchase.id,
+            qualifying_at=min(occurred_at, now),
+            releases_at=releases_at if pending else None,
+            expires_at=program.expires_at(occurred_at),
+        ),
     )
-    return PurchaseResult(purchase=recorded, points_awarded=points, member=member)
+    member = earned.member
+    if quote.awards:
+        await awarding.record_awards(
+            session,
+            awards=quote.awards,
+            entry_ids=earned.bonus_entry_ids,
+            member_id=member.id,
+            awarded_for=occurred_at,
+            now=now,
+            purchase_id=purchase.id,
+        )
+    await tiers.qualify_after_earning(
+        session,
+        member=member,
+        now=now,
+        window_days=program.tier_window_days,
+        next_threshold=locked.next_threshold,
+    )
+    if member.referral_pending:
+        member = await referrals.reward_referral(
+            session,
+            referee=member,
+            program=program,
+            purchase_id=purchase.id,
+            occurred_at=occurred_at,
+            releases_at=releases_at if pending else None,
+        )
+    return member
 
 
 async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> Quote:
@@ -299,13 +305,24 @@ def _already_recorded(order_id: str) -> DomainError:
     )
 
 
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> PurchaseResult:
-    purchase = await session.get(Purchase, result["purchase_id"])
-    member = await session.get(Member, result["member_id"])
-    if purchase is None or member is None:
-        raise not_found("Purchase")
-    return PurchaseResult(purchase=purchase, points_awarded=result["points_awarded"], member=member)
+REPORTED_PURCHASE = idempotency.Reported(
+    Purchase,
+    "purchase",
+    figures=(
+        "points_awarded",
+        "points_refunded",
+        "points_unrecovered",
+        "refunded_amount",
+        "status",
+    ),
+)
+"""A purchase as a payload reports it: later refunds change these figures, a replay does not."""
 
+
+_RECORD_PURCHASE = idempotency.returning(
+    "recordPurchase", PurchaseResult, purchase=REPORTED_PURCHASE, member=members.REPORTED
+)
+"""A replay answers with the purchase and pointsAwarded as recorded, the member as it is now."""
 
 _INSERT_PURCHASE = PerDialect(
     lambda session: insert_ignoring_conflicts(session, Purchase).returning(Purchase)

@@ -175,18 +175,18 @@ async def add_reward_codes(
     codes: Sequence[str],
 ) -> tuple[Reward, int]:
     """Add partner codes to a pool (its stock); each code can ever be issued once."""
-    claim = await idempotency.claim(
+    return await _ADD_REWARD_CODES.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="addRewardCodes",
         request={"reward_id": reward_id, "codes": list(codes)},
+        work=lambda: _add_codes(session, reward_id=reward_id, codes=codes),
     )
-    if isinstance(claim, idempotency.Replay):
-        replayed = await session.get(Reward, claim.result["reward_id"])
-        if replayed is None:
-            raise not_found("Reward", "rewardId")
-        return replayed, claim.result["added"]
+
+
+async def _add_codes(
+    session: AsyncSession, *, reward_id: int, codes: Sequence[str]
+) -> tuple[Reward, int]:
     reward = await lock_by_id(session, Reward, reward_id, field="rewardId")
     if reward.kind != RewardKind.CODE_POOL:
         raise invalid("Only a CODE_POOL reward takes uploaded codes.", "rewardId")
@@ -214,10 +214,25 @@ async def add_reward_codes(
     reward.stock = (reward.stock or 0) + len(cleaned)
     reward.updated_at = now
     await session.flush()
-    await idempotency.complete(
-        session, claimed=claim, result={"reward_id": reward.id, "added": len(cleaned)}
-    )
     return reward, len(cleaned)
+
+
+_REPORTED_REWARD = idempotency.Reported(Reward, "reward", figures=("stock",))
+"""The stock an upload reports: later redemptions lower it, a replay does not."""
+
+
+def _codes_report(result: tuple[Reward, int]) -> dict[str, Any]:
+    reward, added = result
+    return {**_REPORTED_REWARD.store(reward), "added": added}
+
+
+async def _codes_replayed(session: AsyncSession, result: dict[str, Any]) -> tuple[Reward, int]:
+    return await _REPORTED_REWARD.load(session, result), result["added"]
+
+
+_ADD_REWARD_CODES = idempotency.Idempotent(
+    "addRewardCodes", report=_codes_report, replay=_codes_replayed
+)
 
 
 async def get_reward(session: AsyncSession, *, reward_id: int) -> Reward | None:
@@ -339,79 +354,22 @@ def _not_eligible(message: str, field_name: str = "rewardId") -> DomainError:
 async def redeem_reward(
     session: AsyncSession, *, scope: str, idempotency_key: str, redemption: RedemptionIn
 ) -> RedemptionResult:
-    claim = await idempotency.claim(
+    return await _REDEEM_REWARD.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="redeemReward",
         request=asdict(redemption),
+        work=lambda: _redeem(session, redemption=redemption),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
 
+
+async def _redeem(session: AsyncSession, *, redemption: RedemptionIn) -> RedemptionResult:
     member = await members.lock_member(session, member_id=redemption.member_id)
     reward = await _reward_for_redemption(session, redemption.reward_id)
-    ranks = (
-        {}
-        if reward.min_tier_id is None
-        else await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
-    )
-    redeemed = 0
-    if reward.per_member_limit is not None:
-        redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
-    problem = ineligibility(
-        reward=reward,
-        member=member,
-        ranks=ranks,
-        redeemed=redeemed,
-        channel=redemption.channel,
-        now=utcnow(),
-    )
-    if problem is not None:
-        raise problem
-
+    await _require_eligible(session, member=member, reward=reward, channel=redemption.channel)
     if reward.stock is not None:
-        # Stock, price and status as checked, or nothing: an admin change committed meanwhile
-        # makes the update match no row instead of selling at the old price.
-        taken = await session.scalar(
-            update(Reward)
-            .where(
-                Reward.id == reward.id,
-                Reward.stock > 0,
-                Reward.active.is_(True),
-                Reward.cost_points == reward.cost_points,
-            )
-            .values(stock=Reward.stock - 1)
-            .returning(Reward.stock)
-        )
-        if taken is None:
-            left = await session.scalar(select(Reward.stock).where(Reward.id == reward.id))
-            if left == 0:
-                raise DomainError(
-                    ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"]
-                )
-            raise _not_eligible("The reward changed while it was being redeemed; try again.")
-    pool_code = None
-    if reward.kind == RewardKind.CODE_POOL:
-        pool_code = await _draw_pool_code(session, reward.id)
-    issued = await session.scalar(
-        insert(Redemption)
-        .values(
-            reward_id=reward.id,
-            member_id=member.id,
-            points_spent=reward.cost_points,
-            code=pool_code[1] if pool_code else generate_code(),
-            status=RedemptionStatus.ISSUED,
-            channel=redemption.channel,
-            created_at=utcnow(),
-        )
-        .returning(Redemption)
-    )
-    assert issued is not None
-    if pool_code:
-        await session.execute(
-            update(RewardCode).where(RewardCode.id == pool_code[0]).values(redemption_id=issued.id)
-        )
+        await _take_one(session, reward)
+    issued = await _issue(session, member=member, reward=reward, channel=redemption.channel)
     posted = await ledger.post(
         session,
         ledger.Movement(
@@ -432,10 +390,80 @@ async def redeem_reward(
         occurred_at=issued.created_at,
         data={"redemption": outbox.redemption_data(issued)},
     )
-    await idempotency.complete(
-        session, claimed=claim, result={"redemption_id": issued.id, "member_id": member.id}
-    )
     return RedemptionResult(redemption=issued, member=posted.member)
+
+
+async def _require_eligible(
+    session: AsyncSession, *, member: Member, reward: Reward, channel: Channel
+) -> None:
+    """``ineligibility`` with only the tier ranks and redemption count this reward needs."""
+    ranks = (
+        {}
+        if reward.min_tier_id is None
+        else await _tier_ranks(session, [member.tier_id, reward.min_tier_id])
+    )
+    redeemed = 0
+    if reward.per_member_limit is not None:
+        redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
+    problem = ineligibility(
+        reward=reward,
+        member=member,
+        ranks=ranks,
+        redeemed=redeemed,
+        channel=channel,
+        now=utcnow(),
+    )
+    if problem is not None:
+        raise problem
+
+
+async def _take_one(session: AsyncSession, reward: Reward) -> None:
+    """One item of stock, at the price and status as checked, or nothing: an admin change
+    committed meanwhile makes the update match no row instead of selling at the old price."""
+    taken = await session.scalar(
+        update(Reward)
+        .where(
+            Reward.id == reward.id,
+            Reward.stock > 0,
+            Reward.active.is_(True),
+            Reward.cost_points == reward.cost_points,
+        )
+        .values(stock=Reward.stock - 1)
+        .returning(Reward.stock)
+    )
+    if taken is None:
+        left = await session.scalar(select(Reward.stock).where(Reward.id == reward.id))
+        if left == 0:
+            raise DomainError(ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"])
+        raise _not_eligible("The reward changed while it was being redeemed; try again.")
+
+
+async def _issue(
+    session: AsyncSession, *, member: Member, reward: Reward, channel: Channel
+) -> Redemption:
+    """The redemption row with its code: drawn from the pool, or generated."""
+    pool_code = None
+    if reward.kind == RewardKind.CODE_POOL:
+        pool_code = await _draw_pool_code(session, reward.id)
+    issued = await session.scalar(
+        insert(Redemption)
+        .values(
+            reward_id=reward.id,
+            member_id=member.id,
+            points_spent=reward.cost_points,
+            code=pool_code[1] if pool_code else generate_code(),
+            status=RedemptionStatus.ISSUED,
+            channel=channel,
+            created_at=utcnow(),
+        )
+        .returning(Redemption)
+    )
+    assert issued is not None
+    if pool_code:
+        await session.execute(
+            update(RewardCode).where(RewardCode.id == pool_code[0]).values(redemption_id=issued.id)
+        )
+    return issued
 
 
 async def cancel_redemption(
@@ -446,15 +474,16 @@ async def cancel_redemption(
     A pool code is retired rather than returned to the pool: the member may have seen it,
     and a pool code is issued once.
     """
-    claim = await idempotency.claim(
+    return await _CANCEL_REDEMPTION.run(
         session,
         scope=scope,
         key=idempotency_key,
-        operation="cancelRedemption",
         request={"redemption_id": redemption_id},
+        work=lambda: _cancel(session, redemption_id=redemption_id),
     )
-    if isinstance(claim, idempotency.Replay):
-        return await _replayed(session, claim.result)
+
+
+async def _cancel(session: AsyncSession, *, redemption_id: int) -> RedemptionResult:
     found = await session.get(Redemption, redemption_id)
     if found is None:
         raise not_found("Redemption", "redemptionId")
@@ -504,11 +533,6 @@ async def cancel_redemption(
         member_id=redemption.member_id,
         occurred_at=now,
         data={"redemption": outbox.redemption_data(redemption)},
-    )
-    await idempotency.complete(
-        session,
-        claimed=claim,
-        result={"redemption_id": redemption.id, "member_id": redemption.member_id},
     )
     return RedemptionResult(redemption=redemption, member=posted.member)
 
@@ -570,12 +594,18 @@ async def member_redemptions(
 # --- helpers ------------------------------------------------------------------------------
 
 
-async def _replayed(session: AsyncSession, result: dict[str, Any]) -> RedemptionResult:
-    redemption = await session.get(Redemption, result["redemption_id"])
-    member = await session.get(Member, result["member_id"])
-    if redemption is None or member is None:
-        raise not_found("Redemption")
-    return RedemptionResult(redemption=redemption, member=member)
+_REPORTED_REDEMPTION = idempotency.Reported(
+    Redemption, "redemption", figures=("status", "used_at", "cancelled_at")
+)
+"""A redemption as its payload reports it: using or cancelling it later changes these."""
+
+
+_REDEEM_REWARD = idempotency.returning(
+    "redeemReward", RedemptionResult, redemption=_REPORTED_REDEMPTION, member=members.REPORTED
+)
+_CANCEL_REDEMPTION = idempotency.returning(
+    "cancelRedemption", RedemptionResult, redemption=_REPORTED_REDEMPTION, member=members.REPORTED
+)
 
 
 async def _reward_for_redemption(session: AsyncSession, reward_id: int) -> Reward:
