@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL, health, readiness and metrics."""
+"""The ASGI application: GraphQL (with subscriptions over WebSocket), health, readiness and
+metrics."""
 
 import asyncio
 import gc
@@ -12,23 +13,28 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from loyalty import migrate
 from loyalty.auth import service as auth
 from loyalty.auth.service import Principal
 from loyalty.config import Settings, get_settings
-from loyalty.db import Database
-from loyalty.graphql.context import Context
+from loyalty.db import Database, utcnow
+from loyalty.graphql.context import Context, SubscriptionContext
 from loyalty.graphql.schema import build_schema
 from loyalty.logs import log_request
-from loyalty.metrics import HTTP_REQUESTS
+from loyalty.metrics import HTTP_REQUESTS, OUTBOX_LAG, WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES
+from loyalty.outbox.live import Feed
+from loyalty.outbox.webhooks import delivery_stats
 from loyalty.ratelimit import RateLimiter, rate_limited_response
 from loyalty.request_id import RequestId, request_id_of
 from loyalty.validation import json_depth
@@ -100,21 +106,41 @@ def replay(body: bytes) -> Receive:
     return receive  # type: ignore[return-value]  # starlette's Message is a plain dict too
 
 
+def bearer_token(params: dict[str, object]) -> str | None:
+    """The token of ``{"Authorization": "Bearer <token>"}`` (the key in any case)."""
+    value = next((v for k, v in params.items() if k.lower() == "authorization"), None)
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 class LoyaltyGraphQL(GraphQL):
-    """Authenticates every request before GraphQL runs; 401 when the credentials are bad."""
+    """Authenticates every request before GraphQL runs; 401 when the credentials are bad.
+    A WebSocket (graphql-transport-ws) authenticates in ``connection_init`` instead."""
 
     def __init__(self, schema: BaseSchema, *, db: Database, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.debug else None,
             allow_queries_via_get=settings.debug,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.db = db
         self.settings = settings
         self.member_token_secret = MemberTokenSecret(db, settings.secret_key)
         self.rate_limiter = RateLimiter.from_settings(settings)
+        self.feed = Feed(db)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                context = scope.get("state", {}).get("context")
+                if context is not None:
+                    await context.close()
+            return
         if scope["type"] != "http":
             await Response(status_code=404)(scope, receive, send)
             return
@@ -238,7 +264,26 @@ class LoyaltyGraphQL(GraphQL):
         return decoded
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        if isinstance(request, WebSocket):
+            request.state.context = SubscriptionContext(
+                db=self.db,
+                settings=self.settings,
+                member_token_secret=self.member_token_secret,
+                feed=self.feed,
+                authenticate=self._authenticate,
+                request_id=request_id_of(request.scope),
+            )
         return request.state.context
+
+    async def on_ws_connect(self, context: SubscriptionContext) -> UnsetType:  # type: ignore[override]
+        """Accepts the connection for the credentials in ``connection_init``'s payload, as a
+        request would be (rate limit included); otherwise it is closed with 4403."""
+        token = bearer_token(context.connection_params)
+        if token is None or not await context.sign_in(token):
+            raise ConnectionRejectionError()
+        if await self.rate_limiter.check(context.principal) is not None:
+            raise ConnectionRejectionError()
+        return UNSET
 
     async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
         """Answers in application/graphql-response+json when the client asks for it."""
@@ -331,6 +376,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         return JSONResponse({"status": "ready", "revision": revision})
 
     async def metrics(_: Request) -> Response:
+        async with database.read_session() as session:
+            stats = await delivery_stats(session, now=utcnow())
+        OUTBOX_LAG.set(stats.lag_seconds)
+        for status, count in stats.deliveries.items():
+            WEBHOOK_DELIVERIES.labels(status).set(count)
+            WEBHOOK_ATTEMPTS.labels(status).set(stats.attempts[status])
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
@@ -341,11 +392,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         gc.collect()
         gc.freeze()
         yield
+        await graphql_app.feed.close()
         await database.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
@@ -354,6 +407,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.db = database
     app.state.settings = settings
+    app.state.feed = graphql_app.feed
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestId)
     return app
