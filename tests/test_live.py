@@ -9,10 +9,10 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,12 @@ from websockets.exceptions import ConnectionClosed
 from loyalty.app import create_app
 from loyalty.config import Settings
 from loyalty.db import Database
+from loyalty.ledger.jobs import release_pending
 from tests.conftest import TEST_SECRET_KEY, GraphQLClient
 from tests.helpers import enroll, grant, record
+from tests.test_lifecycle import PROGRAM
 from tests.test_roles import issue_token
+from tests.test_schema import is_subscription
 
 OPERATIONS = Path(__file__).resolve().parent.parent / "schema" / "operations"
 MEMBER_UPDATED = (OPERATIONS / "app" / "member_updated.graphql").read_text()
@@ -48,9 +51,18 @@ async def open_subscriptions(ws_url: str, field: str) -> int:
 
 
 async def until_open(ws_url: str, field: str, count: int) -> None:
+    """Waits until the server counts ``count`` open subscriptions of ``field``."""
     async with asyncio.timeout(WAIT):
-        while await open_subscriptions(ws_url, field) < count:
+        while await open_subscriptions(ws_url, field) != count:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def test_these_are_the_subscription_documents_of_schema_operations() -> None:
+    found = {str(p.relative_to(OPERATIONS)) for p in OPERATIONS.rglob("*.graphql")}
+    assert {p for p in found if is_subscription(OPERATIONS / p)} == {
+        "app/member_updated.graphql",
+        "admin/events.graphql",
+    }
 
 
 class Socket:
@@ -120,8 +132,9 @@ async def ws_url(settings: Settings, db: Database) -> AsyncIterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"ws://127.0.0.1:{port}/graphql"
@@ -198,6 +211,29 @@ async def test_unknown_event_types_are_invalid(ws_url, admin_key):
         assert errors[0]["extensions"]["code"] == "INVALID"
 
 
+async def test_a_jobs_set_based_events_reach_the_member_and_admins(
+    ws_url, db, admin, admin_key, pos, app_client
+):
+    # given points pending for a member subscribed, and an admin watching releases
+    await admin.data(PROGRAM, input={"pendingDays": 7})
+    me, token = await member_with_token(pos, app_client)
+    bought = datetime.now(UTC) - timedelta(days=2)
+    await record(pos, me, "40.00", occurredAt=bought.isoformat())
+    async with session(ws_url, token) as member, session(ws_url, admin_key) as staff:
+        await member.subscribe(MEMBER_UPDATED)
+        await staff.subscribe(EVENTS, types=["points.released"])
+        # when the job releases them (one INSERT ... SELECT of events)
+        assert (await release_pending(db, now=bought + timedelta(days=7))).points == 40
+        # then both hear of it
+        points = (await member.next_data())["memberUpdated"]["points"]
+        assert (points["available"], points["pending"]) == (40, 0)
+        event = (await staff.next_data())["events"]
+        assert (event["type"], event["memberId"]) == ("points.released", me)
+    # and closing the connections closes the subscriptions
+    await until_open(ws_url, "memberUpdated", 0)
+    await until_open(ws_url, "events", 0)
+
+
 @pytest.mark.parametrize(
     ("role", "document"),
     [("pos", EVENTS), ("member", EVENTS), ("admin", MEMBER_UPDATED), ("pos", MEMBER_UPDATED)],
@@ -254,16 +290,17 @@ async def other_server(settings: Settings, backend: str) -> AsyncIterator[str]:
         "LOYALTY_DATABASE_URL": settings.database_url,
         "LOYALTY_SECRET_KEY": TEST_SECRET_KEY,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loyalty", "serve", "--port", str(port), "--workers", "1"],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "loyalty", "serve", "--port", str(port), "--workers", "1"),
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(600):
-                assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+        async with httpx.AsyncClient() as http, asyncio.timeout(WAIT):
+            while True:
+                assert process.returncode is None, "loyalty serve exited"
                 try:
                     if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
                         break
@@ -272,7 +309,7 @@ async def other_server(settings: Settings, backend: str) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/graphql"
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        await process.wait()
 
 
 async def test_a_purchase_through_another_process_reaches_the_subscriber(

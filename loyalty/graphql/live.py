@@ -42,7 +42,9 @@ class Event:
 
 
 def _event(live: LiveEvent) -> Event:
-    member_id = None if live.member_id is None else strawberry.ID(encode_id("Member", live.member_id))
+    member_id = (
+        None if live.member_id is None else strawberry.ID(encode_id("Member", live.member_id))
+    )
     return Event(
         id=live.event_id,
         type=live.type,

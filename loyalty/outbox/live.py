@@ -238,23 +238,28 @@ class Feed:
         """Holds the process's LISTEN connection, reconnecting when it drops."""
         dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while True:
-            lost = asyncio.Event()
             try:
-                connection = await asyncpg.connect(dsn)
+                await self._listen_once(dsn)
+                logger.warning("live updates: the LISTEN connection dropped; reconnecting")
             except (OSError, asyncpg.PostgresError) as error:
                 logger.warning("live updates: cannot LISTEN (%s); retrying", error)
-                await asyncio.sleep(RECONNECT_SECONDS)
-                continue
-            try:
-                connection.add_termination_listener(lambda _c: lost.set())
-                await connection.add_listener(CHANNEL, lambda _c, _p, _ch, data: self.receive(data))
-                self._ready.set()
-                await lost.wait()
-                logger.warning("live updates: the LISTEN connection dropped; reconnecting")
-            finally:
-                with contextlib.suppress(Exception):
-                    await connection.close()
             await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _listen_once(self, dsn: str) -> None:
+        """LISTENs until the connection is lost. Notifications sent while none is open are
+        missed: subscribers hear of the next change."""
+        lost = asyncio.Event()
+        connection = await asyncpg.connect(dsn)
+        try:
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(
+                CHANNEL, lambda _connection, _pid, _channel, payload: self.receive(payload)
+            )
+            self._ready.set()
+            await lost.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def _dispatch(self) -> None:
         while True:

@@ -242,10 +242,7 @@ async def delivery_stats(session: AsyncSession, *, now: datetime) -> DeliverySta
     """The outbox lag (the oldest event not fanned out, or still PENDING for an active endpoint;
     both found through the partial indexes) and deliveries and attempts by status."""
     oldest_undispatched = await session.scalar(
-        select(Event.created_at)
-        .where(Event.dispatched_at.is_(None))
-        .order_by(Event.id)
-        .limit(1)
+        select(Event.created_at).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(1)
     )
     oldest_pending = await session.scalar(
         select(Event.created_at).where(
