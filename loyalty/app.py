@@ -130,7 +130,7 @@ class LoyaltyGraphQL(GraphQL):
         self.settings = settings
         self.member_token_secret = MemberTokenSecret(db, settings.secret_key)
         self.rate_limiter = RateLimiter.from_settings(settings)
-        self.feed = Feed(db)
+        self.feed = Feed(db, listen_url=settings.listen_database_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

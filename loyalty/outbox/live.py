@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event, func, or_, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from loyalty.db import Database
@@ -174,8 +175,9 @@ def _parse(payload: str) -> Notice | None:
 class Feed:
     """One per server process and database: passes committed events to its subscribers."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, listen_url: str | None = None) -> None:
         self.db = db
+        self.listen_url = make_url(listen_url) if listen_url else db.url
         self._members: dict[int, set[asyncio.Event]] = {}
         self._watchers: set[EventWatcher] = set()
         self._inbox: asyncio.Queue[Notice] = asyncio.Queue()
@@ -236,7 +238,8 @@ class Feed:
 
     async def _listen(self) -> None:
         """Holds the process's LISTEN connection, reconnecting when it drops."""
-        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        url = self.listen_url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
         while True:
             try:
                 await self._listen_once(dsn)
