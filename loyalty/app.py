@@ -7,8 +7,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -104,6 +106,25 @@ def replay(body: bytes) -> Receive:
         return {"type": "http.disconnect"}
 
     return receive  # type: ignore[return-value]  # starlette's Message is a plain dict too
+
+
+def is_subscription(data: object, *, max_tokens: int) -> bool:
+    """Whether a request would run a subscription operation (only over WebSocket); parses
+    only documents that mention the word, so other requests pay a substring test."""
+    query = getattr(data, "query", None)
+    if not isinstance(query, str) or "subscription" not in query:
+        return False
+    try:
+        document = parse(query, max_tokens=max_tokens)
+    except GraphQLError:
+        return False
+    name = getattr(data, "operation_name", None)
+    return any(
+        isinstance(node, OperationDefinitionNode)
+        and node.operation == OperationType.SUBSCRIPTION
+        and (name is None or (node.name is not None and node.name.value == name))
+        for node in document.definitions
+    )
 
 
 def bearer_token(params: dict[str, object]) -> str | None:
@@ -216,6 +237,16 @@ class LoyaltyGraphQL(GraphQL):
             )(scope, receive, send)
         finally:
             await context.close()
+
+    async def execute_operation(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Subscriptions over HTTP are a 400: they run over WebSocket."""
+        data = kwargs["request_data"]
+        batch = data if isinstance(data, list) else [data]
+        if any(is_subscription(item, max_tokens=self.settings.max_tokens) for item in batch):
+            raise HTTPException(
+                400, "Subscriptions run over a WebSocket on /graphql (graphql-transport-ws)."
+            )
+        return await super().execute_operation(**kwargs)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.settings.max_body_bytes

@@ -327,3 +327,11 @@ async def test_a_purchase_through_another_process_reaches_the_subscriber(
         assert pushed["points"] == after["member"]["points"]
         event = (await staff.next_data())["events"]
         assert (event["type"], event["memberId"]) == ("points.earned", me)
+
+
+@pytest.mark.parametrize("document", [MEMBER_UPDATED, EVENTS])
+async def test_a_subscription_over_http_is_a_bad_request(admin, document):
+    response = await admin.post(document)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "WebSocket" in response.json()["errors"][0]["message"]

@@ -244,7 +244,7 @@ class Feed:
             try:
                 await self._listen_once(dsn)
                 logger.warning("live updates: the LISTEN connection dropped; reconnecting")
-            except (OSError, asyncpg.PostgresError) as error:
+            except Exception as error:  # whatever broke the connection, listen again
                 logger.warning("live updates: cannot LISTEN (%s); retrying", error)
             await asyncio.sleep(RECONNECT_SECONDS)
 
