@@ -23,6 +23,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -108,23 +112,55 @@ def replay(body: bytes) -> Receive:
     return receive  # type: ignore[return-value]  # starlette's Message is a plain dict too
 
 
-def is_subscription(data: object, *, max_tokens: int) -> bool:
-    """Whether a request would run a subscription operation (only over WebSocket); parses
-    only documents that mention the word, so other requests pay a substring test."""
-    query = getattr(data, "query", None)
-    if not isinstance(query, str) or "subscription" not in query:
-        return False
+def operation_type(
+    query: object, operation_name: object, *, max_tokens: int
+) -> OperationType | None:
+    """The type of the operation a request would run; None when the document does not parse
+    or names no such operation (GraphQL then reports it as usual)."""
+    if not isinstance(query, str):
+        return None
     try:
         document = parse(query, max_tokens=max_tokens)
     except GraphQLError:
+        return None
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode) and (
+            operation_name is None or (node.name is not None and node.name.value == operation_name)
+        ):
+            return node.operation
+    return None
+
+
+def is_subscription(data: object, *, max_tokens: int) -> bool:
+    """Whether an HTTP request would run a subscription (only WebSockets do); parses only
+    documents that mention the word, so other requests pay a substring test."""
+    query = getattr(data, "query", None)
+    if not isinstance(query, str) or "subscription" not in query:
         return False
     name = getattr(data, "operation_name", None)
-    return any(
-        isinstance(node, OperationDefinitionNode)
-        and node.operation == OperationType.SUBSCRIPTION
-        and (name is None or (node.name is not None and node.name.value == name))
-        for node in document.definitions
-    )
+    return operation_type(query, name, max_tokens=max_tokens) == OperationType.SUBSCRIPTION
+
+
+class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
+    """A WebSocket carries subscriptions only: queries and mutations go over HTTP, where each
+    request is rate-limited, timed out and logged."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload") or {}
+        kind = operation_type(
+            payload.get("query"),
+            payload.get("operationName"),
+            max_tokens=self.view.settings.max_tokens,  # type: ignore[attr-defined]
+        )
+        if self.connection_acknowledged and kind not in (None, OperationType.SUBSCRIPTION):
+            error = {
+                "message": "Only subscriptions run over the WebSocket; send queries and "
+                "mutations over HTTP.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
 
 
 def bearer_token(params: dict[str, object]) -> str | None:
@@ -139,6 +175,8 @@ def bearer_token(params: dict[str, object]) -> str | None:
 class LoyaltyGraphQL(GraphQL):
     """Authenticates every request before GraphQL runs; 401 when the credentials are bad.
     A WebSocket (graphql-transport-ws) authenticates in ``connection_init`` instead."""
+
+    graphql_transport_ws_handler_class = SubscriptionsOnly
 
     def __init__(self, schema: BaseSchema, *, db: Database, settings: Settings) -> None:
         super().__init__(

@@ -335,3 +335,13 @@ async def test_a_subscription_over_http_is_a_bad_request(admin, document):
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "WebSocket" in response.json()["errors"][0]["message"]
+
+
+async def test_queries_and_mutations_are_refused_over_the_websocket(ws_url, admin_key):
+    async with session(ws_url, admin_key) as socket:
+        await socket.send_subscribe("{ program { name } }")
+        message = await socket.receive()
+        assert message["type"] == "error"
+        assert message["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+        # and the connection still serves subscriptions
+        await socket.subscribe(EVENTS, op_id="2")
