@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL, health, readiness, metrics and the admin console."""
+"""The ASGI application: GraphQL (with subscriptions over WebSocket), health, readiness,
+metrics and the admin console."""
 
 import asyncio
 import gc
@@ -6,30 +7,41 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from loyalty import migrate
 from loyalty.admin_console import console_app
 from loyalty.auth import service as auth
 from loyalty.auth.service import Principal
 from loyalty.config import Settings, get_settings
-from loyalty.db import Database
-from loyalty.graphql.context import Context
+from loyalty.db import Database, utcnow
+from loyalty.graphql.context import Context, SubscriptionContext
 from loyalty.graphql.schema import build_schema
 from loyalty.logs import log_request
-from loyalty.metrics import HTTP_REQUESTS
+from loyalty.metrics import HTTP_REQUESTS, OUTBOX_LAG, WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES
+from loyalty.outbox.live import Feed
+from loyalty.outbox.webhooks import delivery_stats
 from loyalty.ratelimit import RateLimiter, rate_limited_response
 from loyalty.request_id import RequestId, request_id_of
 from loyalty.validation import json_depth
@@ -101,21 +113,94 @@ def replay(body: bytes) -> Receive:
     return receive  # type: ignore[return-value]  # starlette's Message is a plain dict too
 
 
+def operation_type(
+    query: object, operation_name: object, *, max_tokens: int
+) -> OperationType | None:
+    """The type of the operation a request would run; None when the document does not parse
+    or names no such operation (GraphQL then reports it as usual)."""
+    if not isinstance(query, str):
+        return None
+    try:
+        document = parse(query, max_tokens=max_tokens)
+    except GraphQLError:
+        return None
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode) and (
+            operation_name is None or (node.name is not None and node.name.value == operation_name)
+        ):
+            return node.operation
+    return None
+
+
+def is_subscription(data: object, *, max_tokens: int) -> bool:
+    """Whether an HTTP request would run a subscription (only WebSockets do); parses only
+    documents that mention the word, so other requests pay a substring test."""
+    query = getattr(data, "query", None)
+    if not isinstance(query, str) or "subscription" not in query:
+        return False
+    name = getattr(data, "operation_name", None)
+    return operation_type(query, name, max_tokens=max_tokens) == OperationType.SUBSCRIPTION
+
+
+class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
+    """A WebSocket carries subscriptions only: queries and mutations go over HTTP, where each
+    request is rate-limited, timed out and logged."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload") or {}
+        kind = operation_type(
+            payload.get("query"),
+            payload.get("operationName"),
+            max_tokens=self.view.settings.max_tokens,  # type: ignore[attr-defined]
+        )
+        if self.connection_acknowledged and kind not in (None, OperationType.SUBSCRIPTION):
+            error = {
+                "message": "Only subscriptions run over the WebSocket; send queries and "
+                "mutations over HTTP.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
+
+
+def bearer_token(params: dict[str, object]) -> str | None:
+    """The token of ``{"Authorization": "Bearer <token>"}`` (the key in any case)."""
+    value = next((v for k, v in params.items() if k.lower() == "authorization"), None)
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 class LoyaltyGraphQL(GraphQL):
-    """Authenticates every request before GraphQL runs; 401 when the credentials are bad."""
+    """Authenticates every request before GraphQL runs; 401 when the credentials are bad.
+    A WebSocket (graphql-transport-ws) authenticates in ``connection_init`` instead."""
+
+    graphql_transport_ws_handler_class = SubscriptionsOnly
 
     def __init__(self, schema: BaseSchema, *, db: Database, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.debug else None,
             allow_queries_via_get=settings.debug,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.db = db
         self.settings = settings
         self.member_token_secret = MemberTokenSecret(db, settings.secret_key)
         self.rate_limiter = RateLimiter.from_settings(settings)
+        self.feed = Feed(db, listen_url=settings.listen_database_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                context = scope.get("state", {}).get("context")
+                if context is not None:
+                    await context.close()
+            return
         if scope["type"] != "http":
             await Response(status_code=404)(scope, receive, send)
             return
@@ -192,6 +277,16 @@ class LoyaltyGraphQL(GraphQL):
         finally:
             await context.close()
 
+    async def execute_operation(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Subscriptions over HTTP are a 400: they run over WebSocket."""
+        data = kwargs["request_data"]
+        batch = data if isinstance(data, list) else [data]
+        if any(is_subscription(item, max_tokens=self.settings.max_tokens) for item in batch):
+            raise HTTPException(
+                400, "Subscriptions run over a WebSocket on /graphql (graphql-transport-ws)."
+            )
+        return await super().execute_operation(**kwargs)
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.settings.max_body_bytes
         response = _error(f"The request body is over {limit} bytes.", "PAYLOAD_TOO_LARGE", 413)
@@ -239,7 +334,26 @@ class LoyaltyGraphQL(GraphQL):
         return decoded
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        if isinstance(request, WebSocket):
+            request.state.context = SubscriptionContext(
+                db=self.db,
+                settings=self.settings,
+                member_token_secret=self.member_token_secret,
+                feed=self.feed,
+                authenticate=self._authenticate,
+                request_id=request_id_of(request.scope),
+            )
         return request.state.context
+
+    async def on_ws_connect(self, context: SubscriptionContext) -> UnsetType:  # type: ignore[override]
+        """Accepts the connection for the credentials in ``connection_init``'s payload, as a
+        request would be (rate limit included); otherwise it is closed with 4403."""
+        token = bearer_token(context.connection_params)
+        if token is None or not await context.sign_in(token):
+            raise ConnectionRejectionError()
+        if await self.rate_limiter.check(context.principal) is not None:
+            raise ConnectionRejectionError()
+        return UNSET
 
     async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
         """Answers in application/graphql-response+json when the client asks for it."""
@@ -332,6 +446,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         return JSONResponse({"status": "ready", "revision": revision})
 
     async def metrics(_: Request) -> Response:
+        async with database.read_session() as session:
+            stats = await delivery_stats(session, now=utcnow())
+        OUTBOX_LAG.set(stats.lag_seconds)
+        for status, count in stats.deliveries.items():
+            WEBHOOK_DELIVERIES.labels(status).set(count)
+            WEBHOOK_ATTEMPTS.labels(status).set(stats.attempts[status])
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
@@ -342,11 +462,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         gc.collect()
         gc.freeze()
         yield
+        await graphql_app.feed.close()
         await database.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
@@ -356,6 +478,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.db = database
     app.state.settings = settings
+    app.state.feed = graphql_app.feed
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestId)
     return app

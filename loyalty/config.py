@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     db_pgbouncer: bool = Field(
         default=False, description="Connect through a PgBouncer older than 1.21 (transaction mode)."
     )
+    listen_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the LISTEN connection for live updates; unset: the "
+        "database URL. Point it at PostgreSQL itself when that URL goes through a PgBouncer "
+        "in transaction mode, which cannot LISTEN.",
+    )
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)

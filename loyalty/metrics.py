@@ -1,6 +1,6 @@
-"""Prometheus metrics: request latency and mutation outcomes."""
+"""Prometheus metrics: requests, mutations, subscriptions, the outbox and webhook deliveries."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Histogram(
     "loyalty_http_request_duration_seconds",
@@ -12,4 +12,25 @@ MUTATIONS = Counter(
     "loyalty_mutations_total",
     "GraphQL mutations by name and outcome (ok, or the UserError code).",
     ["mutation", "outcome"],
+)
+SUBSCRIPTIONS = Gauge(
+    "loyalty_subscriptions_open",
+    "GraphQL subscriptions open in this process, by root field.",
+    ["field"],
+)
+OUTBOX_LAG = Gauge(
+    "loyalty_outbox_lag_seconds",
+    "Age of the oldest event not yet delivered: not fanned out, or with a PENDING delivery "
+    "to an active webhook (0: none waiting).",
+)
+WEBHOOK_DELIVERIES = Gauge(
+    "loyalty_webhook_deliveries",
+    "Webhook deliveries by status (PENDING, DELIVERED, FAILED).",
+    ["status"],
+)
+WEBHOOK_ATTEMPTS = Gauge(
+    "loyalty_webhook_delivery_attempts",
+    "Requests made for the webhook deliveries now in each status (since each one's last "
+    "redelivery).",
+    ["status"],
 )

@@ -71,6 +71,8 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Mutation.archiveEarningRule": {ADMIN},
     "Mutation.recordEvent": {ADMIN, POS, APP},
     "Mutation.eraseMember": {ADMIN},
+    "Subscription.memberUpdated": {MEMBER},
+    "Subscription.events": {ADMIN},
 }
 
 PUBLIC = "anyone who reaches it"
@@ -96,6 +98,7 @@ TYPES: dict[str, str] = {
     "AuditEntry": ADMIN_ONLY,
     "Webhook": ADMIN_ONLY,
     "WebhookDelivery": ADMIN_ONLY,
+    "Event": ADMIN_ONLY,
     "EarningRule": RULE,
     "EarningRuleVersion": ADMIN_ONLY,
     "EarningRuleConditions": ADMIN_ONLY,
@@ -106,6 +109,7 @@ TYPES: dict[str, str] = {
         for name in [
             "Query",
             "Mutation",
+            "Subscription",
             "PageInfo",
             "UserError",
             "Money",
@@ -164,7 +168,7 @@ def test_every_object_type_is_decided() -> None:
 def test_every_root_field_has_the_intended_roles() -> None:
     schema = build_schema(Settings(debug=True))
     found: dict[str, set[Role]] = {}
-    for root in ("Query", "Mutation"):
+    for root in ("Query", "Mutation", "Subscription"):
         definition = schema.get_type_by_name(root)
         for field in definition.fields:  # type: ignore[union-attr]
             name = f"{root}.{schema.config.name_converter.get_graphql_name(field)}"

@@ -8,10 +8,12 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
@@ -20,8 +22,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from loyalty.config import Settings
-from loyalty.db import Database
+from loyalty.db import Database, utcnow
 from loyalty.errors import DomainError
+from loyalty.outbox.models import Event
+from loyalty.outbox.models import Webhook as WebhookRow
 from loyalty.outbox.webhooks import check_url
 from loyalty.outbox.worker import run
 from tests.conftest import TEST_SECRET_KEY, execute_sql
@@ -200,6 +204,87 @@ async def test_5xx_is_retried_then_dead_lettered_then_redelivered(
 
     missing = await admin.data(REDELIVER, input={"deliveryId": "nope"})
     assert missing["redeliverWebhookDelivery"]["errors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_an_endpoint_failing_too_long_is_disabled_with_a_reason(
+    admin, pos, db, settings, receiver
+):
+    # given an endpoint whose deliveries have failed, first failure 73 hours ago
+    made = await create(admin, receiver.url, ["member.enrolled"])
+    webhook_id = made["webhook"]["id"]
+    await enroll(pos)
+    receiver.script = [500, 500, 500]
+    await drain(db, settings)
+    assert (await admin.data(WEBHOOK, id=webhook_id))["webhook"]["active"] is True
+    async with db.transaction() as session:
+        await session.execute(
+            update(WebhookRow).values(failing_since=utcnow() - timedelta(hours=73))
+        )
+
+    # when the next delivery fails too
+    await enroll(pos)
+    receiver.script = [500]
+    await drain(db, settings)
+
+    # then the endpoint is disabled with a reason, and what comes next waits for it
+    hook = (await admin.data(WEBHOOK, id=webhook_id))["webhook"]
+    assert hook["active"] is False
+    assert "72 hours" in hook["disabledReason"]
+    await enroll(pos)
+    sent = len(receiver.requests)
+    await drain(db, settings)
+    assert len(receiver.requests) == sent
+    assert len(await deliveries(admin, webhook_id, "PENDING")) == 2
+
+    # and re-enabling it sends what waited, and clears the reason
+    enabled = (await admin.data(UPDATE, input={"id": webhook_id, "active": True}))["updateWebhook"]
+    assert enabled["errors"] == []
+    hook = (await admin.data(WEBHOOK, id=webhook_id))["webhook"]
+    assert (hook["active"], hook["disabledReason"]) == (True, None)
+    await drain(db, settings)
+    assert await deliveries(admin, webhook_id, "PENDING") == []
+    assert receiver.requests[-1][2] == 200
+
+
+def metric(text: str, name: str) -> float:
+    """One sample of the Prometheus text ``text``, such as ``loyalty_outbox_lag_seconds``."""
+    [value] = [line.split(" ")[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
+async def test_metrics_report_outbox_lag_and_deliveries_by_status(
+    admin, pos, db, settings, receiver, client
+):
+    # given an event written an hour ago that no worker has handled yet
+    made = await create(admin, receiver.url, ["member.enrolled"])
+    await enroll(pos)
+    async with db.transaction() as session:
+        await session.execute(update(Event).values(created_at=utcnow() - timedelta(hours=1)))
+    text = (await client.get("/metrics")).text
+    assert metric(text, "loyalty_outbox_lag_seconds") >= 3600
+    assert metric(text, 'loyalty_webhook_deliveries{status="PENDING"}') == 0
+
+    # when the worker delivers it, and another event fails three times
+    await drain(db, settings)
+    await enroll(pos)
+    receiver.script = [500, 500, 500]
+    await drain(db, settings)
+
+    # then nothing is waiting, and deliveries and attempts are counted by status
+    text = (await client.get("/metrics")).text
+    assert metric(text, "loyalty_outbox_lag_seconds") == 0
+    assert metric(text, 'loyalty_webhook_deliveries{status="DELIVERED"}') == 1
+    assert metric(text, 'loyalty_webhook_deliveries{status="FAILED"}') == 1
+    assert metric(text, 'loyalty_webhook_delivery_attempts{status="DELIVERED"}') == 1
+    assert metric(text, 'loyalty_webhook_delivery_attempts{status="FAILED"}') == 3
+
+    # and a paused endpoint's deliveries are counted as waiting, but are no lag
+    await admin.data(UPDATE, input={"id": made["webhook"]["id"], "active": False})
+    await enroll(pos)
+    await drain(db, settings)
+    text = (await client.get("/metrics")).text
+    assert metric(text, 'loyalty_webhook_deliveries{status="PENDING"}') == 1
+    assert metric(text, "loyalty_outbox_lag_seconds") == 0, "a paused endpoint is no lag"
 
 
 async def test_4xx_is_final_and_408_429_are_retried_and_redirects_not_followed(

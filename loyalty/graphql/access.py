@@ -76,6 +76,7 @@ OBJECTS: dict[str, ObjectAccess] = {
     "AuditEntry": ObjectAccess(ADMIN_ONLY),
     "Webhook": ObjectAccess(ADMIN_ONLY),
     "WebhookDelivery": ObjectAccess(ADMIN_ONLY),
+    "Event": ObjectAccess(ADMIN_ONLY),
     "EarningRuleVersion": ObjectAccess(ADMIN_ONLY),
     "EarningRuleConditions": ObjectAccess(ADMIN_ONLY),
     "EarningRuleEffect": ObjectAccess(ADMIN_ONLY),
@@ -93,6 +94,7 @@ CARRIERS = frozenset(
     {
         "Query",
         "Mutation",
+        "Subscription",
         "PageInfo",
         "UserError",
         "Money",
@@ -116,6 +118,7 @@ permissions), payloads, connections and edges, and values reached only through a
 object. Payloads, connections and edges are recognised by their names' suffixes."""
 
 CARRIER_SUFFIXES = ("Payload", "Connection", "Edge")
+ROOTS = frozenset({"Query", "Mutation", "Subscription"})
 
 
 def is_carrier(type_name: str) -> bool:
@@ -162,7 +165,7 @@ class FieldAccessControl(SchemaExtension):
         **kwargs: Any,
     ) -> Any:
         parent = info.parent_type.name
-        if parent in ("Query", "Mutation"):
+        if parent in ROOTS:
             info.context.root_fields[info.path.key] = info.field_name
         else:
             rule = FIELDS.get(parent)

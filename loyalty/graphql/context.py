@@ -10,8 +10,13 @@ from loyalty.auth.service import Principal
 from loyalty.config import Settings
 from loyalty.db import Database
 from loyalty.graphql.dataloaders import Loaders
+from loyalty.outbox.live import Feed
 
 R = TypeVar("R")
+
+ANONYMOUS = Principal(role=None, scope="anonymous")  # type: ignore[arg-type]
+"""A WebSocket's caller until ``connection_init`` is accepted: no role, so every permission
+refuses it (the protocol runs no operation before then anyway)."""
 
 
 class Context:
@@ -88,3 +93,46 @@ class Context:
             await asyncio.gather(*self._reads, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+
+
+class SubscriptionContext(Context):
+    """A WebSocket connection's state: its caller is known once ``connection_init`` is accepted,
+    and every push checks again that the credentials still hold (revoked, expired, closed)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        member_token_secret: Callable[[], Awaitable[str]],
+        feed: Feed,
+        authenticate: Callable[[AsyncSession, str], Awaitable[Principal | None]],
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            db=db,
+            settings=settings,
+            principal=ANONYMOUS,
+            session=None,
+            member_token_secret=member_token_secret,
+            request_id=request_id,
+        )
+        self.feed = feed
+        self.connection_params: dict[str, object] = {}
+        self.token = ""
+        self._authenticate = authenticate
+
+    async def sign_in(self, token: str) -> bool:
+        """``connection_init``: the caller named by ``token``, or False."""
+        principal = await self._check(token)
+        if principal is None:
+            return False
+        self.principal, self.token = principal, token
+        return True
+
+    async def still_signed_in(self) -> bool:
+        return await self._check(self.token) is not None
+
+    async def _check(self, token: str) -> Principal | None:
+        async with self.db.read_session() as session:
+            return await self._authenticate(session, token)

@@ -28,6 +28,7 @@ from loyalty.graphql.errors import ErrorFormatting
 from loyalty.graphql.feedback import FeedbackMutations, FeedbackQueries
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.limits import BoundedValidationCache
+from loyalty.graphql.live import Subscription
 from loyalty.graphql.members import MemberMutations, MemberQueries
 from loyalty.graphql.privacy import PrivacyMutations, PrivacyQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
@@ -137,6 +138,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return LoyaltySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(
             auto_camel_case=True,

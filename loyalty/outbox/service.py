@@ -25,6 +25,7 @@ from loyalty.ids import GLOBAL_ID_FUNCTION, encode_id
 from loyalty.ledger.models import EntryKind
 from loyalty.members.models import Member
 from loyalty.money import format_amount
+from loyalty.outbox import live
 from loyalty.outbox.models import Event
 
 MEMBER_ENROLLED = "member.enrolled"
@@ -80,6 +81,10 @@ POINTS_EVENTS: dict[str, str] = {
 """The event of each ledger kind: ``points.refunded`` is every movement a refund or a
 cancellation causes (a purchase refund takes points back, a cancelled redemption gives them
 back); ``data.entry.kind`` tells which."""
+
+
+_INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
+"""The id comes back in the same statement: live updates name it (``loyalty.outbox.live``)."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -193,8 +198,8 @@ async def emit(
 ) -> None:
     """Write one event in the session's transaction."""
     now = utcnow()
-    await session.execute(
-        insert(Event.__table__),
+    written = await session.execute(
+        _INSERT_EVENT,
         {
             "event_id": str(uuid.uuid4()),
             "type": event_type,
@@ -204,6 +209,7 @@ async def emit(
             "created_at": now,
         },
     )
+    live.note_event(session, event_id=written.scalar_one(), member_id=member_id)
 
 
 async def emit_points(
@@ -298,16 +304,28 @@ async def emit_select(
     """One event per row of ``rows``, which selects ``member_id`` and ``data`` (built with
     ``json_sql``): a single ``INSERT ... SELECT``, however many members a job touches."""
     chosen = rows.subquery()
-    await session.execute(
-        insert(Event.__table__).from_select(
-            ["event_id", "type", "occurred_at", "member_id", "data", "created_at"],
-            select(
-                uuid_sql(session),
-                literal(event_type),
-                literal(occurred_at, UTCDateTime()),
-                chosen.c.member_id,
-                chosen.c.data,
-                literal(utcnow(), UTCDateTime()),
-            ).order_by(chosen.c.member_id),
-        )
+    inserted = insert(Event.__table__).from_select(
+        ["event_id", "type", "occurred_at", "member_id", "data", "created_at"],
+        select(
+            uuid_sql(session),
+            literal(event_type),
+            literal(occurred_at, UTCDateTime()),
+            chosen.c.member_id,
+            chosen.c.data,
+            literal(utcnow(), UTCDateTime()),
+        ).order_by(chosen.c.member_id),
     )
+    if _postgres(session):
+        made = inserted.returning(Event.__table__.c.id).cte("made")
+        first, last = (
+            await session.execute(select(func.min(made.c.id), func.max(made.c.id)))
+        ).one()
+    else:
+        # SQLite: this transaction holds the write lock, so its rows take the ids after the
+        # largest one.
+        before = await session.scalar(select(func.max(Event.id)))
+        await session.execute(inserted)
+        first, last = (before or 0) + 1, await session.scalar(select(func.max(Event.id)))
+        if last is not None and last < first:
+            return
+    live.note_events(session, first=first, last=last)

@@ -13,9 +13,10 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import lock_by_id, utcnow
@@ -226,3 +227,47 @@ async def redeliver(session: AsyncSession, *, delivery_id: int) -> DeliveryView:
     event = await session.get(Event, delivery.event_id)
     assert event is not None
     return DeliveryView(delivery=delivery, event_id=event.event_id, event_type=event.type)
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """What /metrics reports about the outbox and the deliveries."""
+
+    lag_seconds: float
+    deliveries: dict[str, int]
+    attempts: dict[str, int]
+
+
+async def delivery_stats(session: AsyncSession, *, now: datetime) -> DeliveryStats:
+    """The outbox lag (the oldest event not fanned out, or still PENDING for an active endpoint;
+    both found through the partial indexes) and deliveries and attempts by status."""
+    oldest_undispatched = await session.scalar(
+        select(Event.created_at).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(1)
+    )
+    oldest_pending = await session.scalar(
+        select(Event.created_at).where(
+            Event.id
+            == select(WebhookDelivery.event_id)
+            .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+            .where(WebhookDelivery.status == DeliveryStatus.PENDING, Webhook.active.is_(True))
+            .order_by(WebhookDelivery.event_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+    )
+    waiting = [t for t in (oldest_undispatched, oldest_pending) if t is not None]
+    lag = max(0.0, (now - min(waiting)).total_seconds()) if waiting else 0.0
+    rows = (
+        await session.execute(
+            select(
+                WebhookDelivery.status,
+                func.count(),
+                func.coalesce(func.sum(WebhookDelivery.attempts), 0),
+            ).group_by(WebhookDelivery.status)
+        )
+    ).all()
+    deliveries = {status.value: 0 for status in DeliveryStatus}
+    attempts = dict(deliveries)
+    for status, count, tried in rows:
+        deliveries[status], attempts[status] = int(count), int(tried)
+    return DeliveryStats(lag_seconds=lag, deliveries=deliveries, attempts=attempts)
