@@ -116,13 +116,12 @@ async def _award_batch(
     if not await session.scalar(select(func.count()).select_from(batch.batch_members)):
         return 0
     await batch.lock_members(session)
-    reason = f"Birthday bonus: {rule.name}"
     report = await batch.post_batch(
         session,
         batch.BatchMovement(
             kind=EntryKind.BONUS,
             occurred_at=now,
-            reason=reason,
+            reason=f"Birthday bonus: {rule.name}",
             lots=batch.OpenLots(expires_at=expires_at),
             counter_account=Account.PROGRAM_ISSUANCE,
             available=1,
