@@ -170,17 +170,27 @@ async def post_batch(
 ) -> JobReport:
     """Post ``movement`` to each member ``amounts`` selects (``member_id``, ``amount`` > 0);
     those members must be locked. Nothing is written when it selects none."""
-    members, points = await _number(session, amounts)
-    if not members:
+    numbered = await _number(session, amounts)
+    if not numbered.members:
         return JobReport(members=0, points=0)
-    await _write_transactions(session, movement)
-    await _update_balances(session, movement)
+    # The batch's id range as constants: the planner reads the members by primary-key range.
+    in_range = Member.id.between(numbered.low, numbered.high)
+    await _write_transactions(session, movement, in_range)
+    await _update_balances(session, movement, in_range)
     await _change_lots(session, movement)
     await _emit_events(session, movement)
-    return JobReport(members=members, points=points)
+    return JobReport(members=numbered.members, points=numbered.points)
 
 
-async def _number(session: AsyncSession, amounts: Select) -> tuple[int, int]:
+@dataclass(frozen=True)
+class _Numbered:
+    members: int
+    points: int
+    low: int | None
+    high: int | None
+
+
+async def _number(session: AsyncSession, amounts: Select) -> _Numbered:
     """Fill ``batch`` from ``amounts`` with each member's transaction id and chain head (the
     hash of its latest transaction, read once: the insert uses it twice). On PostgreSQL each
     row is written once, complete, by the statement that selects it."""
@@ -213,10 +223,18 @@ async def _number(session: AsyncSession, amounts: Select) -> tuple[int, int]:
         await session.execute(
             update(batch).values(transaction_id=next_id, head=_chain_head(batch.c.member_id))
         )
-    count, total = (
-        await session.execute(select(func.count(), func.coalesce(func.sum(batch.c.amount), 0)))
+    ids = batch.c.member_id
+    count, total, low, high = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(batch.c.amount), 0),
+                func.min(ids),
+                func.max(ids),
+            )
+        )
     ).one()
-    return int(count), int(total)
+    return _Numbered(members=int(count), points=int(total), low=low, high=high)
 
 
 def _chain_head(member_id: ColumnElement[int]) -> ColumnElement[str | None]:
@@ -250,7 +268,9 @@ def _legs(movement: BatchMovement) -> list[Leg]:
     return legs
 
 
-async def _write_transactions(session: AsyncSession, movement: BatchMovement) -> None:
+async def _write_transactions(
+    session: AsyncSession, movement: BatchMovement, in_range: ColumnElement[bool]
+) -> None:
     """One transaction per ``batch`` row with a posting per leg, chained to the member's
     previous transaction; ``balance_after`` from the balances before the update."""
     created_at = utcnow()
@@ -288,7 +308,7 @@ async def _write_transactions(session: AsyncSession, movement: BatchMovement) ->
             .order_by(batch.c.transaction_id),
         )
     )
-    with_member = batch.join(Member, and_(Member.id == batch.c.member_id, within(batch)))
+    with_member = batch.join(Member, and_(Member.id == batch.c.member_id, in_range))
     no_member = literal(None, BigInteger())
     selects = [
         select(
@@ -308,7 +328,9 @@ async def _write_transactions(session: AsyncSession, movement: BatchMovement) ->
     )
 
 
-async def _update_balances(session: AsyncSession, movement: BatchMovement) -> None:
+async def _update_balances(
+    session: AsyncSession, movement: BatchMovement, in_range: ColumnElement[bool]
+) -> None:
     signs = {
         "points_available": movement.available,
         "points_pending": movement.pending,
@@ -317,7 +339,7 @@ async def _update_balances(session: AsyncSession, movement: BatchMovement) -> No
     }
     await session.execute(
         update(Member)
-        .where(Member.id == batch.c.member_id, within(batch))
+        .where(Member.id == batch.c.member_id, in_range)
         .values(
             {
                 column: getattr(Member, column) + batch.c.amount * sign
