@@ -3,7 +3,8 @@
 PostgreSQL tests use a database created for this test session and dropped after it. Where
 PostgreSQL cannot be reached they skip with the reason, unless LOYALTY_REQUIRE_POSTGRES=1
 (as in CI), which turns the skip into a failure. After every test, ``ledger verify`` must
-find nothing wrong.
+find nothing wrong; over the whole session, no module outside ``loyalty/ledger/`` may write the
+ledger's tables or the balances (``tests/posting_guard.py``).
 """
 
 import asyncio
@@ -25,6 +26,7 @@ from loyalty.auth import service as auth
 from loyalty.config import Settings
 from loyalty.db import Database
 from loyalty.ledger.verify import verify
+from tests.posting_guard import GUARD
 
 POSTGRES_URL = os.environ.get(
     "LOYALTY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -260,3 +262,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    GUARD.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    GUARD.test = item.nodeid
+    try:
+        return (yield)
+    finally:
+        GUARD.test = "(outside a test)"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A write to the ledger or the balances from outside ``loyalty/ledger/`` fails the run."""
+    GUARD.uninstall()
+    if GUARD.violations and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if GUARD.violations:
+        terminalreporter.section("posting path: writes from outside loyalty/ledger/", red=True)
+        for violation in dict.fromkeys(GUARD.violations):
+            terminalreporter.line(str(violation))

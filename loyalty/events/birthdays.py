@@ -2,21 +2,22 @@
 
 Set-based like the other jobs: per batch of member ids, the members whose date of birth falls
 on today (in the program's time zone; 29 February birthdays on 28 February in other years)
-and who have no award of this rule this year go into ``lot_job``; their rows are locked; a
-few ``INSERT ... SELECT`` statements write one BONUS transaction per member, the lots, the
-``birthday`` events (one per rule, member and year: a unique key, so a rerun awards nothing)
-and the rule awards. Birthday rules honour ``tierIds``, ``daysOfWeek``/``hours``,
-``perPurchase`` (the cap on one award) and the campaign ``budget`` (whole awards only).
+and who have no award of this rule this year are locked; ``ledger.batch.post_batch`` writes
+one BONUS transaction per member, its lots and balances and the outbox events, and a few
+``INSERT ... SELECT`` statements the ``birthday`` events (one per rule, member and year: a
+unique key, so a rerun awards nothing) and the rule awards. Birthday rules honour
+``tierIds``, ``daysOfWeek``/``hours``, ``perPurchase`` (the cap on one award) and the
+campaign ``budget`` (whole awards only).
 """
 
 from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    Select,
     String,
     and_,
     cast,
-    delete,
     func,
     insert,
     literal,
@@ -29,16 +30,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import Database, UTCDateTime, utcnow
 from loyalty.events.models import MemberEvent
-from loyalty.ledger.jobs import (
-    BATCH_SIZE,
-    JobReport,
-    emit_job_events,
-    lock_job_members,
-    lot_job,
-    number_transactions,
-    post_per_member,
-)
-from loyalty.ledger.models import Account, EntryKind, LedgerEntry, LotState, PointLot
+from loyalty.ledger import batch
+from loyalty.ledger.jobs import BATCH_SIZE, JobReport
+from loyalty.ledger.models import Account, EntryKind, LedgerEntry
 from loyalty.members.models import Member, MemberStatus
 from loyalty.program.service import get_program
 from loyalty.rules.awarding import local_time
@@ -109,19 +103,74 @@ async def _award_batch(
     local: datetime,
     expires_at: datetime | None,
 ) -> int:
+    """Award the batch's members born today who have no award of this rule this year."""
     prefix = f"{BIRTHDAY}:{local.year}:{rule.rule_id}:"
-    once_key = literal(prefix) + cast(Member.id, String)
-    allowed: int | None = None
+    allowed = await _awards_left(session, rule=rule, amount=amount)
+    if allowed == 0:
+        return 0
+    await batch.start(session)
+    candidates = _candidates(
+        session, rule=rule, low=low, high=high, local=local, prefix=prefix, allowed=allowed
+    )
+    await session.execute(insert(batch.batch_members).from_select(["member_id"], candidates))
+    if not await session.scalar(select(func.count()).select_from(batch.batch_members)):
+        return 0
+    await batch.lock_members(session)
+    report = await batch.post_batch(
+        session,
+        batch.BatchMovement(
+            kind=EntryKind.BONUS,
+            occurred_at=now,
+            reason=f"Birthday bonus: {rule.name}",
+            lots=batch.OpenLots(expires_at=expires_at),
+            counter_account=Account.PROGRAM_ISSUANCE,
+            available=1,
+            lifetime_earned=1,
+        ),
+        # Read again under the lock: a member suspended meanwhile gets nothing.
+        amounts=select(Member.id.label("member_id"), literal(amount).label("amount"))
+        .join(batch.batch_members, batch.batch_members.c.member_id == Member.id)
+        .where(batch.within(batch.batch_members), Member.status == MemberStatus.ACTIVE),
+    )
+    if not report.members:
+        return 0
+    await _record_awards(session, rule=rule, now=now, prefix=prefix)
     if rule.limits.budget is not None:
-        used = await session.scalar(
-            select(EarningRule.budget_used).where(EarningRule.id == rule.rule_id).with_for_update()
+        await session.execute(
+            update(EarningRule)
+            .where(EarningRule.id == rule.rule_id)
+            .values(budget_used=EarningRule.budget_used + report.points)
         )
-        allowed = max(rule.limits.budget - int(used or 0), 0) // amount
-        if allowed == 0:
-            return 0
+    return report.members
+
+
+async def _awards_left(session: AsyncSession, *, rule: CompiledRule, amount: int) -> int | None:
+    """Whole awards the rule's campaign budget still allows (None: no budget); the rule's row
+    stays locked, so two runs cannot both spend the rest."""
+    if rule.limits.budget is None:
+        return None
+    used = await session.scalar(
+        select(EarningRule.budget_used).where(EarningRule.id == rule.rule_id).with_for_update()
+    )
+    return max(rule.limits.budget - int(used or 0), 0) // amount
+
+
+def _candidates(
+    session: AsyncSession,
+    *,
+    rule: CompiledRule,
+    low: int,
+    high: int,
+    local: datetime,
+    prefix: str,
+    allowed: int | None,
+) -> Select:
+    """Active members of the id range born today, in the rule's tiers, not yet awarded this
+    year, lowest ids first up to ``allowed``."""
+    once_key = literal(prefix) + cast(Member.id, String)
     tiers = rule.conditions.tier_ids
     candidates = (
-        select(Member.id, literal(amount))
+        select(Member.id)
         .where(
             Member.id >= low,
             Member.id < high,
@@ -133,83 +182,16 @@ async def _award_batch(
         )
         .order_by(Member.id)
     )
-    if allowed is not None:
-        candidates = candidates.limit(allowed)
-    connection = await session.connection()
-    await connection.run_sync(lambda sync: lot_job.create(sync, checkfirst=True))
-    await session.execute(delete(lot_job))
-    await session.execute(insert(lot_job).from_select(["member_id", "amount"], candidates))
-    count = await session.scalar(select(func.count()).select_from(lot_job))
-    if not count:
-        return 0
-    await lock_job_members(session)
-    # Read again under the lock: a member suspended meanwhile gets nothing.
-    await session.execute(
-        delete(lot_job).where(
-            lot_job.c.member_id.in_(
-                select(Member.id).where(
-                    Member.id == lot_job.c.member_id, Member.status != MemberStatus.ACTIVE
-                )
-            )
-        )
-    )
-    count = await session.scalar(select(func.count()).select_from(lot_job))
-    if not count:
-        return 0
-    await number_transactions(session)
-    await post_per_member(
-        session,
-        kind=EntryKind.BONUS,
-        now=now,
-        reason=f"Birthday bonus: {rule.name}",
-        postings=[
-            (Account.MEMBER_AVAILABLE, 1, Member.points_available),
-            (Account.PROGRAM_ISSUANCE, -1, None),
-        ],
-    )
-    await session.execute(
-        update(Member)
-        .where(Member.id == lot_job.c.member_id)
-        .values(
-            points_available=Member.points_available + lot_job.c.amount,
-            lifetime_earned=Member.lifetime_earned + lot_job.c.amount,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    await emit_job_events(
-        session,
-        kind=EntryKind.BONUS,
-        now=now,
-        reason=f"Birthday bonus: {rule.name}",
-        account=Account.MEMBER_AVAILABLE,
-        sign=1,
-    )
+    return candidates if allowed is None else candidates.limit(allowed)
+
+
+async def _record_awards(
+    session: AsyncSession, *, rule: CompiledRule, now: datetime, prefix: str
+) -> None:
+    """The ``birthday`` event and the rule award of each member the batch posted to."""
+    posted = batch.batch
     stamp = literal(now, UTCDateTime())
-    await session.execute(
-        insert(PointLot).from_select(
-            [
-                "member_id",
-                "transaction_id",
-                "amount",
-                "remaining",
-                "expired",
-                "state",
-                "earned_at",
-                "expires_at",
-            ],
-            select(
-                lot_job.c.member_id,
-                lot_job.c.transaction_id,
-                lot_job.c.amount,
-                lot_job.c.amount,
-                literal(0),
-                literal(LotState.AVAILABLE.value),
-                stamp,
-                literal(expires_at, UTCDateTime()),
-            ),
-        )
-    )
-    job_key = literal(prefix) + cast(lot_job.c.member_id, String)
+    job_key = literal(prefix) + cast(posted.c.member_id, String)
     await session.execute(
         insert(MemberEvent).from_select(
             [
@@ -222,12 +204,12 @@ async def _award_batch(
                 "once_key",
             ],
             select(
-                lot_job.c.member_id,
+                posted.c.member_id,
                 literal(BIRTHDAY),
                 stamp,
                 literal(utcnow(), UTCDateTime()),
                 literal({}, JSON()),
-                lot_job.c.amount,
+                posted.c.amount,
                 job_key,
             ),
         )
@@ -248,31 +230,24 @@ async def _award_batch(
             select(
                 literal(rule.rule_id),
                 literal(rule.version_id),
-                lot_job.c.member_id,
+                posted.c.member_id,
                 MemberEvent.id,
                 LedgerEntry.id,
                 stamp,
-                lot_job.c.amount,
+                posted.c.amount,
                 literal(rule.limits.budget is not None),
                 literal(utcnow(), UTCDateTime()),
             )
             .join(
                 MemberEvent,
-                and_(MemberEvent.once_key == job_key, MemberEvent.member_id == lot_job.c.member_id),
+                and_(MemberEvent.once_key == job_key, MemberEvent.member_id == posted.c.member_id),
             )
             .join(
                 LedgerEntry,
                 and_(
-                    LedgerEntry.transaction_id == lot_job.c.transaction_id,
-                    LedgerEntry.member_id == lot_job.c.member_id,
+                    LedgerEntry.transaction_id == posted.c.transaction_id,
+                    LedgerEntry.member_id == posted.c.member_id,
                 ),
             ),
         )
     )
-    if rule.limits.budget is not None:
-        await session.execute(
-            update(EarningRule)
-            .where(EarningRule.id == rule.rule_id)
-            .values(budget_used=EarningRule.budget_used + count * amount)
-        )
-    return int(count)

@@ -1,4 +1,9 @@
-"""Posting points movements: the only code that changes a member's balances.
+"""Posting one member's points movements: the per-member half of the ledger's API.
+
+With ``ledger.batch`` (the same movements for a batch of members at once) this is the only
+code that writes ledger transactions, postings, lots and the members' balances
+(``tests/posting_guard.py`` checks it over the whole test suite), so what every movement needs
+(the hash chain, ``balance_after``, the outbox event) is done here once.
 
 A movement is written as one balanced transaction: the member's postings, one posting to the
 program's counter account that makes the sum zero, and the stored balances updated in the
@@ -11,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Insert, Update, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Row, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -163,20 +168,16 @@ async def _insert(
 
 async def post(session: AsyncSession, movement: Movement) -> Posted:
     """Write a movement; ``INSUFFICIENT_POINTS`` (and nothing written) if a balance would go < 0."""
-    locked = (
-        await session.execute(
-            _UPDATE_BALANCES[1](session),
-            {
-                "member": movement.member_id,
-                "d_available": movement.available,
-                "d_pending": movement.pending,
-                "d_lifetime": movement.lifetime_earned,
-                "d_redeemed": movement.redeemed,
-                "d_expired": movement.expired,
-            },
-            execution_options={"populate_existing": True},
-        )
-    ).one_or_none()
+    locked = await _lock_balances(
+        session,
+        ids=1,
+        member_id=movement.member_id,
+        available=movement.available,
+        pending=movement.pending,
+        lifetime_earned=movement.lifetime_earned,
+        redeemed=movement.redeemed,
+        expired=movement.expired,
+    )
     if locked is None:
         raise DomainError(
             ErrorCode.INSUFFICIENT_POINTS,
@@ -184,9 +185,75 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             ["points"],
         )
     member, transaction_id = locked
-    head = await session.scalar(_CHAIN_HEAD, {"member": movement.member_id})
     created_at = utcnow()
-    transaction: dict[str, object] = {
+    rows = _movement_postings(movement, member, transaction_id)
+    entry_ids = await _write(
+        session,
+        member_id=movement.member_id,
+        transactions=[_movement_transaction(movement, transaction_id, created_at)],
+        rows=rows,
+    )
+    await _move_lots(session, movement, transaction_id)
+    entry = EntryView(
+        id=entry_ids[0],
+        transaction_id=transaction_id,
+        member_id=member.id,
+        kind=movement.kind,
+        account=rows[0]["account"],
+        points=rows[0]["points"],
+        balance_after=rows[0]["balance_after"],
+        occurred_at=movement.occurred_at,
+        created_at=created_at,
+        reason=movement.reason,
+        purchase_id=movement.purchase_id,
+        redemption_id=movement.redemption_id,
+    )
+    await outbox.emit_points(
+        session,
+        kind=movement.kind,
+        member=member,
+        points=movement.available + movement.pending,
+        occurred_at=movement.occurred_at,
+        entry=_event_entry(entry),
+        purchase_id=movement.purchase_id,
+        redemption_id=movement.redemption_id,
+    )
+    return Posted(member=member, entry=entry)
+
+
+async def _lock_balances(
+    session: AsyncSession,
+    *,
+    ids: int,
+    member_id: int,
+    available: int,
+    pending: int,
+    lifetime_earned: int,
+    redeemed: int = 0,
+    expired: int = 0,
+) -> Row | None:
+    """Apply the deltas under the member's row lock; the member and ``ids`` new transaction
+    ids, or None when the member is missing or a balance would go below zero."""
+    return (
+        await session.execute(
+            _UPDATE_BALANCES[ids](session),
+            {
+                "member": member_id,
+                "d_available": available,
+                "d_pending": pending,
+                "d_lifetime": lifetime_earned,
+                "d_redeemed": redeemed,
+                "d_expired": expired,
+            },
+            execution_options={"populate_existing": True},
+        )
+    ).one_or_none()
+
+
+def _movement_transaction(
+    movement: Movement, transaction_id: int, created_at: datetime
+) -> dict[str, object]:
+    return {
         "id": transaction_id,
         "kind": movement.kind,
         "member_id": movement.member_id,
@@ -198,77 +265,79 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         "qualifying_points": movement.qualifying_points,
         "qualifying_at": movement.qualifying_at,
     }
+
+
+def _movement_postings(
+    movement: Movement, member: Member, transaction_id: int
+) -> list[dict[str, object]]:
+    """The member's postings (``balance_after`` from the updated balances), then the counter
+    posting that makes the transaction sum to zero."""
     postings = [
         (Account.MEMBER_AVAILABLE, movement.available, member.points_available),
         (Account.MEMBER_PENDING, movement.pending, member.points_pending),
     ]
     rows = [
-        {
-            "transaction_id": transaction_id,
-            "account": account,
-            "member_id": movement.member_id,
-            "points": points,
-            "balance_after": balance,
-        }
+        _posting(transaction_id, account, movement.member_id, points, balance)
         for account, points, balance in postings
         if points
     ] or [
         # Nothing moves (a refund whose points were already spent): a zero posting keeps the
         # transaction, and the qualifying points it takes back, on the member's ledger.
-        {
-            "transaction_id": transaction_id,
-            "account": Account.MEMBER_AVAILABLE,
-            "member_id": movement.member_id,
-            "points": 0,
-            "balance_after": member.points_available,
-        }
+        _posting(
+            transaction_id, Account.MEMBER_AVAILABLE, movement.member_id, 0, member.points_available
+        )
     ]
-    rows.append(
-        {
-            "transaction_id": transaction_id,
-            "account": movement.counter_account,
-            "member_id": None,
-            "points": -(movement.available + movement.pending),
-            "balance_after": None,
-        }
+    counter = -(movement.available + movement.pending)
+    rows.append(_posting(transaction_id, movement.counter_account, None, counter, None))
+    return rows
+
+
+def _posting(
+    transaction_id: int,
+    account: Account,
+    member_id: int | None,
+    points: int,
+    balance_after: int | None,
+) -> dict[str, object]:
+    return {
+        "transaction_id": transaction_id,
+        "account": account,
+        "member_id": member_id,
+        "points": points,
+        "balance_after": balance_after,
+    }
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    member_id: int,
+    transactions: list[dict[str, object]],
+    rows: list[dict[str, object]],
+) -> list[int]:
+    """Chain the member's new transactions (in id order; the member row is locked) and insert
+    them with their postings; returns the postings' ids in the order given."""
+    head = await session.scalar(_CHAIN_HEAD, {"member": member_id})
+    postings: dict[object, list] = {transaction["id"]: [] for transaction in transactions}
+    for row in rows:
+        postings[row["transaction_id"]].append((row["account"], row["points"]))
+    _chain(transactions, postings, head)
+    await session.execute(
+        _INSERT_TRANSACTION, transactions[0] if len(transactions) == 1 else transactions
     )
-    _chain([transaction], {transaction_id: [(r["account"], r["points"]) for r in rows]}, head)
-    await session.execute(_INSERT_TRANSACTION, transaction)
-    entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
-    await _move_lots(session, movement, transaction_id)
-    first = rows[0]
-    await outbox.emit_points(
-        session,
-        kind=movement.kind,
-        member=member,
-        points=movement.available + movement.pending,
-        occurred_at=movement.occurred_at,
-        entry=outbox.entry_data(
-            entry_id=entry_ids[0],
-            kind=movement.kind,
-            points=first["points"],
-            balance_after=first["balance_after"],
-            occurred_at=movement.occurred_at,
-            reason=movement.reason,
-        ),
-        purchase_id=movement.purchase_id,
-        redemption_id=movement.redemption_id,
+    return list((await session.scalars(_INSERT_ENTRIES, rows)).all())
+
+
+def _event_entry(entry: EntryView) -> dict[str, object]:
+    """The posting a ``points.*`` event carries."""
+    return outbox.entry_data(
+        entry_id=entry.id,
+        kind=entry.kind,
+        points=entry.points,
+        balance_after=entry.balance_after,
+        occurred_at=entry.occurred_at,
+        reason=entry.reason,
     )
-    entry = EntryView(
-        id=entry_ids[0],
-        transaction_id=transaction_id,
-        member_id=member.id,
-        kind=movement.kind,
-        account=first["account"],
-        points=first["points"],
-        balance_after=first["balance_after"],
-        occurred_at=movement.occurred_at,
-        created_at=created_at,
-        reason=movement.reason,
-        purchase_id=movement.purchase_id,
-        redemption_id=movement.redemption_id,
-    )
-    return Posted(member=member, entry=entry)
 
 
 @dataclass(frozen=True)
@@ -291,6 +360,16 @@ class Earning:
     releases_at: datetime | None = None
     expires_at: datetime | None = None
 
+    @property
+    def total(self) -> int:
+        return self.base + sum(self.bonuses)
+
+    @property
+    def kinds(self) -> list[tuple[EntryKind, int]]:
+        """The transactions to write: (EARN, base) and (BONUS, the bonuses' sum), when not 0."""
+        parts = ((EntryKind.EARN, self.base), (EntryKind.BONUS, sum(self.bonuses)))
+        return [(kind, points) for kind, points in parts if points]
+
 
 @dataclass(frozen=True)
 class Earned:
@@ -301,102 +380,31 @@ class Earned:
 
 async def earn(session: AsyncSession, earning: Earning) -> Earned:
     """Credit base points and bonuses in one balance update; positive amounts only."""
-    bonus = sum(earning.bonuses)
-    total = earning.base + bonus
+    total = earning.total
     if earning.base < 0 or min(earning.bonuses, default=1) <= 0 or total <= 0:
         raise ValueError(f"nothing to earn in {earning}")
-    kinds = [
-        (kind, points)
-        for kind, points in ((EntryKind.EARN, earning.base), (EntryKind.BONUS, bonus))
-        if points
-    ]
-    locked = (
-        await session.execute(
-            _UPDATE_BALANCES[len(kinds)](session),
-            {
-                "member": earning.member_id,
-                "d_available": 0 if earning.pending else total,
-                "d_pending": total if earning.pending else 0,
-                "d_lifetime": total,
-                "d_redeemed": 0,
-                "d_expired": 0,
-            },
-            execution_options={"populate_existing": True},
-        )
-    ).one_or_none()
+    kinds = earning.kinds
+    locked = await _lock_balances(
+        session,
+        ids=len(kinds),
+        member_id=earning.member_id,
+        available=0 if earning.pending else total,
+        pending=total if earning.pending else 0,
+        lifetime_earned=total,
+    )
     if locked is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
     member, *new_ids = locked
-    head = await session.scalar(_CHAIN_HEAD, {"member": earning.member_id})
     transaction_ids = sorted(new_ids)
     created_at = utcnow()
-    transaction_rows: list[dict[str, object]] = [
-        {
-            "id": transaction_id,
-            "kind": kind,
-            "member_id": earning.member_id,
-            "occurred_at": earning.occurred_at,
-            "created_at": created_at,
-            "reason": earning.reason,
-            "purchase_id": earning.purchase_id,
-            "redemption_id": None,
-            "qualifying_points": points if kind == EntryKind.EARN else 0,
-            "qualifying_at": earning.qualifying_at if kind == EntryKind.EARN else None,
-        }
-        for (kind, points), transaction_id in zip(kinds, transaction_ids, strict=True)
-    ]
-    account = Account.MEMBER_PENDING if earning.pending else Account.MEMBER_AVAILABLE
-    balance = (member.points_pending if earning.pending else member.points_available) - total
-    rows: list[dict[str, object]] = []
-    bonus_rows: list[int] = []
-    for (kind, points), transaction_id in zip(kinds, transaction_ids, strict=True):
-        for part in (points,) if kind == EntryKind.EARN else earning.bonuses:
-            balance += part
-            if kind == EntryKind.BONUS:
-                bonus_rows.append(len(rows))
-            rows.append(
-                {
-                    "transaction_id": transaction_id,
-                    "account": account,
-                    "member_id": earning.member_id,
-                    "points": part,
-                    "balance_after": balance,
-                }
-            )
-        rows.append(
-            {
-                "transaction_id": transaction_id,
-                "account": Account.PROGRAM_ISSUANCE,
-                "member_id": None,
-                "points": -points,
-                "balance_after": None,
-            }
-        )
-    postings: dict[object, list] = {transaction_id: [] for transaction_id in transaction_ids}
-    for row in rows:
-        postings[row["transaction_id"]].append((row["account"], row["points"]))
-    _chain(transaction_rows, postings, head)
-    await session.execute(_INSERT_TRANSACTION, transaction_rows)
-    entry_ids = (await session.scalars(_INSERT_ENTRIES, rows)).all()
-    await _insert(
+    rows, bonus_rows = _earning_postings(earning, member, transaction_ids)
+    entry_ids = await _write(
         session,
-        _INSERT_LOT_RETURNING,
-        _INSERT_LOTS,
-        [
-            {
-                "member_id": earning.member_id,
-                "transaction_id": transaction_id,
-                "purchase_id": earning.purchase_id,
-                "amount": points,
-                "remaining": points,
-                "state": LotState.PENDING if earning.pending else LotState.AVAILABLE,
-                "earned_at": earning.occurred_at,
-                "releases_at": earning.releases_at if earning.pending else None,
-                "expires_at": earning.expires_at,
-            }
-            for (_, points), transaction_id in zip(kinds, transaction_ids, strict=True)
-        ],
+        member_id=earning.member_id,
+        transactions=_earning_transactions(earning, transaction_ids, created_at),
+        rows=rows,
     )
+    await _open_earning_lots(session, earning, transaction_ids)
     first = rows[0]
     await outbox.emit_points(
         session,
@@ -415,6 +423,73 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
         purchase_id=earning.purchase_id,
     )
     return Earned(member=member, bonus_entry_ids=tuple(entry_ids[i] for i in bonus_rows))
+
+
+def _earning_transactions(
+    earning: Earning, transaction_ids: list[int], created_at: datetime
+) -> list[dict[str, object]]:
+    """The EARN transaction (whose points qualify for tiers) and the BONUS one."""
+    return [
+        {
+            "id": transaction_id,
+            "kind": kind,
+            "member_id": earning.member_id,
+            "occurred_at": earning.occurred_at,
+            "created_at": created_at,
+            "reason": earning.reason,
+            "purchase_id": earning.purchase_id,
+            "redemption_id": None,
+            "qualifying_points": points if kind == EntryKind.EARN else 0,
+            "qualifying_at": earning.qualifying_at if kind == EntryKind.EARN else None,
+        }
+        for (kind, points), transaction_id in zip(earning.kinds, transaction_ids, strict=True)
+    ]
+
+
+def _earning_postings(
+    earning: Earning, member: Member, transaction_ids: list[int]
+) -> tuple[list[dict[str, object]], list[int]]:
+    """Each transaction's member postings (one per bonus) with running ``balance_after``s
+    that end at the updated balance, then its issuance posting; and which rows are bonuses."""
+    account = Account.MEMBER_PENDING if earning.pending else Account.MEMBER_AVAILABLE
+    balance = (member.points_pending if earning.pending else member.points_available) - (
+        earning.total
+    )
+    rows: list[dict[str, object]] = []
+    bonus_rows: list[int] = []
+    for (kind, points), transaction_id in zip(earning.kinds, transaction_ids, strict=True):
+        for part in (points,) if kind == EntryKind.EARN else earning.bonuses:
+            balance += part
+            if kind == EntryKind.BONUS:
+                bonus_rows.append(len(rows))
+            rows.append(_posting(transaction_id, account, earning.member_id, part, balance))
+        rows.append(_posting(transaction_id, Account.PROGRAM_ISSUANCE, None, -points, None))
+    return rows, bonus_rows
+
+
+async def _open_earning_lots(
+    session: AsyncSession, earning: Earning, transaction_ids: list[int]
+) -> None:
+    """A lot per transaction, pending or available as the points are."""
+    await _insert(
+        session,
+        _INSERT_LOT_RETURNING,
+        _INSERT_LOTS,
+        [
+            {
+                "member_id": earning.member_id,
+                "transaction_id": transaction_id,
+                "purchase_id": earning.purchase_id,
+                "amount": points,
+                "remaining": points,
+                "state": LotState.PENDING if earning.pending else LotState.AVAILABLE,
+                "earned_at": earning.occurred_at,
+                "releases_at": earning.releases_at if earning.pending else None,
+                "expires_at": earning.expires_at,
+            }
+            for (_, points), transaction_id in zip(earning.kinds, transaction_ids, strict=True)
+        ],
+    )
 
 
 LOTS_PER_READ = 100

@@ -124,7 +124,7 @@ async def _evaluate_batch(
     session: AsyncSession, *, low: int, high: int, now: datetime
 ) -> dict[str, int]:
     in_batch = and_(Member.id >= low, Member.id < high)
-    # Newest first, as every lock of several members (see ledger.jobs.lock_job_members).
+    # Newest first, as every lock of several members (see ledger.batch.lock_members).
     locked = select(Member.id).where(in_batch).order_by(Member.id.desc()).with_for_update()
     members_in_batch = await session.scalar(select(func.count()).select_from(locked.subquery()))
     tiers = list((await session.scalars(select(Tier))).all())
