@@ -8,12 +8,13 @@ on manual tier changes and the SKUs of purchase lines. Points still held are for
 a ledger transaction of their own, so the liability falls by exactly that much.
 """
 
-import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import String, Table, cast, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import utcnow
 from loyalty.errors import not_found
@@ -52,7 +53,7 @@ async def erase_member(
     member = await members.lock_member(session, member_id=erasure.member_id)
     if member.status != MemberStatus.ERASED:
         member = await _forfeit(session, member)
-        await _remove_personal_data(session, member.id)
+        await remove_personal_data(session, one_member(member.id))
         await session.refresh(member)
     await idempotency.complete(session, claimed=claim, result={"member_id": member.id})
     return member
@@ -77,62 +78,120 @@ async def _forfeit(session: AsyncSession, member: Member) -> Member:
     return posted.member
 
 
-async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
-    """The member's own columns and rows; then its past events lose their data (webhook
-    receivers not yet served get ids only) and ``member.erased`` asks receivers to erase too."""
+Owner = Callable[[ColumnElement[int]], ColumnElement[bool]]
+"""Whose data a scrub removes, as a condition on a member-id column: ``one_member`` for
+eraseMember, ``members_in`` for the retention job's set."""
+
+
+def one_member(member_id: int) -> Owner:
+    return lambda column: column == member_id
+
+
+def members_in(table: Table) -> Owner:
+    """The members listed in ``table`` (a table of ``member_id``)."""
+    return lambda column: column.in_(select(table.c.member_id))
+
+
+PERSONAL_ROWS: tuple[tuple[type, str, dict[str, Any]], ...] = (
+    (MemberEvent, "attributes", {}),
+    (TierChange, "note", None),
+    (Feedback, "comment", None),
+)
+"""The member's other rows and the column of each that describes the person: (model,
+column, what it becomes)."""
+
+
+def erased_member_values(session: AsyncSession) -> dict[str, Any]:
+    """The member row as an erasure leaves it: one definition for one member and for many."""
+    return {
+        "status": MemberStatus.ERASED,
+        "external_id": _placeholder_sql(session),
+        "email": None,
+        "phone": None,
+        "first_name": None,
+        "last_name": None,
+        "date_of_birth": None,
+        "referral_code": None,
+        "closed_at": None,
+        "updated_at": utcnow(),
+    }
+
+
+def _placeholder_sql(session: AsyncSession) -> ColumnElement[str]:
+    """``erased-`` and random hex, drawn per row by the database, so the old external id
+    finds nobody and a placeholder says nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        random = func.replace(cast(func.gen_random_uuid(), String), literal("-"), literal(""))
+    else:
+        random = func.lower(func.hex(func.randomblob(16)))
+    return literal(ERASED_PREFIX) + random
+
+
+def _erased_data(session: AsyncSession, member_id: ColumnElement[int]) -> ColumnElement[Any]:
+    """What an erased member's events carry: ``{"member": {"id": ...}, "erased": true}``."""
+    return outbox.json_sql(
+        session,
+        {
+            "member": outbox.ref_sql(session, "Member", member_id),
+            "erased": outbox.true_sql(session),
+        },
+    )
+
+
+_LINES_WITHOUT_SKUS = {
+    "postgresql": (
+        "(SELECT json_agg(jsonb_set(line, '{sku}', 'null'::jsonb) ORDER BY n) "
+        "FROM jsonb_array_elements(purchases.lines::jsonb) WITH ORDINALITY AS t(line, n))",
+        "jsonb_path_exists(purchases.lines::jsonb, '$[*] ? (@.sku != null)')",
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(json_set(value, '$.sku', NULL)) FROM json_each(purchases.lines))",
+        "json_type(purchases.lines) = 'array' AND EXISTS (SELECT 1 FROM json_each(purchases.lines)"
+        " WHERE json_extract(value, '$.sku') IS NOT NULL)",
+    ),
+}
+"""Purchase lines keep category, quantity and price; their SKUs become null: (the new lines,
+which purchases have a SKU to remove) per dialect."""
+
+
+async def remove_personal_data(session: AsyncSession, owner: Owner) -> None:
+    """The members' own columns and rows; then their past events lose their data (webhook
+    receivers not yet served get ids only) and ``member.erased`` asks receivers to erase too.
+    Set-based for any number of members; the members must be locked."""
     await session.execute(
         update(Member)
-        .where(Member.id == member_id)
-        .values(
-            status=MemberStatus.ERASED,
-            external_id=ERASED_PREFIX + secrets.token_hex(12),
-            email=None,
-            phone=None,
-            first_name=None,
-            last_name=None,
-            date_of_birth=None,
-            referral_code=None,
-            updated_at=utcnow(),
+        .where(owner(Member.id))
+        .values(erased_member_values(session))
+        .execution_options(synchronize_session=False)
+    )
+    for model, column, value in PERSONAL_ROWS:
+        await session.execute(
+            update(model)
+            .where(owner(model.member_id))
+            .values({column: value})
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(MemberEvent)
-        .where(MemberEvent.member_id == member_id)
-        .values(attributes={})
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(TierChange)
-        .where(TierChange.member_id == member_id)
-        .values(note=None)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(Feedback)
-        .where(Feedback.member_id == member_id)
-        .values(comment=None)
-        .execution_options(synchronize_session=False)
-    )
-    erased = {"member": outbox.ref("Member", member_id), "erased": True}
     await session.execute(
         update(Event)
-        .where(Event.member_id == member_id)
-        .values(data=erased)
+        .where(owner(Event.member_id))
+        .values(data=_erased_data(session, Event.member_id))
         .execution_options(synchronize_session=False)
     )
-    await outbox.emit(session, outbox.MEMBER_ERASED, member_id=member_id, data=erased)
-    purchases = await session.execute(
-        Purchase.__table__.select().where(Purchase.member_id == member_id)
+    await outbox.emit_select(
+        session,
+        outbox.MEMBER_ERASED,
+        occurred_at=utcnow(),
+        rows=select(
+            Member.id.label("member_id"), _erased_data(session, Member.id).label("data")
+        ).where(owner(Member.id)),
     )
-    for purchase in purchases.mappings().all():
-        if any(line.get("sku") for line in purchase["lines"] or []):
-            await session.execute(
-                update(Purchase)
-                .where(Purchase.id == purchase["id"])
-                .values(lines=[{**line, "sku": None} for line in purchase["lines"]])
-                .execution_options(synchronize_session=False)
-            )
+    lines, has_sku = _LINES_WITHOUT_SKUS[session.get_bind().dialect.name]
+    await session.execute(
+        update(Purchase)
+        .where(owner(Purchase.member_id), text(has_sku))
+        .values(lines=text(lines))
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _replayed(session: AsyncSession, result: dict[str, Any]) -> Member:
