@@ -1,13 +1,21 @@
-"""loyalty jobs run retention: idempotency keys older than the program's setting go."""
+"""loyalty jobs run retention: idempotency keys, delivered webhook deliveries and their events,
+and members closed for longer than the program allows, each when their time is up."""
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from loyalty.idempotency.models import IdempotencyKey
+from loyalty.ids import decode_id
+from loyalty.privacy.retention import retention
+from tests import test_webhooks as webhooks
 from tests.cli import arun_cli
 from tests.conftest import execute_sql
-from tests.helpers import RECORD_PURCHASE, enroll, purchase_input
+from tests.helpers import RECORD_PURCHASE, enroll, purchase_input, record
+
+receiver = webhooks.receiver
+settings = webhooks.settings
+"""The webhook tests' receiver, and their settings (local receivers allowed)."""
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
   program { idempotencyRetentionDays } errors { code field } } }"""
@@ -60,3 +68,76 @@ async def test_the_setting_is_bounded(admin):
         assert refused["updateProgram"]["errors"] == [
             {"code": "INVALID", "field": ["idempotencyRetentionDays"]}
         ]
+
+
+def _older(db, table: str, days: int, where: str = "TRUE") -> str:
+    """SQL that moves ``table.created_at`` ``days`` into the past for the rows ``where``."""
+    shifted = (
+        f"created_at - INTERVAL '{days} days'"
+        if db.dialect == "postgresql"
+        else f"datetime(created_at, '-{days} days')"
+    )
+    return f"UPDATE {table} SET created_at = {shifted} WHERE {where}"
+
+
+async def _rows(db, sql: str) -> list[tuple]:
+    async with db.read_engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(text(sql))]
+
+
+async def test_old_delivered_deliveries_and_their_events_go_pending_failed_and_recent_stay(
+    admin, pos, db, settings, receiver, database_url, monkeypatch
+):
+    # given a delivered, a failed and (from a paused endpoint) a pending delivery, all 40 days
+    # old, and a delivery made today
+    made = await webhooks.create(admin, receiver.url, ["member.enrolled"])
+    webhook_id = made["webhook"]["id"]
+    delivered = await enroll(pos)
+    assert (await record(pos, delivered, "10.00"))["errors"] == []  # events nobody receives
+    await webhooks.drain(db, settings)
+    receiver.script = [500, 500, 500]
+    failed = await enroll(pos)
+    await webhooks.drain(db, settings)
+    await execute_sql(db, _older(db, "webhook_deliveries", 40))
+    await execute_sql(db, _older(db, "events", 40))
+    recent = await enroll(pos)
+    await webhooks.drain(db, settings)
+    paused = await admin.data(webhooks.UPDATE, input={"id": webhook_id, "active": False})
+    assert paused["updateWebhook"]["errors"] == []
+    pending = await enroll(pos)
+    await webhooks.drain(db, settings)
+    await execute_sql(db, _older(db, "webhook_deliveries", 40, "status = 'PENDING'"))
+    await execute_sql(db, _older(db, "events", 40, f"member_id = {decode_id('Member', pending)}"))
+    statuses = await _rows(
+        db,
+        "SELECT e.member_id, d.status FROM webhook_deliveries d JOIN events e "
+        "ON e.id = d.event_id ORDER BY d.id",
+    )
+    members = [decode_id("Member", m) for m in (delivered, failed, recent, pending)]
+    assert statuses == list(
+        zip(members, ["DELIVERED", "FAILED", "DELIVERED", "PENDING"], strict=True)
+    )
+    events_before = await _rows(db, "SELECT member_id, type FROM events ORDER BY id")
+
+    # when retention keeps deliveries 50 days, nothing goes; with the default 30, the old
+    # delivered one goes, with the events no delivery names any more
+    monkeypatch.setenv("LOYALTY_WEBHOOK_DELIVERY_RETENTION_DAYS", "50")
+    kept = await arun_cli(database_url, "jobs", "run", "retention")
+    assert kept.returncode == 0, kept.stderr
+    assert "0 delivered webhook delivery(ies) and 0 event(s) older than 50 days" in kept.stdout
+    report = await retention(db, now=datetime.now(UTC))
+
+    # then
+    assert (report.deliveries_deleted, report.delivery_days) == (1, 30)
+    left = await _rows(
+        db,
+        "SELECT e.member_id, d.status FROM webhook_deliveries d JOIN events e "
+        "ON e.id = d.event_id ORDER BY d.id",
+    )
+    assert left == statuses[1:]
+    events_after = await _rows(db, "SELECT member_id, type FROM events ORDER BY id")
+    assert [e for e in events_before if e[0] != members[0]] == events_after
+    assert report.events_deleted == len(events_before) - len(events_after) >= 3
+    listed = await webhooks.deliveries(admin, webhook_id)
+    assert sorted(d["status"] for d in listed) == ["DELIVERED", "FAILED", "PENDING"]
+    assert (await retention(db, now=datetime.now(UTC))).deliveries_deleted == 0
