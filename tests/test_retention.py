@@ -7,11 +7,14 @@ from sqlalchemy import func, select, text
 
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.ids import decode_id
+from loyalty.outbox.models import Event
 from loyalty.privacy.retention import retention
 from tests import test_webhooks as webhooks
 from tests.cli import arun_cli
 from tests.conftest import execute_sql
 from tests.helpers import RECORD_PURCHASE, enroll, purchase_input, record
+from tests.test_privacy_erasure import PERSONAL, dump
+from tests.test_privacy_export import _member_with_history
 
 receiver = webhooks.receiver
 settings = webhooks.settings
@@ -19,6 +22,10 @@ settings = webhooks.settings
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
   program { idempotencyRetentionDays } errors { code field } } }"""
+
+
+PENDING = PROGRAM_RETENTION = """mutation($input: UpdateProgramInput!) {
+  updateProgram(input: $input) { errors { code field } } }"""
 
 
 async def keys(db) -> int:
@@ -141,3 +148,114 @@ async def test_old_delivered_deliveries_and_their_events_go_pending_failed_and_r
     listed = await webhooks.deliveries(admin, webhook_id)
     assert sorted(d["status"] for d in listed) == ["DELIVERED", "FAILED", "PENDING"]
     assert (await retention(db, now=datetime.now(UTC))).deliveries_deleted == 0
+
+
+MEMBER_VIEW = """query($id: ID!) { member(id: $id) {
+  externalId email phone firstName lastName status points { available pending }
+  ledger(first: 5) { edges { node { kind points bucket } } } } }"""
+UPDATE_MEMBER = """mutation($input: UpdateMemberInput!) { updateMember(input: $input) {
+  errors { code field } } }"""
+LIABILITY = "{ pointsLiability { total } }"
+ERASURES = """{ auditLog(operation: "eraseMember") { edges { node {
+  memberId actorKind targetIds summary } } } }"""
+
+
+async def _close(admin, db, member_id: str, days_ago: int) -> None:
+    closed = await admin.data(UPDATE_MEMBER, input={"id": member_id, "status": "CLOSED"})
+    assert closed["updateMember"]["errors"] == []
+    shifted = (
+        f"closed_at - INTERVAL '{days_ago} days'"
+        if db.dialect == "postgresql"
+        else f"datetime(closed_at, '-{days_ago} days')"
+    )
+    await execute_sql(
+        db,
+        f"UPDATE members SET closed_at = {shifted} WHERE id = {decode_id('Member', member_id)}",
+    )
+
+
+async def test_members_closed_past_the_setting_are_erased_and_the_books_still_balance(
+    admin, pos, db, database_url
+):
+    # given a member with a full history (available points, and pending ones from a purchase
+    # made while points were pending) closed 40 days ago
+    member_id, other_id = await _member_with_history(admin, pos)
+    await admin.data(UPDATE_MEMBER, input={"id": member_id, "dateOfBirth": "1990-04-01"})
+    await admin.data(PENDING, input={"pendingDays": 14})
+    assert (await record(pos, member_id, "7.00"))["errors"] == []
+    before = (await admin.data(MEMBER_VIEW, id=member_id))["member"]
+    held = before["points"]["available"] + before["points"]["pending"]
+    assert before["points"]["available"] > 0 and before["points"]["pending"] == 7
+    await _close(admin, db, member_id, 40)
+    # a member closed 20 days ago, one closed 40 days ago and reopened, one never closed
+    recent = await enroll(admin, email="recent@example.com")
+    await _close(admin, db, recent, 20)
+    reopened = await enroll(admin, email="reopened@example.com")
+    await _close(admin, db, reopened, 40)
+    assert (await admin.data(UPDATE_MEMBER, input={"id": reopened, "status": "ACTIVE"}))[
+        "updateMember"
+    ]["errors"] == []
+    liability = (await admin.data(LIABILITY))["pointsLiability"]["total"]
+    before_dump = await dump(db)
+    assert all(value in before_dump for value in PERSONAL)
+
+    # off by default: nobody is erased
+    off = await arun_cli(database_url, "jobs", "run", "retention")
+    assert off.returncode == 0, off.stderr
+    assert "closed members are kept (closedMemberRetentionDays is null)" in off.stdout
+    assert (await admin.data(MEMBER_VIEW, id=member_id))["member"]["status"] == "CLOSED"
+
+    # when members closed for more than 30 days are to be erased
+    changed = await admin.data(PROGRAM_RETENTION, input={"closedMemberRetentionDays": 30})
+    assert changed["updateProgram"]["errors"] == []
+    ran = await arun_cli(database_url, "jobs", "run", "retention")
+
+    # then the long-closed member is erased as eraseMember erases, its points forfeited
+    assert ran.returncode == 0, ran.stderr
+    assert "1 member(s) closed for more than 30 days erased" in ran.stdout
+    erased = (await admin.data(MEMBER_VIEW, id=member_id))["member"]
+    assert erased["status"] == "ERASED" and erased["externalId"].startswith("erased-")
+    assert [erased[f] for f in ("email", "phone", "firstName", "lastName")] == [None] * 4
+    assert erased["points"] == {"available": 0, "pending": 0}
+    forfeits = [
+        (e["node"]["kind"], e["node"]["bucket"], e["node"]["points"])
+        for e in erased["ledger"]["edges"][:2]
+    ]
+    assert sorted(forfeits) == [
+        ("FORFEIT", "AVAILABLE", -before["points"]["available"]),
+        ("FORFEIT", "PENDING", -7),
+    ]
+    after = await dump(db)
+    for value in (*PERSONAL, before["externalId"]):
+        assert value not in after, f"{value!r} survived the erasure"
+    assert "bob@example.com" in after and "recent@example.com" in after
+    assert "reopened@example.com" in after
+    assert (await admin.data(LIABILITY))["pointsLiability"]["total"] == liability - held
+    audit = [e["node"] for e in (await admin.data(ERASURES))["auditLog"]["edges"]]
+    assert [(e["memberId"], e["actorKind"], e["targetIds"]) for e in audit] == [
+        (member_id, "CLI", [member_id])
+    ]
+    assert audit[0]["summary"]["job"] == "retention"
+    async with db.read_session() as session:
+        told = await session.scalars(
+            select(Event.member_id).where(Event.type.in_(["member.erased", "points.forfeited"]))
+        )
+        assert sorted(told) == [decode_id("Member", member_id)] * 3
+    # the old external id and email can enroll again, as a new member
+    again = await enroll(admin, before["externalId"], email="ann@example.com")
+    assert again != member_id
+    # the others are untouched, and a rerun erases nobody else
+    for untouched in (recent, reopened, other_id):
+        assert (await admin.data(MEMBER_VIEW, id=untouched))["member"]["email"] is not None
+    assert (await retention(db, now=datetime.now(UTC))).members_erased == 0
+    # (the db fixture runs ledger verify after the test)
+
+
+async def test_a_member_closed_with_no_points_is_erased_without_a_forfeit(admin, db):
+    member_id = await enroll(admin, email="zero@example.com")
+    await _close(admin, db, member_id, 5)
+    await admin.data(PROGRAM_RETENTION, input={"closedMemberRetentionDays": 4})
+    report = await retention(db, now=datetime.now(UTC))
+    assert (report.members_erased, report.closed_days) == (1, 4)
+    erased = (await admin.data(MEMBER_VIEW, id=member_id))["member"]
+    assert (erased["status"], erased["email"], erased["ledger"]["edges"]) == ("ERASED", None, [])
