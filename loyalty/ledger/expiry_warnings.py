@@ -111,8 +111,7 @@ async def _warn_batch(
             .distinct(),
         )
     )
-    members = await session.scalar(select(func.count()).select_from(warn_members))
-    if not members:
+    if not await session.scalar(select(func.count()).select_from(warn_members)):
         return 0, 0
     await lock_job_members(session, warn_members)
     # Read again under the locks: what changed before they were taken is seen now.
@@ -124,6 +123,7 @@ async def _warn_batch(
             .where(Member.status.notin_(SILENT))
         ),
     )
+    members = await session.scalar(select(func.count(PointLot.member_id.distinct())).where(locked))
     json = outbox.json_sql
     data = json(
         session,
@@ -154,4 +154,4 @@ async def _warn_batch(
         .values(warned_at=literal(now, UTCDateTime()))
         .execution_options(synchronize_session=False)
     )
-    return marked.rowcount, members
+    return marked.rowcount, members or 0
