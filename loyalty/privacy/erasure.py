@@ -6,6 +6,10 @@ goes: contact details, names, birthday, the external id (replaced by a random pl
 the old one can enroll again), the referral code, event attributes, feedback comments, notes
 on manual tier changes and the SKUs of purchase lines. Points still held are forfeited through
 a ledger transaction of their own, so the liability falls by exactly that much.
+
+The scrub (``remove_personal_data``) is set-based and takes whose data to remove as a
+condition, so eraseMember (one member) and the retention job (every member closed for too
+long, ``loyalty.privacy.retention``) share one definition of what an erasure removes.
 """
 
 from collections.abc import Callable
@@ -21,6 +25,7 @@ from loyalty.errors import not_found
 from loyalty.events.models import MemberEvent
 from loyalty.feedback.models import Feedback
 from loyalty.idempotency import service as idempotency
+from loyalty.ledger import forfeits
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
@@ -72,7 +77,7 @@ async def _forfeit(session: AsyncSession, member: Member) -> Member:
             occurred_at=utcnow(),
             available=-member.points_available,
             pending=-member.points_pending,
-            reason="Forfeited on erasure",
+            reason=forfeits.REASON,
         ),
     )
     return posted.member
@@ -92,7 +97,7 @@ def members_in(table: Table) -> Owner:
     return lambda column: column.in_(select(table.c.member_id))
 
 
-PERSONAL_ROWS: tuple[tuple[type, str, dict[str, Any]], ...] = (
+PERSONAL_ROWS: tuple[tuple[type, str, Any], ...] = (
     (MemberEvent, "attributes", {}),
     (TierChange, "note", None),
     (Feedback, "comment", None),
