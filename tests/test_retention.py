@@ -212,7 +212,9 @@ async def test_members_closed_past_the_setting_are_erased_and_the_books_still_ba
 
     # then the long-closed member is erased as eraseMember erases, its points forfeited
     assert ran.returncode == 0, ran.stderr
-    assert "1 member(s) closed for more than 30 days erased" in ran.stdout
+    assert f"1 member(s) closed for more than 30 days erased ({held} points forfeited)" in (
+        ran.stdout
+    )
     erased = (await admin.data(MEMBER_VIEW, id=member_id))["member"]
     assert erased["status"] == "ERASED" and erased["externalId"].startswith("erased-")
     assert [erased[f] for f in ("email", "phone", "firstName", "lastName")] == [None] * 4
@@ -256,6 +258,6 @@ async def test_a_member_closed_with_no_points_is_erased_without_a_forfeit(admin,
     await _close(admin, db, member_id, 5)
     await admin.data(PROGRAM_RETENTION, input={"closedMemberRetentionDays": 4})
     report = await retention(db, now=datetime.now(UTC))
-    assert (report.members_erased, report.closed_days) == (1, 4)
+    assert (report.members_erased, report.points_forfeited, report.closed_days) == (1, 0, 4)
     erased = (await admin.data(MEMBER_VIEW, id=member_id))["member"]
     assert (erased["status"], erased["email"], erased["ledger"]["edges"]) == ("ERASED", None, [])

@@ -46,6 +46,7 @@ warn_members = Table(
     prefixes=["TEMPORARY"],
 )
 SILENT = (MemberStatus.CLOSED, MemberStatus.ERASED)
+"""Members nobody reminds: they can neither spend nor be reached."""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class RetentionReport:
     events_deleted: int
     delivery_days: int
     members_erased: int
+    points_forfeited: int
     closed_days: int | None
 
     def __str__(self) -> str:
@@ -66,7 +67,7 @@ class RetentionReport:
             "closed members are kept (closedMemberRetentionDays is null)"
             if self.closed_days is None
             else f"{self.members_erased} member(s) closed for more than {self.closed_days} days "
-            "erased"
+            f"erased ({self.points_forfeited} points forfeited)"
         )
         return (
             f"{self.idempotency_keys_deleted} idempotency key(s) older than "
@@ -99,9 +100,11 @@ async def retention(
         Event.created_at < delivered_before,
         ~exists().where(WebhookDelivery.event_id == Event.id),
     )
-    erased = 0
+    erased = forfeited = 0
     if closed_days is not None:
-        erased = await _erase_closed(db, now=now, closed_before=now - timedelta(days=closed_days))
+        erased, forfeited = await _erase_closed(
+            db, now=now, closed_before=now - timedelta(days=closed_days)
+        )
     return RetentionReport(
         idempotency_keys_deleted=keys,
         kept_days=days,
@@ -109,6 +112,7 @@ async def retention(
         events_deleted=events,
         delivery_days=delivery_retention_days,
         members_erased=erased,
+        points_forfeited=forfeited,
         closed_days=closed_days,
     )
 
@@ -132,20 +136,24 @@ async def _delete_in_batches(
             return deleted
 
 
-async def _erase_closed(db: Database, *, now: datetime, closed_before: datetime) -> int:
-    erased = 0
+async def _erase_closed(db: Database, *, now: datetime, closed_before: datetime) -> tuple[int, int]:
+    """Returns (members erased, points forfeited)."""
+    erased = forfeited = 0
     while True:
         async with db.transaction() as session:
-            chosen, count = await _erase_batch(session, now=now, closed_before=closed_before)
+            chosen, count, points = await _erase_batch(
+                session, now=now, closed_before=closed_before
+            )
         erased += count
+        forfeited += points
         if chosen < ERASE_BATCH:
-            return erased
+            return erased, forfeited
 
 
 async def _erase_batch(
     session: AsyncSession, *, now: datetime, closed_before: datetime
-) -> tuple[int, int]:
-    """Erase up to ``ERASE_BATCH`` long-closed members; returns (chosen, erased)."""
+) -> tuple[int, int, int]:
+    """Erase up to ``ERASE_BATCH`` long-closed members; returns (chosen, erased, forfeited)."""
     due = (Member.status == MemberStatus.CLOSED) & (Member.closed_at <= closed_before)
     connection = await session.connection()
     await connection.run_sync(lambda sync: closed_due.create(sync, checkfirst=True))
@@ -157,13 +165,13 @@ async def _erase_batch(
     )
     chosen = await session.scalar(select(func.count()).select_from(closed_due))
     if not chosen:
-        return 0, 0
+        return 0, 0, 0
     await lock_job_members(session, closed_due)
     # Under the locks: a member reopened since it was chosen stays as it is.
     await session.execute(
         delete(closed_due).where(closed_due.c.member_id.notin_(select(Member.id).where(due)))
     )
-    await forfeit_all(session, members=closed_due, now=now)
+    forfeited = await forfeit_all(session, members=closed_due, now=now)
     await remove_personal_data(session, members_in(closed_due))
     await audit.record_select(
         session,
@@ -179,4 +187,4 @@ async def _erase_batch(
         ),
     )
     erased = await session.scalar(select(func.count()).select_from(closed_due))
-    return chosen, erased or 0
+    return chosen, erased or 0, forfeited
