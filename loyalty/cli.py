@@ -7,7 +7,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +45,7 @@ class Job(StrEnum):
     EVALUATE_TIERS = "evaluate-tiers"
     BIRTHDAY_BONUS = "birthday-bonus"
     RETENTION = "retention"
+    WARN_EXPIRING = "warn-expiring"
 
 
 @cache
@@ -332,6 +333,7 @@ def jobs_run(
     """Run a job once; safe to run twice and beside live traffic."""
     _require_migrated()
     from loyalty.events.birthdays import birthday_bonus
+    from loyalty.ledger.expiry_warnings import warn_expiring
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.privacy.retention import retention
     from loyalty.tiers.evaluation import evaluate_tiers
@@ -341,7 +343,11 @@ def jobs_run(
         Job.EXPIRE_POINTS: expire_points,
         Job.EVALUATE_TIERS: evaluate_tiers,
         Job.BIRTHDAY_BONUS: birthday_bonus,
-        Job.RETENTION: retention,
+        Job.RETENTION: partial(
+            retention,
+            delivery_retention_days=get_settings().webhook_delivery_retention_days,
+        ),
+        Job.WARN_EXPIRING: warn_expiring,
     }
     moment = _parse_now(now)
 

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = Field(
         default=72.0, gt=0, description="An endpoint failing this long is disabled."
     )
+    webhook_delivery_retention_days: int = Field(
+        default=30, ge=1, description="Delivered deliveries are kept this long (retention job)."
+    )
 
     @field_validator("rate_limit_member")
     @classmethod

@@ -142,7 +142,8 @@ async def _reset_postgres(url: str) -> None:
             "pending_days = 0, points_expire_after_days = NULL, tier_window_days = 365, "
             "time_zone = 'UTC', max_backdate_days = 30, rules_token = NULL, "
             "referrer_points = 0, referee_points = 0, referral_limit = NULL, "
-            "idempotency_retention_days = 30"
+            "idempotency_retention_days = 30, expiry_warning_days = 30, "
+            "closed_member_retention_days = NULL"
         )
     finally:
         await connection.close()

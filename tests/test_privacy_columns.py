@@ -27,12 +27,13 @@ NOT_PERSONAL = {
     "member_events": "id member_id type occurred_at created_at points_awarded once_key",
     "members": "id status enrollment_channel enrolled_at updated_at tier_id tier_since "
     "tier_retained_until points_available points_pending lifetime_earned points_redeemed "
-    "points_expired referral_pending",
+    "points_expired referral_pending closed_at",
     "point_lots": "id member_id transaction_id purchase_id amount remaining expired state "
-    "earned_at releases_at expires_at",
+    "earned_at releases_at expires_at warned_at",
     "program": "id name currency points_per_unit pending_days points_expire_after_days "
     "tier_window_days time_zone max_backdate_days rules_token referrer_points referee_points "
-    "referral_limit updated_at idempotency_retention_days",
+    "referral_limit updated_at idempotency_retention_days expiry_warning_days "
+    "closed_member_retention_days",
     "purchase_refunds": "id purchase_id amount created_at",
     "purchases": "id order_id member_id channel store_id total_amount currency occurred_at "
     "created_at points_awarded points_refunded points_unrecovered refunded_amount status "

@@ -16,12 +16,15 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON as JSONType
+from sqlalchemy import BigInteger, String, cast, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 from loyalty.audit.models import ActorKind, AuditEntry
 from loyalty.auth.service import Principal
-from loyalty.db import utcnow
+from loyalty.db import UTCDateTime, utcnow
 from loyalty.idempotency.service import REPLAYED
 from loyalty.pagination import Page, PageRequest, make_page
 
@@ -155,6 +158,49 @@ async def record(
     )
     session.add(entry)
     return entry
+
+
+async def record_select(
+    session: AsyncSession, *, actor: Actor, operation: str, summary: dict[str, Any], rows: Select
+) -> None:
+    """One entry per row of ``rows`` (which selects ``member_id`` and ``target_id``, the
+    member's API id), in one ``INSERT ... SELECT``: a job's change to many members."""
+    chosen = rows.subquery()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    targets = (func.json_build_array if postgres else func.json_array)(chosen.c.target_id)
+    await session.execute(
+        insert(AuditEntry).from_select(
+            [
+                "occurred_at",
+                "actor_kind",
+                "actor_role",
+                "actor_key_id",
+                "actor_name",
+                "member_id",
+                "operation",
+                "target_ids",
+                "summary",
+                "request_id",
+            ],
+            select(
+                literal(utcnow(), UTCDateTime()),
+                literal(actor.kind.value),
+                literal(actor.role, String()),
+                literal(actor.key_id, BigInteger()),
+                literal(actor.name, String()),
+                chosen.c.member_id,
+                literal(operation[:64]),
+                targets,
+                _json_literal(postgres, summarize(summary)),
+                literal(None, String()),
+            ).order_by(chosen.c.member_id),
+        )
+    )
+
+
+def _json_literal(postgres: bool, value: dict[str, Any]) -> ColumnElement[Any]:
+    text = literal(json.dumps(value), String())
+    return cast(text, JSONType) if postgres else text
 
 
 async def record_cli(

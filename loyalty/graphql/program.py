@@ -60,6 +60,20 @@ class UpdateProgramInput:
         default=UNSET,
         description="How long idempotency keys are kept, 1 to 3650 days (the retention job).",
     )
+    expiry_warning_days: int | None = strawberry.field(
+        default=UNSET,
+        description=(
+            "Days before expiry that points.expiring announces points, 0 to 365 (0: never); "
+            "never null."
+        ),
+    )
+    closed_member_retention_days: int | None = strawberry.field(
+        default=UNSET,
+        description=(
+            "Days after closing that a CLOSED member is erased by the retention job, 1 to "
+            "36500; null: never."
+        ),
+    )
 
 
 @strawberry.type(description="The result of updateProgram.")
@@ -109,6 +123,8 @@ class ProgramMutations:
                     "referee_points",
                     "referral_limit",
                     "idempotency_retention_days",
+                    "expiry_warning_days",
+                    "closed_member_retention_days",
                 )
             }
         )

@@ -161,6 +161,18 @@ class Program:
             "retry after that is treated as a new request."
         )
     )
+    expiry_warning_days: int = strawberry.field(
+        description=(
+            "How many days before they expire points are announced by a points.expiring "
+            "event (the warn-expiring job; once per earned lot); 0: never."
+        )
+    )
+    closed_member_retention_days: int | None = strawberry.field(
+        description=(
+            "Days a CLOSED member's personal data is kept; then the retention job erases it "
+            "as eraseMember would. null: kept until eraseMember."
+        )
+    )
 
     @strawberry.field(description="Points earned per 1.00 of the program's currency.")
     def points_per_unit(self, root: Parent[ProgramRow]) -> DecimalString:

@@ -45,6 +45,7 @@ from loyalty.ledger.models import (
     EntryKind,
     LedgerEntry,
     LedgerTransaction,
+    LotConsumption,
     LotState,
     PointLot,
 )
@@ -103,7 +104,15 @@ class ExpireLots:
     due: ColumnElement[bool]
 
 
-LotChange = OpenLots | ReleaseLots | ExpireLots
+@dataclass(frozen=True)
+class ConsumeLots:
+    """What is left of the members' lots matching ``due`` is spent by the movement (recorded
+    as lot consumptions, as a debit of one member records them): a forfeit."""
+
+    due: ColumnElement[bool]
+
+
+LotChange = OpenLots | ReleaseLots | ExpireLots | ConsumeLots
 
 
 @dataclass(frozen=True)
@@ -356,6 +365,9 @@ async def _change_lots(session: AsyncSession, movement: BatchMovement) -> None:
     if isinstance(lots, OpenLots):
         await _open_lots(session, movement, lots)
         return
+    if isinstance(lots, ConsumeLots):
+        await _consume_lots(session, lots)
+        return
     values = (
         {"state": LotState.AVAILABLE}
         if isinstance(lots, ReleaseLots)
@@ -365,6 +377,24 @@ async def _change_lots(session: AsyncSession, movement: BatchMovement) -> None:
         update(PointLot)
         .where(lots.due, PointLot.member_id.in_(select(batch.c.member_id)))
         .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _consume_lots(session: AsyncSession, lots: ConsumeLots) -> None:
+    remaining = (lots.due, PointLot.remaining > 0)
+    await session.execute(
+        insert(LotConsumption).from_select(
+            ["lot_id", "transaction_id", "amount"],
+            select(PointLot.id, batch.c.transaction_id, PointLot.remaining)
+            .join(batch, batch.c.member_id == PointLot.member_id)
+            .where(*remaining),
+        )
+    )
+    await session.execute(
+        update(PointLot)
+        .where(PointLot.member_id.in_(select(batch.c.member_id)), *remaining)
+        .values(remaining=0)
         .execution_options(synchronize_session=False)
     )
 

@@ -136,6 +136,8 @@ class PointLot(Base):
     earned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     releases_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When ``warn-expiring`` announced the lot's expiry (``points.expiring``): once per lot."""
 
 
 class LotConsumption(Base):

@@ -3,7 +3,17 @@
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, String, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -34,6 +44,12 @@ class Member(Base):
         Index("ix_members_email", "email"),
         Index("ix_members_phone", "phone"),
         Index("ix_members_referral_code", "referral_code", unique=True),
+        Index(
+            "ix_members_closed_at",
+            "closed_at",
+            postgresql_where=text("status = 'CLOSED'"),
+            sqlite_where=text("status = 'CLOSED'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -61,3 +77,6 @@ class Member(Base):
     referral_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Enrolled with a referral code and not yet rewarded: the purchase path reads this flag
     from the row it locks anyway, so members who were not referred cost nothing extra."""
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the member was last CLOSED (None while not closed): ``closedMemberRetentionDays``
+    counts from here."""

@@ -1,7 +1,7 @@
 """Member operations: enrollment, profile changes, lookups and search."""
 
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,6 +124,7 @@ async def update_member(
         raise DomainError(
             ErrorCode.MEMBER_INACTIVE, "The member was erased: nothing of it can change.", ["id"]
         )
+    now = utcnow()
     for name in (f.name for f in fields(changes)):
         value = getattr(changes, name)
         if value is UNSET:
@@ -133,10 +134,10 @@ async def update_member(
                 raise invalid("Must not be null.", "status")
             if value == MemberStatus.ERASED:
                 raise invalid("Use eraseMember: erasure also removes the personal data.", "status")
-            member.status = MemberStatus(value)
+            _set_status(member, MemberStatus(value), now)
         else:
             setattr(member, name, _PROFILE_CHECKS[name](value))
-    member.updated_at = utcnow()
+    member.updated_at = now
     await session.flush()
     await outbox.emit(
         session,
@@ -150,6 +151,16 @@ async def update_member(
 
 REPORTED = idempotency.Reported(Member, "member")
 """A member in an idempotent mutation's result: by id, shown as it is now on a replay."""
+
+
+def _set_status(member: Member, status: MemberStatus, now: datetime) -> None:
+    """``closed_at`` starts the ``closedMemberRetentionDays`` clock when a member is closed;
+    closing a closed member keeps it running, reopening stops it."""
+    if status == MemberStatus.CLOSED and member.status != MemberStatus.CLOSED:
+        member.closed_at = now
+    elif status != MemberStatus.CLOSED:
+        member.closed_at = None
+    member.status = status
 
 
 async def get_member(session: AsyncSession, *, member_id: int | None) -> Member:

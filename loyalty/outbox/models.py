@@ -25,6 +25,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_member_id_id", "member_id", "id"),
+        Index("ix_events_created_at", "created_at"),
         Index(
             "ix_events_undispatched",
             "id",
@@ -74,6 +75,13 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),
+        Index(
+            "ix_webhook_deliveries_delivered",
+            "created_at",
+            postgresql_where=text("status = 'DELIVERED'"),
+            sqlite_where=text("status = 'DELIVERED'"),
+        ),
         Index(
             "ix_webhook_deliveries_pending",
             "event_id",

@@ -7,7 +7,7 @@ worker (``loyalty.outbox.worker``) later fans committed events out to webhook de
 
 ``data`` is shaped like the GraphQL types: camelCase keys, global IDs (``loyalty.ids``),
 ISO-8601 times. The jobs build the same shapes in SQL (``json_object``/``json_build_object``,
-the ``loyalty_global_id`` SQL function, ``iso_sql``).
+the ``loyalty_global_id`` SQL function, ``iso_sql``, ``true_sql``).
 """
 
 import uuid
@@ -36,6 +36,7 @@ POINTS_REDEEMED = "points.redeemed"
 POINTS_REFUNDED = "points.refunded"
 POINTS_RELEASED = "points.released"
 POINTS_EXPIRED = "points.expired"
+POINTS_EXPIRING = "points.expiring"
 TIER_CHANGED = "tier.changed"
 REDEMPTION_ISSUED = "redemption.issued"
 REDEMPTION_USED = "redemption.used"
@@ -55,6 +56,7 @@ EVENT_TYPES = (
     POINTS_REFUNDED,
     POINTS_RELEASED,
     POINTS_EXPIRED,
+    POINTS_EXPIRING,
     TIER_CHANGED,
     REDEMPTION_ISSUED,
     REDEMPTION_USED,
@@ -273,6 +275,21 @@ def points_sql(session: AsyncSession) -> ColumnElement:
             "expired": Member.points_expired,
         },
     )
+
+
+def iso_sql(session: AsyncSession, moment: ColumnElement[datetime]) -> ColumnElement[str]:
+    """A stored UTC time column as ISO-8601 text, like ``iso`` (always with microseconds)."""
+    if _postgres(session):
+        return func.to_char(
+            func.timezone("UTC", moment), literal('YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+        )
+    # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC.
+    return func.replace(cast(moment, String), literal(" "), literal("T")) + literal("+00:00")
+
+
+def true_sql(session: AsyncSession) -> ColumnElement[Any]:
+    """JSON ``true`` inside ``json_sql`` (SQLite's json_object would write 1)."""
+    return literal(True) if _postgres(session) else func.json(literal("true"))
 
 
 def _random_hex(count: int) -> ColumnElement[str]:

@@ -6,18 +6,25 @@ goes: contact details, names, birthday, the external id (replaced by a random pl
 the old one can enroll again), the referral code, event attributes, feedback comments, notes
 on manual tier changes and the SKUs of purchase lines. Points still held are forfeited through
 a ledger transaction of their own, so the liability falls by exactly that much.
+
+The scrub (``remove_personal_data``) is set-based and takes whose data to remove as a
+condition, so eraseMember (one member) and the retention job (every member closed for too
+long, ``loyalty.privacy.retention``) share one definition of what an erasure removes.
 """
 
-import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import String, Table, cast, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import utcnow
 from loyalty.events.models import MemberEvent
 from loyalty.feedback.models import Feedback
 from loyalty.idempotency import service as idempotency
+from loyalty.ledger import forfeits
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind
 from loyalty.members import service as members
@@ -55,7 +62,7 @@ async def _erase(session: AsyncSession, *, member_id: int) -> Member:
     member = await members.lock_member(session, member_id=member_id)
     if member.status != MemberStatus.ERASED:
         member = await _forfeit(session, member)
-        await _remove_personal_data(session, member.id)
+        await remove_personal_data(session, one_member(member.id))
         await session.refresh(member)
     return member
 
@@ -73,68 +80,126 @@ async def _forfeit(session: AsyncSession, member: Member) -> Member:
             occurred_at=utcnow(),
             available=-member.points_available,
             pending=-member.points_pending,
-            reason="Forfeited on erasure",
+            reason=forfeits.REASON,
         ),
     )
     return posted.member
 
 
-async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
-    """The member's own columns and rows; then its past events lose their data (webhook
-    receivers not yet served get ids only) and ``member.erased`` asks receivers to erase too."""
+Owner = Callable[[ColumnElement[int]], ColumnElement[bool]]
+"""Whose data a scrub removes, as a condition on a member-id column: ``one_member`` for
+eraseMember, ``members_in`` for the retention job's set."""
+
+
+def one_member(member_id: int) -> Owner:
+    return lambda column: column == member_id
+
+
+def members_in(table: Table) -> Owner:
+    """The members listed in ``table`` (a table of ``member_id``)."""
+    return lambda column: column.in_(select(table.c.member_id))
+
+
+PERSONAL_ROWS: tuple[tuple[type, str, Any], ...] = (
+    (MemberEvent, "attributes", {}),
+    (TierChange, "note", None),
+    (Feedback, "comment", None),
+)
+"""The member's other rows and the column of each that describes the person: (model,
+column, what it becomes)."""
+
+
+def erased_member_values(session: AsyncSession) -> dict[str, Any]:
+    """The member row as an erasure leaves it: one definition for one member and for many."""
+    return {
+        "status": MemberStatus.ERASED,
+        "external_id": _placeholder_sql(session),
+        "email": None,
+        "phone": None,
+        "first_name": None,
+        "last_name": None,
+        "date_of_birth": None,
+        "referral_code": None,
+        "closed_at": None,
+        "updated_at": utcnow(),
+    }
+
+
+def _placeholder_sql(session: AsyncSession) -> ColumnElement[str]:
+    """``erased-`` and random hex, drawn per row by the database, so the old external id
+    finds nobody and a placeholder says nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        random = func.replace(cast(func.gen_random_uuid(), String), literal("-"), literal(""))
+    else:
+        random = func.lower(func.hex(func.randomblob(16)))
+    return literal(ERASED_PREFIX) + random
+
+
+def _erased_data(session: AsyncSession, member_id: ColumnElement[int]) -> ColumnElement[Any]:
+    """What an erased member's events carry: ``{"member": {"id": ...}, "erased": true}``."""
+    return outbox.json_sql(
+        session,
+        {
+            "member": outbox.ref_sql(session, "Member", member_id),
+            "erased": outbox.true_sql(session),
+        },
+    )
+
+
+_LINES_WITHOUT_SKUS = {
+    "postgresql": (
+        "(SELECT json_agg(jsonb_set(line, '{sku}', 'null'::jsonb) ORDER BY n) "
+        "FROM jsonb_array_elements(purchases.lines::jsonb) WITH ORDINALITY AS t(line, n))",
+        "jsonb_path_exists(purchases.lines::jsonb, '$[*] ? (@.sku != null)')",
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(json_set(value, '$.sku', NULL)) FROM json_each(purchases.lines))",
+        "json_type(purchases.lines) = 'array' AND EXISTS (SELECT 1 FROM json_each(purchases.lines)"
+        " WHERE json_extract(value, '$.sku') IS NOT NULL)",
+    ),
+}
+"""Purchase lines keep category, quantity and price; their SKUs become null: (the new lines,
+which purchases have a SKU to remove) per dialect."""
+
+
+async def remove_personal_data(session: AsyncSession, owner: Owner) -> None:
+    """The members' own columns and rows; then their past events lose their data (webhook
+    receivers not yet served get ids only) and ``member.erased`` asks receivers to erase too.
+    Set-based for any number of members; the members must be locked."""
     await session.execute(
         update(Member)
-        .where(Member.id == member_id)
-        .values(
-            status=MemberStatus.ERASED,
-            external_id=ERASED_PREFIX + secrets.token_hex(12),
-            email=None,
-            phone=None,
-            first_name=None,
-            last_name=None,
-            date_of_birth=None,
-            referral_code=None,
-            updated_at=utcnow(),
+        .where(owner(Member.id))
+        .values(erased_member_values(session))
+        .execution_options(synchronize_session=False)
+    )
+    for model, column, value in PERSONAL_ROWS:
+        await session.execute(
+            update(model)
+            .where(owner(model.member_id))
+            .values({column: value})
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(MemberEvent)
-        .where(MemberEvent.member_id == member_id)
-        .values(attributes={})
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(TierChange)
-        .where(TierChange.member_id == member_id)
-        .values(note=None)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(Feedback)
-        .where(Feedback.member_id == member_id)
-        .values(comment=None)
-        .execution_options(synchronize_session=False)
-    )
-    erased = {"member": outbox.ref("Member", member_id), "erased": True}
     await session.execute(
         update(Event)
-        .where(Event.member_id == member_id)
-        .values(data=erased)
+        .where(owner(Event.member_id))
+        .values(data=_erased_data(session, Event.member_id))
         .execution_options(synchronize_session=False)
     )
-    await outbox.emit(session, outbox.MEMBER_ERASED, member_id=member_id, data=erased)
-    purchases = await session.execute(
-        Purchase.__table__.select().where(Purchase.member_id == member_id)
+    await outbox.emit_select(
+        session,
+        outbox.MEMBER_ERASED,
+        occurred_at=utcnow(),
+        rows=select(
+            Member.id.label("member_id"), _erased_data(session, Member.id).label("data")
+        ).where(owner(Member.id)),
     )
-    for purchase in purchases.mappings().all():
-        if any(line.get("sku") for line in purchase["lines"] or []):
-            await session.execute(
-                update(Purchase)
-                .where(Purchase.id == purchase["id"])
-                .values(lines=[{**line, "sku": None} for line in purchase["lines"]])
-                .execution_options(synchronize_session=False)
-            )
+    lines, has_sku = _LINES_WITHOUT_SKUS[session.get_bind().dialect.name]
+    await session.execute(
+        update(Purchase)
+        .where(owner(Purchase.member_id), text(has_sku))
+        .values(lines=text(lines))
+        .execution_options(synchronize_session=False)
+    )
 
 
 _ERASE_MEMBER = idempotency.Idempotent(

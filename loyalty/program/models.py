@@ -36,11 +36,16 @@ class Program(Base):
     referrer_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     referee_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     referral_limit: Mapped[int | None] = mapped_column(Integer)
+    """How many referrals one referrer is rewarded for (None: no limit)."""
     idempotency_retention_days: Mapped[int] = mapped_column(
         Integer, default=30, server_default="30"
     )
     """How long idempotency keys are kept (the retention job deletes older ones)."""
-    """How many referrals one referrer is rewarded for (None: no limit)."""
+    expiry_warning_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    """How long before they expire lots are announced by ``points.expiring`` (0: never)."""
+    closed_member_retention_days: Mapped[int | None] = mapped_column(Integer)
+    """How long a CLOSED member's personal data is kept before the retention job erases it
+    (None: kept until eraseMember)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def expires_at(self, earned_at: datetime) -> datetime | None:

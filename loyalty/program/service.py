@@ -33,6 +33,8 @@ class ProgramChanges:
     referee_points: int | Unset = UNSET
     referral_limit: int | Unset | None = UNSET
     idempotency_retention_days: int | Unset = UNSET
+    expiry_warning_days: int | Unset = UNSET
+    closed_member_retention_days: int | Unset | None = UNSET
 
 
 def require_within_backdate(program: Program, occurred_at: datetime, now: datetime) -> None:
@@ -109,6 +111,12 @@ def _validated(changes: ProgramChanges) -> dict[str, object]:
         ),
         "idempotency_retention_days": lambda v: int_between(
             _not_null(v, "idempotencyRetentionDays"), 1, 3650, "idempotencyRetentionDays"
+        ),
+        "expiry_warning_days": lambda v: int_between(
+            _not_null(v, "expiryWarningDays"), 0, 365, "expiryWarningDays"
+        ),
+        "closed_member_retention_days": lambda v: (
+            None if v is None else int_between(v, 1, 36500, "closedMemberRetentionDays")
         ),
     }
     return {name: checks[name](value) for name, value in sent.items()}
