@@ -6,7 +6,8 @@ and who have no award of this rule this year go into ``lot_job``; their rows are
 few ``INSERT ... SELECT`` statements write one BONUS transaction per member, the lots, the
 ``birthday`` events (one per rule, member and year: a unique key, so a rerun awards nothing)
 and the rule awards. Birthday rules honour ``tierIds``, ``daysOfWeek``/``hours``,
-``perPurchase`` (the cap on one award) and the campaign ``budget`` (whole awards only).
+``perPurchase`` (the cap on one award), the campaign ``budget`` (whole awards only) and
+``segmentIds`` (each segment's filter joins the batch's WHERE clause, as of the job's ``now``).
 """
 
 from datetime import datetime
@@ -17,9 +18,11 @@ from sqlalchemy import (
     and_,
     cast,
     delete,
+    false,
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     update,
@@ -46,6 +49,7 @@ from loyalty.rules.book import rule_book
 from loyalty.rules.engine import CompiledRule, floor
 from loyalty.rules.models import EarningRule, RuleAward
 from loyalty.rules.service import BIRTHDAY
+from loyalty.segments.filters import SegmentFilter, member_condition
 
 
 async def birthday_bonus(db: Database, *, now: datetime) -> JobReport:
@@ -79,11 +83,24 @@ async def birthday_bonus(db: Database, *, now: datetime) -> JobReport:
                     now=now,
                     local=local,
                     expires_at=program.expires_at(now),
+                    segments=book.segments,
                 )
             members += awarded
             points += awarded * amount
             start += BATCH_SIZE
     return JobReport(members=members, points=points)
+
+
+def _in_segments(
+    rule: CompiledRule, segments: dict[int, SegmentFilter], now: datetime
+) -> ColumnElement[bool]:
+    """The member is in one of the rule's segments (a deleted segment matches nobody)."""
+    named = rule.conditions.segment_ids
+    if named is None:
+        return true()
+    return or_(
+        false(), *(member_condition(segments[i], now=now) for i in sorted(named) if i in segments)
+    )
 
 
 def _born_today(session: AsyncSession, local: datetime) -> ColumnElement[bool]:
@@ -108,6 +125,7 @@ async def _award_batch(
     now: datetime,
     local: datetime,
     expires_at: datetime | None,
+    segments: dict[int, SegmentFilter],
 ) -> int:
     prefix = f"{BIRTHDAY}:{local.year}:{rule.rule_id}:"
     once_key = literal(prefix) + cast(Member.id, String)
@@ -129,6 +147,7 @@ async def _award_batch(
             Member.date_of_birth.is_not(None),
             _born_today(session, local),
             Member.tier_id.in_(tiers) if tiers is not None else true(),
+            _in_segments(rule, segments, now),
             ~select(MemberEvent.id).where(MemberEvent.once_key == once_key).exists(),
         )
         .order_by(Member.id)

@@ -61,3 +61,9 @@ class Member(Base):
     referral_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Enrolled with a referral code and not yet rewarded: the purchase path reads this flag
     from the row it locks anyway, so members who were not referred cost nothing extra."""
+    marketing_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The member agreed to marketing by email (consents are opt-in: false until given)."""
+    marketing_sms: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    marketing_push: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    consents_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When a consent was last set (None: never asked)."""
