@@ -71,6 +71,11 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Mutation.archiveEarningRule": {ADMIN},
     "Mutation.recordEvent": {ADMIN, POS, APP},
     "Mutation.eraseMember": {ADMIN},
+    "Query.segments": {ADMIN},
+    "Query.segment": {ADMIN},
+    "Mutation.createSegment": {ADMIN},
+    "Mutation.updateSegment": {ADMIN},
+    "Mutation.deleteSegment": {ADMIN},
 }
 
 PUBLIC = "anyone who reaches it"
@@ -101,6 +106,8 @@ TYPES: dict[str, str] = {
     "EarningRuleConditions": ADMIN_ONLY,
     "EarningRuleEffect": ADMIN_ONLY,
     "EarningRuleLimits": ADMIN_ONLY,
+    "Segment": ADMIN_ONLY,
+    "SegmentFilter": ADMIN_ONLY,
     **{
         name: CARRIER
         for name in [
@@ -122,6 +129,8 @@ TYPES: dict[str, str] = {
             "TierPreview",
             "ProgramStats",
             "StatsPeriod",
+            "MemberConsents",
+            "RfmScores",
         ]
     },
 }

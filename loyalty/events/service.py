@@ -17,12 +17,13 @@ from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.pagination import Page, PageRequest, newest_first_by_owner
+from loyalty.program.models import Program
 from loyalty.program.service import get_program, require_within_backdate
 from loyalty.purchases.service import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
 from loyalty.rules.engine import Occasion
-from loyalty.rules.service import BIRTHDAY, EVENT_TYPE
+from loyalty.rules.service import BIRTHDAY, EVENT_TYPE, FEEDBACK
 from loyalty.tiers import service as tiers
 from loyalty.validation import instant, json_depth
 
@@ -69,6 +70,38 @@ async def record_event(
     members.require_active(member)
     program = await get_program(session)
     require_within_backdate(program, occurred_at, now)
+    result = await reward_event(
+        session,
+        member=member,
+        program=program,
+        event_type=event_type,
+        occurred_at=occurred_at,
+        now=now,
+        attributes=attributes,
+    )
+    await idempotency.complete(
+        session,
+        claimed=claim,
+        result={
+            "event_id": result.event.id,
+            "member_id": result.member.id,
+            "points_awarded": result.points_awarded,
+        },
+    )
+    return result
+
+
+async def reward_event(
+    session: AsyncSession,
+    *,
+    member: Member,
+    program: Program,
+    event_type: str,
+    occurred_at: datetime,
+    now: datetime,
+    attributes: dict[str, Any],
+) -> EventResult:
+    """Store the event of a locked, active member; the event rules in force reward it."""
     tier_id, multiplier = await tiers.tier_at(
         session, member=member, at=occurred_at, current_multiplier=Decimal(1)
     )
@@ -119,11 +152,6 @@ async def record_event(
             now=now,
             event_id=recorded.id,
         )
-    await idempotency.complete(
-        session,
-        claimed=claim,
-        result={"event_id": recorded.id, "member_id": member.id, "points_awarded": points},
-    )
     return EventResult(event=recorded, points_awarded=points, member=member)
 
 
@@ -133,6 +161,8 @@ def _event_type(value: str) -> str:
         raise invalid("Lower-case letters, digits and _ . : - (at most 64).", "type")
     if event_type == BIRTHDAY:
         raise invalid("Birthdays are awarded by the birthday-bonus job, not recorded.", "type")
+    if event_type == FEEDBACK:
+        raise invalid("Feedback events come from submitFeedback, not recorded.", "type")
     return event_type
 
 

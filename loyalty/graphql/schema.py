@@ -35,6 +35,7 @@ from loyalty.graphql.purchases import PurchaseMutations
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.rules import RuleMutations, RuleQueries
 from loyalty.graphql.scalars import SCALARS
+from loyalty.graphql.segments import SegmentMutations, SegmentQueries
 from loyalty.graphql.tiers import TierMutations, TierQueries
 from loyalty.graphql.webhooks import WebhookMutations, WebhookQueries
 
@@ -55,6 +56,7 @@ class Query(
     AnalyticsQueries,
     PrivacyQueries,
     WebhookQueries,
+    SegmentQueries,
 ):
     pass
 
@@ -74,6 +76,7 @@ class Mutation(
     FeedbackMutations,
     PrivacyMutations,
     WebhookMutations,
+    SegmentMutations,
 ):
     pass
 

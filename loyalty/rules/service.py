@@ -30,6 +30,8 @@ MAX_LIMIT = 1_000_000_000
 EVENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 BIRTHDAY = "birthday"
 """The event type the ``birthday-bonus`` job awards; recordEvent refuses it."""
+FEEDBACK = "feedback"
+"""The event type submitFeedback records (attributes: kind and score); recordEvent refuses it."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from uuid import uuid4
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import lock_by_id, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid
@@ -146,6 +147,16 @@ async def segment_members(
         statement = statement.where(Member.id > page.after)
     rows = list((await session.scalars(statement)).all())
     return make_page(rows, [row.id for row in rows], page)
+
+
+async def condition_of(
+    session: AsyncSession, *, segment_id: int | None, now: datetime
+) -> ColumnElement[bool] | None:
+    """The segment's membership as a WHERE clause over members; None when there is none."""
+    segment = await get_segment(session, segment_id=segment_id)
+    if segment is None:
+        return None
+    return member_condition(SegmentFilter.from_stored(segment.filter), now=now)
 
 
 async def filters_of(session: AsyncSession, segment_ids: Iterable[int]) -> dict[int, SegmentFilter]:
