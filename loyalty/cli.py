@@ -45,6 +45,7 @@ class Job(StrEnum):
     EVALUATE_TIERS = "evaluate-tiers"
     BIRTHDAY_BONUS = "birthday-bonus"
     RETENTION = "retention"
+    RFM = "rfm"
 
 
 @cache
@@ -334,6 +335,7 @@ def jobs_run(
     from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.privacy.retention import retention
+    from loyalty.segments.rfm import rfm
     from loyalty.tiers.evaluation import evaluate_tiers
 
     jobs = {
@@ -342,6 +344,7 @@ def jobs_run(
         Job.EVALUATE_TIERS: evaluate_tiers,
         Job.BIRTHDAY_BONUS: birthday_bonus,
         Job.RETENTION: retention,
+        Job.RFM: rfm,
     }
     moment = _parse_now(now)
 

@@ -92,6 +92,9 @@ async def _remove_personal_data(session: AsyncSession, member_id: int) -> None:
             last_name=None,
             date_of_birth=None,
             referral_code=None,
+            marketing_email=False,
+            marketing_sms=False,
+            marketing_push=False,
             updated_at=utcnow(),
         )
         .execution_options(synchronize_session=False)
