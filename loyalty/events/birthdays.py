@@ -99,7 +99,8 @@ def _in_segments(
     if named is None:
         return true()
     return or_(
-        false(), *(member_condition(segments[i], now=now) for i in sorted(named) if i in segments)
+        false(),
+        *(member_condition(segments[i], now=now, few=True) for i in sorted(named) if i in segments),
     )
 
 

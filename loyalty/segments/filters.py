@@ -1,10 +1,13 @@
 """A segment's filter as a value, and as one SQL condition over ``members``.
 
 Every condition that is set must hold (AND). Each becomes a clause over the ``members`` row:
-a column comparison, an ``EXISTS`` over the member's purchases or RFM scores, or membership
-in an aggregate over purchases (``IN (SELECT member_id ... GROUP BY member_id HAVING ...)``),
-which PostgreSQL runs as one hash semi-join over the whole table for a count and narrows to
-one member when the statement names one. Members are never loaded into Python to decide.
+a column comparison, an ``EXISTS`` over the member's purchases or RFM scores, or a test of an
+aggregate of the member's purchases (spend, number of purchases). The aggregates take one of
+two shapes: to count or list a segment, ``members.id IN (SELECT member_id ... GROUP BY
+member_id HAVING ...)``, which PostgreSQL runs as one hash semi-join over the whole table; to
+test a few members (one at a purchase, today's birthdays), a correlated subquery per member
+that reads only that member's purchases through their index. Members are never loaded into
+Python to decide.
 
 Purchases refunded in full are left out of every purchase condition; partly refunded ones
 count, with their refunded amount taken off their total for the spend.
@@ -96,19 +99,30 @@ def _purchased(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(Purchase.member_id == Member.id, _counted(), *conditions)
 
 
-def _members_having(
-    aggregate: ColumnElement[bool], *conditions: ColumnElement[bool]
+def _at_least(
+    aggregate: ColumnElement[Any],
+    minimum: object,
+    *conditions: ColumnElement[bool],
+    few: bool,
 ) -> ColumnElement[bool]:
+    """``aggregate`` over the member's counting purchases (meeting ``conditions``) is at
+    least ``minimum`` (positive: a member without such purchases never matches)."""
+    if few:
+        mine = select(aggregate).where(Purchase.member_id == Member.id, _counted(), *conditions)
+        return mine.scalar_subquery() >= minimum
     return Member.id.in_(
         select(Purchase.member_id)
         .where(_counted(), *conditions)
         .group_by(Purchase.member_id)
-        .having(aggregate)
+        .having(aggregate >= minimum)
     )
 
 
-def member_condition(segment: SegmentFilter, *, now: datetime) -> ColumnElement[bool]:
+def member_condition(
+    segment: SegmentFilter, *, now: datetime, few: bool = False
+) -> ColumnElement[bool]:
     """The filter as one WHERE clause over ``members``; ``now`` anchors the day windows.
+    ``few``: the statement tests a handful of members, not the whole table.
 
     Only ACTIVE members are ever in a segment: the others can neither earn nor redeem, and
     must not be sent marketing.
@@ -121,9 +135,9 @@ def member_condition(segment: SegmentFilter, *, now: datetime) -> ColumnElement[
         clauses.append(Member.points_available >= f.min_available_points)
     if f.max_available_points is not None:
         clauses.append(Member.points_available <= f.max_available_points)
-    if f.min_lifetime_spend is not None:
+    if f.min_lifetime_spend:  # at least 0 holds for everyone
         spent = func.sum(Purchase.total_amount - Purchase.refunded_amount)
-        clauses.append(_members_having(spent >= f.min_lifetime_spend))
+        clauses.append(_at_least(spent, f.min_lifetime_spend, few=few))
     if f.purchased_within_days is not None:
         since = now - timedelta(days=f.purchased_within_days)
         clauses.append(_purchased(Purchase.occurred_at >= since))
@@ -134,7 +148,7 @@ def member_condition(segment: SegmentFilter, *, now: datetime) -> ColumnElement[
         window = []
         if f.purchases_within_days is not None:
             window.append(Purchase.occurred_at >= now - timedelta(days=f.purchases_within_days))
-        clauses.append(_members_having(func.count() >= f.min_purchases, *window))
+        clauses.append(_at_least(func.count(), f.min_purchases, *window, few=few))
     if f.channels is not None:
         clauses.append(_purchased(Purchase.channel.in_(f.channels)))
     if f.enrolled_after is not None:

@@ -181,13 +181,8 @@ async def segments_of_member(
     if not filters:
         return frozenset()
     ids = sorted(filters)
-    row = (
-        await session.execute(
-            select(*(case((member_condition(filters[i], now=now), 1), else_=0) for i in ids)).where(
-                Member.id == member_id
-            )
-        )
-    ).one_or_none()
+    tests = (case((member_condition(filters[i], now=now, few=True), 1), else_=0) for i in ids)
+    row = (await session.execute(select(*tests).where(Member.id == member_id))).one_or_none()
     if row is None:
         return frozenset()
     return frozenset(i for i, inside in zip(ids, row, strict=True) if inside)
