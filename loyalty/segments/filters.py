@@ -3,11 +3,12 @@
 Every condition that is set must hold (AND). Each becomes a clause over the ``members`` row:
 a column comparison, an ``EXISTS`` over the member's purchases or RFM scores, or a test of an
 aggregate of the member's purchases (spend, number of purchases). The aggregates take one of
-two shapes: to count or list a segment, ``members.id IN (SELECT member_id ... GROUP BY
-member_id HAVING ...)``, which PostgreSQL runs as one hash semi-join over the whole table; to
-test a few members (one at a purchase, today's birthdays), a correlated subquery per member
-that reads only that member's purchases through their index. Members are never loaded into
-Python to decide.
+two shapes: a correlated subquery per member that reads only that member's purchases from
+``ix_purchases_member_id_segments`` (an index-only scan on PostgreSQL), when few members are
+tested (one at a purchase, today's birthdays) or the filter's conditions on the member row
+(tier, points, consent...) leave few; else ``members.id IN (SELECT member_id ... GROUP BY
+member_id HAVING ...)``, one hash semi-join over the whole table. Members are never loaded
+into Python to decide.
 
 Purchases refunded in full are left out of every purchase condition; partly refunded ones
 count, with their refunded amount taken off their total for the spend.
@@ -118,17 +119,40 @@ def _at_least(
     )
 
 
+def narrows_members(segment: SegmentFilter) -> bool:
+    """The filter has a condition on the member's own row, which leaves fewer members to
+    test one by one than a pass over every purchase would aggregate."""
+    f = segment
+    return any(
+        value is not None
+        for value in (
+            f.tier_ids,
+            f.min_available_points,
+            f.max_available_points,
+            f.enrolled_after,
+            f.enrolled_before,
+            f.min_recency,
+            f.min_frequency,
+            f.min_monetary,
+            f.marketing_consent,
+        )
+    )
+
+
 def member_condition(
-    segment: SegmentFilter, *, now: datetime, few: bool = False
+    segment: SegmentFilter, *, now: datetime, few: bool | None = None
 ) -> ColumnElement[bool]:
     """The filter as one WHERE clause over ``members``; ``now`` anchors the day windows.
-    ``few``: the statement tests a handful of members, not the whole table.
+    ``few``: the statement tests a handful of members (a purchase's, today's birthdays), or
+    the filter's conditions on the member row leave few (None: decide by the filter).
 
     Only ACTIVE members are ever in a segment: the others can neither earn nor redeem, and
     must not be sent marketing.
     """
     clauses: list[ColumnElement[bool]] = [Member.status == MemberStatus.ACTIVE]
     f = segment
+    if few is None:
+        few = narrows_members(f)
     if f.tier_ids is not None:
         clauses.append(Member.tier_id.in_(f.tier_ids))
     if f.min_available_points is not None:

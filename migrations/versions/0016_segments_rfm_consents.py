@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 CONSENTS = ("marketing_email", "marketing_sms", "marketing_push")
+SEGMENT_COLUMNS = ["occurred_at", "status", "total_amount", "refunded_amount", "channel"]
 
 
 def upgrade() -> None:
@@ -59,9 +60,18 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("rewards", schema=None) as batch_op:
         batch_op.add_column(sa.Column("segment_ids", sa.JSON(), nullable=True))
+    # A segment tests a member's purchases from this index alone on PostgreSQL (about 4 s
+    # instead of 12 s for three conditions over a million members: bench/analytics.py).
+    op.create_index(
+        "ix_purchases_member_id_segments",
+        "purchases",
+        ["member_id"],
+        postgresql_include=SEGMENT_COLUMNS,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_purchases_member_id_segments", table_name="purchases")
     with op.batch_alter_table("rewards", schema=None) as batch_op:
         batch_op.drop_column("segment_ids")
     with op.batch_alter_table("members", schema=None) as batch_op:
