@@ -15,8 +15,9 @@ set-based SQL, timed on its own. Then, each timed wall-clock around the service 
    purchase);
 5. ``programStats`` for the last year by month (target under 2 s).
 
-Figures on this shared 2-core machine at 1,000,000 members (2026-11-30): 1. 4.1-4.4 s;
-2. 2.4 s and 1.0-1.3 s; 3. 21 s; 4. 12 ms; 5. 19 s (the KPI statements scan their tables).
+Figures on this shared 2-core machine at 1,000,000 members (2026-11-30): 1. 5.05 s on the first
+run, 4.1-4.5 s after; 2. 2.4-2.6 s and 1.0-1.7 s; 3. 21 s; 4. 12-29 ms; 5. 16-19 s (the KPI
+statements scan their tables).
 
 Run it from the project root with the project's virtualenv::
 
