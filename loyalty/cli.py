@@ -46,6 +46,7 @@ class Job(StrEnum):
     BIRTHDAY_BONUS = "birthday-bonus"
     RETENTION = "retention"
     WARN_EXPIRING = "warn-expiring"
+    RFM = "rfm"
 
 
 @cache
@@ -336,6 +337,7 @@ def jobs_run(
     from loyalty.ledger.expiry_warnings import warn_expiring
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.privacy.retention import retention
+    from loyalty.segments.rfm import rfm
     from loyalty.tiers.evaluation import evaluate_tiers
 
     jobs = {
@@ -348,6 +350,7 @@ def jobs_run(
             delivery_retention_days=get_settings().webhook_delivery_retention_days,
         ),
         Job.WARN_EXPIRING: warn_expiring,
+        Job.RFM: rfm,
     }
     moment = _parse_now(now)
 
