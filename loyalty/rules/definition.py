@@ -1,9 +1,9 @@
 """An earning rule's conditions, effect and limits, defined once.
 
-The engine evaluates these models, the service stores them (``stored`` / ``model_validate``
-over the JSON columns, whose shape is unchanged) and the GraphQL layer maps its inputs and
-outputs onto them. Validating one collects every field error at once (``parse``), each with
-the camelCase path clients sent it under.
+The engine evaluates these models, the service stores them (``stored`` / ``from_stored``
+over the JSON columns, whose shape is unchanged, so existing rows read as before) and the
+GraphQL layer maps its inputs and outputs onto them. Validating one collects every field
+error at once (``parse``), each with the camelCase path clients sent it under.
 """
 
 import re
@@ -47,9 +47,7 @@ def _checked(check: Callable[[V], Any], value: V) -> Any:
     try:
         return check(value)
     except DomainError as error:
-        raise PydanticCustomError(
-            error.code.value, "{message}", {"message": error.message}
-        ) from None
+        raise _refused(error.message, error.code) from None
 
 
 def _listed(values: Any) -> Any:
