@@ -1,5 +1,6 @@
 """Earning-rule output types and the points breakdown that explains a purchase's points."""
 
+from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -151,7 +152,7 @@ def effect_out(effect: Effect) -> EarningRuleEffect:
 
 
 def limits_out(limits: Limits) -> EarningRuleLimits:
-    return EarningRuleLimits(**limits.model_dump())
+    return EarningRuleLimits(**asdict(limits))
 
 
 @strawberry.type(description="One version of a rule: an edit creates the next one. Admin only.")

@@ -8,6 +8,7 @@ error at once (``parse``), each with the camelCase path clients sent it under.
 
 import re
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -17,11 +18,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid
@@ -35,7 +38,16 @@ MAX_LIMIT = 1_000_000_000
 EVENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 
 V = TypeVar("V")
+D = TypeVar("D")
 M = TypeVar("M", bound=BaseModel)
+
+
+def _as_written(cls: type[D], values: dict[str, Any]) -> D:
+    """An instance of a definition dataclass from stored values, without re-checking them."""
+    instance = object.__new__(cls)
+    for field in fields(cls):  # type: ignore[arg-type]  # cls is a dataclass
+        object.__setattr__(instance, field.name, values.get(field.name, field.default))
+    return instance
 
 
 def _refused(message: str, code: ErrorCode = ErrorCode.INVALID) -> PydanticCustomError:
@@ -101,10 +113,9 @@ AsString = PlainSerializer(str, return_type=str, when_used="unless-none")
 AsSortedList = PlainSerializer(_sorted, return_type=list, when_used="unless-none")
 
 
-class Conditions(BaseModel):
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Conditions:
     """Every condition that is set must hold; None means "any". Stored without the Nones."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     channels: Annotated[frozenset[str] | None, Listed, AsSortedList] = None
     store_ids: Annotated[frozenset[str] | None, BeforeValidator(_texts), AsSortedList] = None
@@ -132,7 +143,10 @@ class Conditions(BaseModel):
         return self.skus is not None or self.categories is not None
 
     def stored(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        stored: dict[str, Any] = TypeAdapter(Conditions).dump_python(
+            self, mode="json", exclude_none=True
+        )
+        return stored
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "Conditions":
@@ -143,7 +157,7 @@ class Conditions(BaseModel):
             values[name] = frozenset(values[name])
         if "min_total" in values:
             values["min_total"] = Decimal(values["min_total"])
-        return cls.model_construct(**values)
+        return _as_written(cls, values)
 
 
 _SETS = frozenset(
@@ -156,10 +170,9 @@ PURCHASE_ONLY = ("channels", "store_ids", "min_total", "first_purchase", "skus",
 """Conditions an event rule may not have."""
 
 
-class Effect(BaseModel):
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Effect:
     """What a rule awards when its conditions hold."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: EffectKind
     value: Decimal
@@ -185,10 +198,9 @@ def _cap(value: Any) -> Any:
 Cap = Annotated[int | None, BeforeValidator(_cap)]
 
 
-class Limits(BaseModel):
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Limits:
     """Caps on a rule's points, each 1 to MAX_LIMIT; None: no cap. Stored without the Nones."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     per_purchase: Cap = None
     per_member_per_day: Cap = None
@@ -210,11 +222,11 @@ class Limits(BaseModel):
         )
 
     def stored(self) -> dict[str, int]:
-        return self.model_dump(exclude_none=True)
+        return {name: cap for name, cap in asdict(self).items() if cap is not None}
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "Limits":
-        return cls.model_construct(**stored)
+        return _as_written(cls, stored)
 
 
 def _instant(value: Any) -> Any:
@@ -282,8 +294,8 @@ def parse(model: type[M], /, **values: Any) -> M:
 
 def effect_of(version: EarningRuleVersion) -> Effect:
     """A stored version's effect (its two columns), read as written."""
-    return Effect.model_construct(
-        kind=EffectKind(version.effect_kind), value=Decimal(version.effect_value)
+    return _as_written(
+        Effect, {"kind": EffectKind(version.effect_kind), "value": Decimal(version.effect_value)}
     )
 
 
