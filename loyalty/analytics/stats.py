@@ -14,7 +14,16 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.errors import invalid
@@ -170,28 +179,61 @@ def _purchase_filters(query: StatsQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
+PREVIOUS, WHOLE = -1, -2
+"""Buckets of the purchase statement: the preceding range (salesGrowth) and the whole range."""
+
+
 async def _purchase_figures(
-    session: AsyncSession, query: StatsQuery, bucket: Any, start: datetime, end: datetime
+    session: AsyncSession, query: StatsQuery, edges: Sequence[datetime]
 ) -> dict[int, Any]:
-    """Per period: active members, purchases, revenue and members with two or more."""
+    """Per period, for the whole range (WHOLE) and the preceding range of the same length
+    (PREVIOUS, revenue only): active members, purchases, revenue and members with two or more.
+
+    One scan of the purchases of ``[from - (to - from), to)``: they are grouped once by
+    (period, member), and that much smaller set is rolled up both by period and, for the
+    distinct members of the whole range, by member. The preceding range is not split by
+    member (it needs revenue only)."""
+    start, end = edges[0], edges[-1]
+    bucket = _bucket(Purchase.occurred_at, list(edges[:-1]), offset=PREVIOUS)
     rows = (
         select(bucket.label("bucket"), Purchase.member_id, Purchase.total_amount)
-        .where(_within(Purchase.occurred_at, start, end), *_purchase_filters(query))
+        .where(_within(Purchase.occurred_at, start - (end - start), end), *_purchase_filters(query))
         .subquery()
     )
-    per_member = select(
-        rows.c.bucket,
-        func.count().label("n"),
-        func.sum(rows.c.total_amount).label("revenue"),
-    ).group_by(rows.c.bucket, rows.c.member_id)
-    return await _grouped(
-        session,
-        per_member,
-        lambda r: func.count(),
-        lambda r: func.sum(r.c.n),
-        lambda r: func.sum(r.c.revenue),
-        lambda r: func.sum(case((r.c.n >= 2, 1), else_=0)),
+    buyer = case((rows.c.bucket == PREVIOUS, None), else_=rows.c.member_id)
+    per_member = (
+        select(
+            rows.c.bucket,
+            buyer.label("member_id"),
+            func.count().label("n"),
+            func.sum(rows.c.total_amount).label("revenue"),
+        )
+        .group_by(rows.c.bucket, buyer)
+        .cte("per_member")
     )
+    whole = (
+        select(
+            func.sum(per_member.c.n).label("n"),
+            func.sum(per_member.c.revenue).label("revenue"),
+        )
+        .where(per_member.c.bucket != PREVIOUS)
+        .group_by(per_member.c.member_id)
+        .subquery()
+    )
+
+    def measures(table: Any) -> list[Any]:
+        return [
+            func.count(table.c.n),
+            func.sum(table.c.n),
+            func.sum(table.c.revenue),
+            func.sum(case((table.c.n >= 2, 1), else_=0)),
+        ]
+
+    statement = union_all(
+        select(per_member.c.bucket, *measures(per_member)).group_by(per_member.c.bucket),
+        select(literal_column(str(WHOLE)), *measures(whole)),
+    )
+    return {row[0]: row[1:] for row in await session.execute(statement)}
 
 
 async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStats:
@@ -216,16 +258,9 @@ async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStat
         lambda r: func.count(),
         lambda r: func.count(r.c.referral),
     )
-    purchases = await _purchase_figures(
-        session, query, _bucket(Purchase.occurred_at, inner), start, end
-    )
-    overall = (await _purchase_figures(session, query, literal_column("0"), start, end)).get(0)
-    previous_revenue = await session.scalar(
-        select(func.coalesce(func.sum(Purchase.total_amount), 0)).where(
-            _within(Purchase.occurred_at, start - (end - start), start),
-            *_purchase_filters(query),
-        )
-    )
+    purchases = await _purchase_figures(session, query, edges)
+    overall = purchases.get(WHOLE)
+    previous_revenue = purchases.get(PREVIOUS, (0, 0, 0))[2]
     refunds = await _grouped(
         session,
         select(_bucket(PurchaseRefund.created_at, inner).label("bucket"), PurchaseRefund.amount)
