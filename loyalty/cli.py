@@ -46,6 +46,7 @@ class Job(StrEnum):
     BIRTHDAY_BONUS = "birthday-bonus"
     RETENTION = "retention"
     WARN_EXPIRING = "warn-expiring"
+    STATS_ROLLUP = "stats-rollup"
 
 
 @cache
@@ -332,6 +333,7 @@ def jobs_run(
 ) -> None:
     """Run a job once; safe to run twice and beside live traffic."""
     _require_migrated()
+    from loyalty.analytics.rollup import stats_rollup
     from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.expiry_warnings import warn_expiring
     from loyalty.ledger.jobs import expire_points, release_pending
@@ -348,6 +350,7 @@ def jobs_run(
             delivery_retention_days=get_settings().webhook_delivery_retention_days,
         ),
         Job.WARN_EXPIRING: warn_expiring,
+        Job.STATS_ROLLUP: stats_rollup,
     }
     moment = _parse_now(now)
 
