@@ -75,7 +75,7 @@ async def refresh(session: AsyncSession, *, now: datetime, margin: timedelta) ->
     program = await get_program(session)
     zone = ZoneInfo(program.time_zone)
     cutoff = await _cutoff(session, now, margin)
-    for table in (StatsMemberMonth, StatsMonth, StatsDay, StatsRollup):
+    for table in (StatsMemberMonth, StatsMonth, StatsDay):
         await session.execute(delete(table))
     sealed = literal(cutoff, UTCDateTime())
     bounds = (
@@ -102,6 +102,12 @@ async def refresh(session: AsyncSession, *, now: datetime, margin: timedelta) ->
     instants = [moment for moment in bounds if moment is not None]
     if instants:
         await _fill(session, zone, sealed, min(instants), max([*instants, cutoff]))
+    if session.get_bind().dialect.name == "postgresql":
+        # A programStats request reads the cutoff first, then the summaries, each statement
+        # with a fresh snapshot: the lock lets the requests under way finish on the old rollup
+        # and makes the next ones wait for the commit, so none mixes the two.
+        await session.execute(text("LOCK TABLE stats_rollup IN ACCESS EXCLUSIVE MODE"))
+    await session.execute(delete(StatsRollup))
     session.add(
         StatsRollup(
             id=ROLLUP_ID, time_zone=program.time_zone, cutoff=cutoff, refreshed_at=datetime.now(UTC)

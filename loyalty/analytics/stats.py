@@ -1,10 +1,11 @@
 """programStats: the program's KPIs over ``[from, to)``, by day, week or month.
 
 Periods are cut at midnights of the program's time zone (weeks from Monday, months from the
-1st) and computed in Python, a few instants; every measure is then one set-based statement
-that maps each row to its period with a tree of CASEs over those instants and groups by it. The cost
-is a constant number of statements whatever the number of periods or rows.
-"""
+1st) and computed in Python, a few instants; every measure is then a set-based statement that
+maps each row to its period with a tree of CASEs over those instants and groups by it. When the
+stats-rollup job has sealed the history (``rollup.py``), whole days and months read its summary
+rows plus, live, what was booked since its cutoff. The number of statements does not depend on
+the number of periods or rows."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -453,7 +454,7 @@ async def _tail_members(
 async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStats:
     """The figures of every period and of the whole range (docs/analytics.md defines each).
     Additive figures are summed from the periods; active and repeating members, which are
-    not, are counted over the whole range by a statement of their own."""
+    not, are counted over the whole range (from the rollup's month groups, or live)."""
     start = instant(query.start, "from").astimezone(UTC)
     end = instant(query.end, "to").astimezone(UTC)
     store_id = None if query.store_id is None else optional_text(query.store_id, 64, "storeId")
