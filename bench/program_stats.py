@@ -6,7 +6,11 @@ A fresh PostgreSQL database (its name must contain "bench") is migrated and give
 500 days), enrollment dates over 1,000 days, ``--purchases-per-member`` purchases each over
 the last 500 days in three channels (totals 1.00 to 201.00), a refund of every 20th purchase
 a day after it, and an NPS score from every fifth member; all by set-based SQL, timed on its
-own. Then each request is timed wall-clock around the service call, twice (cold, warm).
+own, every row booked (``created_at``) at the generation time. Then each request (the last 12
+whole months by month and by week, the last 365 days by month, the last whole month by day;
+UTC) is timed wall-clock around the service call, twice (cold, warm): without a rollup, then
+after the stats-rollup job (timed) and 1,000 purchases booked after it, backdated over the
+last 28 days (what programStats then reads live).
 
 Run it from the project root with the project's virtualenv::
 
@@ -57,7 +61,7 @@ PROFILE = [
            1 + ((m.id * 7919 + j * 104729) % 20000) / 100.0, 'USD', '[]',
            CAST(:now AS timestamptz) - ((m.id * 31 + j * 97) % 500) * interval '1 day'
                - (j * 3607 % 86400) * interval '1 second',
-           CAST(:now AS timestamptz) - ((m.id * 31 + j * 97) % 500) * interval '1 day',
+           CAST(:now AS timestamptz),
            0, 0, 0, 0, 'COMPLETED'
     FROM members m CROSS JOIN generate_series(1, :purchases) j
     """,
@@ -150,7 +154,9 @@ async def run(args: argparse.Namespace) -> int:
         try:
             if reuse:
                 async with db.transaction() as session:
-                    now = await session.scalar(text("SELECT max(created_at) FROM purchases"))
+                    now = await session.scalar(
+                        text("SELECT max(created_at) FROM purchases WHERE order_id LIKE 'bulk-%'")
+                    )
             else:
                 started = time.perf_counter()
                 await _generate(db, args, now)
