@@ -12,6 +12,14 @@ UTC) is timed wall-clock around the service call, twice (cold, warm): without a 
 after the stats-rollup job (timed) and 1,000 purchases booked after it, backdated over the
 last 28 days (what programStats then reads live).
 
+Figures on this shared 2-core machine (another benchmark running beside it), 2026-11-30, at
+1,000,000 members and 10,000,000 purchases (generation 1,295 s): the last 12 whole months by
+month 0.53-0.88 s with the rollup (target under 2 s), 34-38 s without it (main before the
+rollup: 15.8 s; this branch's live path 16.9 s once the purchase scans were put back as three);
+the rollup job 186 s; requests the rollup does not serve scan as before (a year by week
+28-32 s, the last 365 days by month 17-30 s, a month by day 2.7-5.8 s). At 100,000 members:
+whole months by month 0.27-0.38 s with the rollup, 2.0-2.3 s without; the job 7.6 s.
+
 Run it from the project root with the project's virtualenv::
 
     python bench/program_stats.py [--members 1000000] [--purchases-per-member 10]
