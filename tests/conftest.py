@@ -39,7 +39,8 @@ TABLES_TO_EMPTY = (
     "ledger_transactions, reward_codes, "
     "redemptions, rewards, rule_awards, earning_rule_versions, earning_rules, member_events, "
     "referrals, purchases, tier_changes, members, tiers, idempotency_keys, api_keys, audit_log, "
-    "instance_secrets, webhook_deliveries, webhooks, events, member_rfm, segments"
+    "instance_secrets, webhook_deliveries, webhooks, events, member_rfm, segments, stats_rollup, "
+    "stats_member_months, stats_months, stats_days"
 )
 
 
