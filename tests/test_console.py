@@ -7,18 +7,15 @@ LOYALTY_REQUIRE_POSTGRES=1 (as in CI), which turns the skip into a failure. Scre
 page go to ``test-artifacts/console/`` (or LOYALTY_TEST_ARTIFACTS).
 """
 
-import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from graphql import FieldNode, IntValueNode, VariableNode, parse
@@ -26,7 +23,7 @@ from graphql import FieldNode, IntValueNode, VariableNode, parse
 from loyalty.admin_console import STATIC
 from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
 from tests.browser import require_chromium
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn
+from tests.conftest import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = BROWSER_ARTIFACTS / "console"
@@ -104,20 +101,8 @@ def chromium() -> Path:
 def fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty PostgreSQL database of its own, dropped after the test."""
     request.getfixturevalue("postgres_template")  # skips or fails when PostgreSQL is absent
-    name = f"loyalty_console_{uuid.uuid4().hex[:8]}"
-
-    async def execute(sql: str) -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database("loyalty_console") as url:
+        yield url
 
 
 @pytest.fixture
