@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import Database, UTCDateTime
@@ -47,15 +48,7 @@ async def release_pending(
     db: Database, *, now: datetime, batch_size: int = BATCH_SIZE, workers: int | None = None
 ) -> JobReport:
     """Pending points whose purchase has settled (``releases_at <= now``) become available."""
-
-    def due(low: int, high: int) -> ColumnElement[bool]:
-        return and_(
-            PointLot.member_id >= low,
-            PointLot.member_id < high,
-            PointLot.state == LotState.PENDING,
-            PointLot.remaining > 0,
-            PointLot.releases_at <= literal(now, UTCDateTime()),
-        )
+    due = _lots_due(LotState.PENDING, PointLot.releases_at, now)
 
     def movement(lots: LotChange) -> BatchMovement:
         return BatchMovement(
@@ -76,15 +69,7 @@ async def expire_points(
     db: Database, *, now: datetime, batch_size: int = BATCH_SIZE, workers: int | None = None
 ) -> JobReport:
     """What is left of lots whose ``expires_at <= now`` expires, oldest policy first."""
-
-    def due(low: int, high: int) -> ColumnElement[bool]:
-        return and_(
-            PointLot.member_id >= low,
-            PointLot.member_id < high,
-            PointLot.state == LotState.AVAILABLE,
-            PointLot.remaining > 0,
-            PointLot.expires_at <= literal(now, UTCDateTime()),
-        )
+    due = _lots_due(LotState.AVAILABLE, PointLot.expires_at, now)
 
     def movement(lots: LotChange) -> BatchMovement:
         return BatchMovement(
@@ -100,6 +85,23 @@ async def expire_points(
     return await _run(
         db, due=due, movement=movement, lots=ExpireLots, batch_size=batch_size, workers=workers
     )
+
+
+def _lots_due(
+    state: LotState, deadline: InstrumentedAttribute[datetime | None], now: datetime
+) -> Due:
+    """Lots of the member range in ``state`` with points left whose ``deadline`` has come."""
+
+    def due(low: int, high: int) -> ColumnElement[bool]:
+        return and_(
+            PointLot.member_id >= low,
+            PointLot.member_id < high,
+            PointLot.state == state,
+            PointLot.remaining > 0,
+            deadline <= literal(now, UTCDateTime()),
+        )
+
+    return due
 
 
 def batch_workers(db: Database) -> int:
