@@ -41,8 +41,10 @@ from loyalty.pagination import Page, page_request
 R = TypeVar("R")
 MAX_ID_LENGTH = 64
 
-AuditActorKind = strawberry.enum(
-    ActorKind,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+AuditActorKind = ActorKind
+strawberry.enum(
+    AuditActorKind,
     name="AuditActorKind",
     description="API_KEY: an admin, pos or app key; MEMBER_TOKEN: a member's app; CLI: the "
     "loyalty command.",

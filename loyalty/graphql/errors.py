@@ -13,8 +13,10 @@ from loyalty.errors import ErrorCode as DomainErrorCode
 from loyalty.graphql.audit import audited
 from loyalty.metrics import MUTATIONS
 
-ErrorCode = strawberry.enum(
-    DomainErrorCode,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+ErrorCode = DomainErrorCode
+strawberry.enum(
+    ErrorCode,
     name="ErrorCode",
     description="Why a business operation was refused: switch on it, not on the message.",
 )

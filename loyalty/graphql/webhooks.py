@@ -17,8 +17,10 @@ from loyalty.outbox.models import Webhook as WebhookRow
 from loyalty.outbox.service import EVENT_TYPES
 from loyalty.pagination import Page, page_request
 
-WebhookDeliveryStatus = strawberry.enum(
-    DeliveryStatus,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+WebhookDeliveryStatus = DeliveryStatus
+strawberry.enum(
+    WebhookDeliveryStatus,
     name="WebhookDeliveryStatus",
     description="PENDING: not yet delivered (retries included); DELIVERED: the receiver "
     "answered 2xx; FAILED: given up (a final 4xx, or the attempt limit reached).",
