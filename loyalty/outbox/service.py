@@ -325,7 +325,7 @@ def uuid_sql(session: AsyncSession) -> ColumnElement[str]:
 
 
 async def emit_select(
-    session: AsyncSession, event_type: str, *, occurred_at: datetime, rows: Select[Any]
+    session: AsyncSession, event_type: str, *, occurred_at: datetime, rows: Select[*tuple[Any, ...]]
 ) -> None:
     """One event per row of ``rows``, which selects ``member_id`` and ``data`` (built with
     ``json_sql``): a single ``INSERT ... SELECT``, however many members a job touches."""
