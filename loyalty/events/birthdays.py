@@ -11,6 +11,7 @@ campaign ``budget`` (whole awards only).
 """
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -164,7 +165,7 @@ def _candidates(
     local: datetime,
     prefix: str,
     allowed: int | None,
-) -> Select:
+) -> Select[*tuple[Any, ...]]:
     """Active members of the id range born today, in the rule's tiers, not yet awarded this
     year, lowest ids first up to ``allowed``."""
     once_key = literal(prefix) + cast(Member.id, String)

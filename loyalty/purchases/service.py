@@ -366,6 +366,7 @@ async def _read_for_purchase(
 ) -> _Locked:
     """The member row (locked to record), with the program and the member's tier in one
     round trip."""
+    key: int | str | None
     if member_id is not None:
         statement, key = (_LOCK_BY_ID if lock else _READ_BY_ID), member_id
     else:
