@@ -338,7 +338,7 @@ class _Locked:
     """The threshold of the tier above the member's (None at the top): the upgrade hook."""
 
 
-def _member_statement(condition: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
+def _member_statement(condition: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     current = aliased(Tier)
     above = aliased(Tier)
     next_threshold = (
