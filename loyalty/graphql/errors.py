@@ -69,9 +69,10 @@ class ErrorFormatting(SchemaExtension):
             context.operation = execution.operation_name or ",".join(
                 dict.fromkeys(context.root_fields.values())
             )
-        if result is None or not getattr(result, "errors", None):
+        errors = getattr(result, "errors", None)
+        if result is None or not errors:
             return
-        result.errors = [self._format(error) for error in result.errors]
+        result.errors = [self._format(error) for error in errors]
         if context is not None:
             context.fail((result.errors[0].extensions or {}).get("code", "GRAPHQL"))
 

@@ -1,7 +1,7 @@
 """Member queries and mutations."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry import UNSET
@@ -23,6 +23,7 @@ from loyalty.ids import decode_id, key_or_zero
 from loyalty.members import service as members
 from loyalty.pagination import page_request
 from loyalty.validation import UNSET as UNCHANGED
+from loyalty.validation import Unset
 
 
 @strawberry.input(description="A new member; only externalId is required.")
@@ -87,7 +88,10 @@ class UpdateMemberPayload:
     )
 
 
-def _sent(value: object) -> object:
+T = TypeVar("T")
+
+
+def _sent(value: T) -> T | Unset:
     return UNCHANGED if value is UNSET else value
 
 

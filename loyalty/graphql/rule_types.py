@@ -157,13 +157,11 @@ class EarningRuleVersion:
 
     @strawberry.field(description="The effect in this version.")
     def effect(self, root: Parent[VersionRow]) -> EarningRuleEffect:
-        return EarningRuleEffect(
-            kind=EffectKind(root.effect_kind), value=DecimalString(plain(root.effect_value))
-        )
+        return _effect_of(root)
 
     @strawberry.field(description="The caps in this version.")
     def limits(self, root: Parent[VersionRow]) -> EarningRuleLimits:
-        return EarningRuleLimits(**{name: root.limits.get(name) for name in _LIMITS})
+        return _limits_of(root)
 
 
 _LIMITS = (
@@ -174,6 +172,16 @@ _LIMITS = (
     "per_member_total",
     "budget",
 )
+
+
+def _effect_of(version: VersionRow) -> EarningRuleEffect:
+    return EarningRuleEffect(
+        kind=EffectKind(version.effect_kind), value=DecimalString(plain(version.effect_value))
+    )
+
+
+def _limits_of(version: VersionRow) -> EarningRuleLimits:
+    return EarningRuleLimits(**{name: version.limits.get(name) for name in _LIMITS})
 
 
 @strawberry.type(
@@ -213,11 +221,11 @@ class EarningRule:
 
     @strawberry.field(description="What it awards.")
     def effect(self, root: Parent[rules.RuleView]) -> EarningRuleEffect:
-        return EarningRuleVersion.effect(self, root.version)  # type: ignore[arg-type]
+        return _effect_of(root.version)
 
     @strawberry.field(description="Its caps and budget.")
     def limits(self, root: Parent[rules.RuleView]) -> EarningRuleLimits:
-        return EarningRuleVersion.limits(self, root.version)  # type: ignore[arg-type]
+        return _limits_of(root.version)
 
     @strawberry.field(description="The current version's number.")
     def version(self, root: Parent[rules.RuleView]) -> int:

@@ -233,7 +233,7 @@ def _rule_in(input: CreateEarningRuleInput | UpdateEarningRuleInput) -> rules.Ru
         return value if value is None or convert is None else convert(value)
 
     return rules.RuleIn(
-        name=UNCHANGED if input.name is UNSET else input.name,
+        name=sent(input.name),
         starts_at=sent(input.starts_at),
         ends_at=sent(input.ends_at),
         priority=sent(input.priority),
@@ -420,7 +420,7 @@ class RuleMutations:
             member_id=key_or_zero("Member", input.member_id),
             type=input.type,
             occurred_at=input.occurred_at,
-            attributes=input.attributes,  # type: ignore[arg-type]
+            attributes=input.attributes,
         )
         return await mutate(
             info,

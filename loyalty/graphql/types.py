@@ -806,8 +806,10 @@ class Redemption:
     def id(self, root: Parent[RedemptionRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Redemption", root.id))
 
-    @strawberry.field(description="What was redeemed.")
-    async def reward(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Reward:
+    @strawberry.field(description="What was redeemed.", graphql_type=Reward)
+    async def reward(
+        self, root: Parent[RedemptionRow], info: strawberry.Info
+    ) -> rewards.RewardView:
         return rewards.RewardView(reward=await info.context.loaders.reward.load(root.reward_id))
 
     @strawberry.field(description="Who redeemed it.")

@@ -47,7 +47,7 @@ class MemberChanges:
     first_name: str | Unset | None = UNSET
     last_name: str | Unset | None = UNSET
     date_of_birth: date | Unset | None = UNSET
-    status: MemberStatus | Unset = UNSET
+    status: MemberStatus | Unset | None = UNSET
 
 
 _PROFILE_CHECKS: dict[str, Callable[[Any], Any]] = {
