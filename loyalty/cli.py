@@ -48,6 +48,7 @@ class Job(StrEnum):
     BIRTHDAY_BONUS = "birthday-bonus"
     RETENTION = "retention"
     WARN_EXPIRING = "warn-expiring"
+    RFM = "rfm"
 
 
 @cache
@@ -338,6 +339,7 @@ def jobs_run(
     from loyalty.ledger.expiry_warnings import warn_expiring
     from loyalty.ledger.jobs import expire_points, release_pending
     from loyalty.privacy.retention import retention
+    from loyalty.segments.rfm import rfm
     from loyalty.tiers.evaluation import evaluate_tiers
 
     jobs: dict[Job, Callable[..., Awaitable[object]]] = {
@@ -350,6 +352,7 @@ def jobs_run(
             delivery_retention_days=get_settings().webhook_delivery_retention_days,
         ),
         Job.WARN_EXPIRING: warn_expiring,
+        Job.RFM: rfm,
     }
     moment = _parse_now(now)
 

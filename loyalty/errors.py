@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     ALREADY_REFUNDED = "ALREADY_REFUNDED"
     ALREADY_CANCELLED = "ALREADY_CANCELLED"
+    NOT_IN_SEGMENT = "NOT_IN_SEGMENT"
+    """The reward is for members of some segments, and the member is in none of them."""
 
 
 class DomainError(Exception):

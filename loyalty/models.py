@@ -14,6 +14,7 @@ from loyalty.purchases.models import Purchase, PurchaseRefund
 from loyalty.referrals.models import Referral
 from loyalty.rewards.models import Redemption, Reward, RewardCode
 from loyalty.rules.models import EarningRule, EarningRuleVersion, RuleAward
+from loyalty.segments.models import MemberRfm, Segment
 from loyalty.tiers.models import Tier, TierChange
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LotConsumption",
     "Member",
     "MemberEvent",
+    "MemberRfm",
     "PointLot",
     "Program",
     "Purchase",
@@ -40,6 +42,7 @@ __all__ = [
     "Reward",
     "RewardCode",
     "RuleAward",
+    "Segment",
     "Tier",
     "TierChange",
     "Webhook",

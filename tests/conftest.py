@@ -39,7 +39,7 @@ TABLES_TO_EMPTY = (
     "ledger_transactions, reward_codes, "
     "redemptions, rewards, rule_awards, earning_rule_versions, earning_rules, member_events, "
     "referrals, purchases, tier_changes, members, tiers, idempotency_keys, api_keys, audit_log, "
-    "instance_secrets, webhook_deliveries, webhooks, events"
+    "instance_secrets, webhook_deliveries, webhooks, events, member_rfm, segments"
 )
 
 

@@ -73,6 +73,11 @@ ROOT_FIELDS: dict[str, set[Role]] = {
     "Mutation.eraseMember": {ADMIN},
     "Subscription.memberUpdated": {MEMBER},
     "Subscription.events": {ADMIN},
+    "Query.segments": {ADMIN},
+    "Query.segment": {ADMIN},
+    "Mutation.createSegment": {ADMIN},
+    "Mutation.updateSegment": {ADMIN},
+    "Mutation.deleteSegment": {ADMIN},
 }
 
 PUBLIC = "anyone who reaches it"
@@ -104,6 +109,8 @@ TYPES: dict[str, str] = {
     "EarningRuleConditions": ADMIN_ONLY,
     "EarningRuleEffect": ADMIN_ONLY,
     "EarningRuleLimits": ADMIN_ONLY,
+    "Segment": ADMIN_ONLY,
+    "SegmentFilter": ADMIN_ONLY,
     **{
         name: CARRIER
         for name in [
@@ -126,6 +133,8 @@ TYPES: dict[str, str] = {
             "TierPreview",
             "ProgramStats",
             "StatsPeriod",
+            "MemberConsents",
+            "RfmScores",
         ]
     },
 }

@@ -27,7 +27,10 @@ NOT_PERSONAL = {
     "member_events": "id member_id type occurred_at created_at points_awarded once_key",
     "members": "id status enrollment_channel enrolled_at updated_at tier_id tier_since "
     "tier_retained_until points_available points_pending lifetime_earned points_redeemed "
-    "points_expired referral_pending closed_at",
+    "points_expired referral_pending closed_at marketing_email marketing_sms marketing_push "
+    "consents_updated_at",
+    "member_rfm": "member_id recency frequency monetary computed_at",
+    "segments": "id name description filter created_at updated_at",
     "point_lots": "id member_id transaction_id purchase_id amount remaining expired state "
     "earned_at releases_at expires_at warned_at",
     "program": "id name currency points_per_unit pending_days points_expire_after_days "
@@ -44,7 +47,7 @@ NOT_PERSONAL = {
     "referee_points",
     "reward_codes": "id reward_id code redemption_id created_at",
     "rewards": "id name description kind cost_points active stock per_member_limit min_tier_id "
-    "channels starts_at ends_at created_at updated_at",
+    "channels starts_at ends_at created_at updated_at segment_ids",
     "rule_awards": "id rule_id version_id member_id purchase_id event_id entry_id awarded_for "
     "points budgeted created_at",
     "tier_changes": "id member_id from_tier_id to_tier_id from_name to_name reason "

@@ -272,6 +272,39 @@ async def test_every_example_document_runs_for_its_client(admin, pos, app_client
     totals = stats["programStats"]["totals"]
     assert (totals["feedbackCount"], totals["csatAverage"]) == (1, 5.0)
 
+    # the member agrees to emails; the admin targets regulars who did, with a campaign
+    await run(
+        phone,
+        "app/update_consents.graphql",
+        input={"id": member_id, "consents": {"marketingEmail": True}},
+    )
+    segment = await run(
+        admin,
+        "admin/create_segment.graphql",
+        input={
+            "name": "Email regulars",
+            "filter": {
+                "minPurchases": 1,
+                "minLifetimeSpend": {"amount": "5.00", "currency": "USD"},
+                "marketingConsent": "EMAIL",
+            },
+        },
+    )
+    segment_id = segment["createSegment"]["segment"]["id"]
+    assert segment["createSegment"]["segment"]["memberCount"] == 1
+    listed = await run(admin, "admin/segment_members.graphql", id=segment_id)
+    assert [e["node"]["id"] for e in listed["segment"]["members"]["edges"]] == [member_id]
+    await run(
+        admin,
+        "admin/segment_campaign.graphql",
+        rule={
+            "name": "Regulars double points",
+            "effect": {"kind": "MULTIPLY", "value": "2"},
+            "conditions": {"segmentIds": [segment_id]},
+        },
+        reward={"name": "Regulars coffee", "costPoints": 5, "segmentIds": [segment_id]},
+    )
+
     # the CRM is told of every purchase; its maintenance window pauses the endpoint
     hooked = await run(
         admin,

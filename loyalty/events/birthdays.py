@@ -6,8 +6,9 @@ and who have no award of this rule this year are locked; ``ledger.batch.post_bat
 one BONUS transaction per member, its lots and balances and the outbox events, and a few
 ``INSERT ... SELECT`` statements the ``birthday`` events (one per rule, member and year: a
 unique key, so a rerun awards nothing) and the rule awards. Birthday rules honour
-``tierIds``, ``daysOfWeek``/``hours``, ``perPurchase`` (the cap on one award) and the
-campaign ``budget`` (whole awards only).
+``tierIds``, ``daysOfWeek``/``hours``, ``perPurchase`` (the cap on one award), the
+campaign ``budget`` (whole awards only) and ``segmentIds`` (each segment's filter joins the
+batch's WHERE clause, as of the job's ``now``).
 """
 
 from datetime import datetime
@@ -19,9 +20,11 @@ from sqlalchemy import (
     String,
     and_,
     cast,
+    false,
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     update,
@@ -41,6 +44,7 @@ from loyalty.rules.book import rule_book
 from loyalty.rules.engine import CompiledRule, floor
 from loyalty.rules.models import EarningRule, RuleAward
 from loyalty.rules.service import BIRTHDAY
+from loyalty.segments.filters import SegmentFilter, member_condition
 
 
 async def birthday_bonus(db: Database, *, now: datetime) -> JobReport:
@@ -74,11 +78,25 @@ async def birthday_bonus(db: Database, *, now: datetime) -> JobReport:
                     now=now,
                     local=local,
                     expires_at=program.expires_at(now),
+                    segments=book.segments,
                 )
             members += awarded
             points += awarded * amount
             start += BATCH_SIZE
     return JobReport(members=members, points=points)
+
+
+def _in_segments(
+    rule: CompiledRule, segments: dict[int, SegmentFilter], now: datetime
+) -> ColumnElement[bool]:
+    """The member is in one of the rule's segments (a deleted segment matches nobody)."""
+    named = rule.conditions.segment_ids
+    if named is None:
+        return true()
+    return or_(
+        false(),
+        *(member_condition(segments[i], now=now, few=True) for i in sorted(named) if i in segments),
+    )
 
 
 def _born_today(session: AsyncSession, local: datetime) -> ColumnElement[bool]:
@@ -103,6 +121,7 @@ async def _award_batch(
     now: datetime,
     local: datetime,
     expires_at: datetime | None,
+    segments: dict[int, SegmentFilter],
 ) -> int:
     """Award the batch's members born today who have no award of this rule this year."""
     prefix = f"{BIRTHDAY}:{local.year}:{rule.rule_id}:"
@@ -112,7 +131,7 @@ async def _award_batch(
     await batch.start(session)
     candidates = _candidates(
         session, rule=rule, low=low, high=high, local=local, prefix=prefix, allowed=allowed
-    )
+    ).where(_in_segments(rule, segments, now))
     await session.execute(insert(batch.batch_members).from_select(["member_id"], candidates))
     if not await session.scalar(select(func.count()).select_from(batch.batch_members)):
         return 0

@@ -23,7 +23,7 @@ from loyalty.purchases.service import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
 from loyalty.rules.engine import Award, Occasion
-from loyalty.rules.service import BIRTHDAY, EVENT_TYPE
+from loyalty.rules.service import BIRTHDAY, EVENT_TYPE, FEEDBACK
 from loyalty.tiers import service as tiers
 from loyalty.validation import instant, json_depth
 
@@ -86,6 +86,28 @@ async def _record(
     members.require_active(member)
     program = await get_program(session)
     require_within_backdate(program, occurred_at, now)
+    return await reward_event(
+        session,
+        member=member,
+        program=program,
+        event_type=event_type,
+        occurred_at=occurred_at,
+        now=now,
+        attributes=attributes,
+    )
+
+
+async def reward_event(
+    session: AsyncSession,
+    *,
+    member: Member,
+    program: Program,
+    event_type: str,
+    occurred_at: datetime,
+    now: datetime,
+    attributes: dict[str, Any],
+) -> EventResult:
+    """Store the event of a locked, active member; the event rules in force reward it."""
     awards = await _awards(
         session, member=member, program=program, event_type=event_type, occurred_at=occurred_at
     )
@@ -171,6 +193,8 @@ def _event_type(value: str) -> str:
         raise invalid("Lower-case letters, digits and _ . : - (at most 64).", "type")
     if event_type == BIRTHDAY:
         raise invalid("Birthdays are awarded by the birthday-bonus job, not recorded.", "type")
+    if event_type == FEEDBACK:
+        raise invalid("Feedback events come from submitFeedback, not recorded.", "type")
     return event_type
 
 

@@ -10,12 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import PerDialect, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, not_found
+from loyalty.events import service as events
 from loyalty.feedback.models import SCORE_RANGES, Feedback, FeedbackKind
 from loyalty.idempotency import service as idempotency
-from loyalty.members.models import Member
+from loyalty.members import service as members
+from loyalty.members.models import MemberStatus
 from loyalty.pagination import Page, PageRequest, make_page, newest_first_by_owner
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase
+from loyalty.rules.service import FEEDBACK
 from loyalty.validation import int_between, optional_text
 
 MAX_COMMENT = 2000
@@ -48,7 +51,8 @@ async def submit_feedback(
     session: AsyncSession, *, scope: str, idempotency_key: str, feedback: FeedbackIn
 ) -> Feedback:
     """Store a score once per idempotency key; a second of the same kind for the same purchase
-    (or, without one, the same program-local day) is ALREADY_EXISTS."""
+    (or, without one, the same program-local day) is ALREADY_EXISTS. An active member's score
+    is also a ``feedback`` event, which event rules may reward."""
     low, high = SCORE_RANGES[feedback.kind]
     int_between(feedback.score, low, high, "score")
     comment = optional_text(feedback.comment, MAX_COMMENT, "comment")
@@ -62,8 +66,7 @@ async def submit_feedback(
 
 
 async def _submit(session: AsyncSession, *, feedback: FeedbackIn, comment: str | None) -> Feedback:
-    if await session.get(Member, feedback.member_id) is None:
-        raise not_found("Member", "memberId")
+    member = await members.lock_member(session, member_id=feedback.member_id)
     if feedback.purchase_id is not None:
         owner = await session.scalar(
             select(Purchase.member_id).where(Purchase.id == feedback.purchase_id)
@@ -91,6 +94,17 @@ async def _submit(session: AsyncSession, *, feedback: FeedbackIn, comment: str |
             ErrorCode.ALREADY_EXISTS,
             f"The member already gave {feedback.kind} feedback about {about}.",
             ["purchaseId" if feedback.purchase_id is not None else "kind"],
+        )
+    if member.status == MemberStatus.ACTIVE:
+        # Earning rules on the event type ``feedback`` reward the score (not its value).
+        await events.reward_event(
+            session,
+            member=member,
+            program=program,
+            event_type=FEEDBACK,
+            occurred_at=now,
+            now=now,
+            attributes={"kind": feedback.kind.value, "score": feedback.score},
         )
     stored = await session.get(Feedback, feedback_id)
     if stored is None:

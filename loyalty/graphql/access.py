@@ -83,6 +83,8 @@ OBJECTS: dict[str, ObjectAccess] = {
     "EarningRuleConditions": ObjectAccess(ADMIN_ONLY),
     "EarningRuleEffect": ObjectAccess(ADMIN_ONLY),
     "EarningRuleLimits": ObjectAccess(ADMIN_ONLY),
+    "Segment": ObjectAccess(ADMIN_ONLY),
+    "SegmentFilter": ObjectAccess(ADMIN_ONLY),
 }
 """Object types whose instances are checked wherever a field returns them."""
 
@@ -113,6 +115,8 @@ CARRIERS = frozenset(
         "TierPreview",
         "ProgramStats",
         "StatsPeriod",
+        "MemberConsents",
+        "RfmScores",
     }
 )
 """Types that hold nothing of their own to protect: root types (whose fields carry role

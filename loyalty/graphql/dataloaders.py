@@ -24,6 +24,7 @@ from loyalty.referrals import service as referrals
 from loyalty.rewards import service as rewards
 from loyalty.rewards.models import Redemption, Reward
 from loyalty.rules import service as rules
+from loyalty.segments.models import MemberRfm
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier, TierChange
 
@@ -195,6 +196,21 @@ class Loaders:
         return DataLoader(
             _per_member(self._read, lambda s, ids, _: balances.pending_releases(s, member_ids=ids))
         )
+
+    @cached_property
+    def rfm(self) -> DataLoader[int, MemberRfm | None]:
+        read = self._read
+
+        async def load(ids: Sequence[int]) -> list[MemberRfm | None]:
+            rows = await read(
+                lambda session: session.scalars(
+                    select(MemberRfm).where(MemberRfm.member_id.in_(ids))
+                )
+            )
+            found = {row.member_id: row for row in rows}
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load)
 
     @cached_property
     def rule_of_entry(self) -> DataLoader[int, int | None]:

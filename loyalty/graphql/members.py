@@ -4,9 +4,11 @@ from datetime import date
 from typing import Annotated, TypeVar
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
 from loyalty.auth.models import Role
+from loyalty.db import utcnow
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import (
@@ -21,7 +23,9 @@ from loyalty.graphql.permissions import (
 from loyalty.graphql.types import Channel, Member, MemberStatus, errors_field
 from loyalty.ids import decode_id, key_or_zero
 from loyalty.members import service as members
-from loyalty.pagination import page_request
+from loyalty.members.models import Member as MemberRow
+from loyalty.pagination import Page, page_request
+from loyalty.segments import service as segments
 from loyalty.validation import UNSET as UNCHANGED
 from loyalty.validation import Unset
 
@@ -50,6 +54,17 @@ class EnrollMemberInput:
     )
 
 
+@strawberry.input(description="Marketing consents: those left out stay as they are; never null.")
+class ConsentsInput:
+    marketing_email: bool | None = strawberry.field(
+        default=UNSET, description="Marketing by email."
+    )
+    marketing_sms: bool | None = strawberry.field(default=UNSET, description="Marketing by SMS.")
+    marketing_push: bool | None = strawberry.field(
+        default=UNSET, description="Marketing by app notifications."
+    )
+
+
 @strawberry.input(
     description="Changes to a member: fields left out stay as they are; null clears a field."
 )
@@ -69,6 +84,10 @@ class UpdateMemberInput:
     status: MemberStatus | None = strawberry.field(
         default=UNSET,
         description="Suspend, close or reactivate; admin only, and never null.",
+    )
+    consents: ConsentsInput | None = strawberry.field(
+        default=UNSET,
+        description="Marketing consents to change (a member token may set its own).",
     )
 
 
@@ -93,6 +112,18 @@ T = TypeVar("T")
 
 def _sent(value: T) -> T | Unset:
     return UNCHANGED if value is UNSET else value
+
+
+def _consents(given: ConsentsInput | None) -> members.ConsentsIn | Unset:
+    if given is UNSET:
+        return UNCHANGED
+    if given is None:
+        return members.ConsentsIn()
+    return members.ConsentsIn(
+        marketing_email=_sent(given.marketing_email),
+        marketing_sms=_sent(given.marketing_sms),
+        marketing_push=_sent(given.marketing_push),
+    )
 
 
 @strawberry.type
@@ -158,11 +189,28 @@ class MemberQueries:
                 )
             ),
         ] = None,
+        segment_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description=(
+                    "Only the members of this segment now; one that names nothing: no members."
+                )
+            ),
+        ] = None,
     ) -> Connection[Member]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: members.search_members(session, search=search, page=request)
-        )
+
+        async def load(session: AsyncSession) -> Page[MemberRow]:
+            within = None
+            if segment_id is not None:
+                within = await segments.condition_of(
+                    session, segment_id=decode_id("Segment", segment_id), now=utcnow()
+                )
+                if within is None:
+                    return Page(items=[], keys=[], has_next=False)
+            return await members.search_members(session, search=search, page=request, within=within)
+
+        page = await info.context.read(load)
         return to_connection(page, after_given=after is not None)
 
     @strawberry.field(
@@ -230,6 +278,7 @@ class MemberMutations:
             last_name=_sent(input.last_name),
             date_of_birth=_sent(input.date_of_birth),
             status=_sent(input.status),
+            consents=_consents(input.consents),
         )
         return await mutate(
             info,

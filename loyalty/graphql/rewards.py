@@ -18,6 +18,7 @@ from loyalty.graphql.permissions import (
     ensure_member_access,
     forbidden,
 )
+from loyalty.graphql.segments import segment_keys
 from loyalty.graphql.types import Channel, Member, Redemption, Reward, RewardKind, errors_field
 from loyalty.ids import decode_id, key_or_zero
 from loyalty.members import service as members
@@ -61,6 +62,11 @@ class CreateRewardInput:
     ends_at: datetime | None = strawberry.field(
         default=None, description="Redeemable until then, after startsAt; null: no end."
     )
+    segment_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Only members in one of these segments may redeem it (else NOT_IN_SEGMENT); "
+        "empty or null: every member.",
+    )
 
 
 @strawberry.input(
@@ -98,6 +104,10 @@ class UpdateRewardInput:
     )
     ends_at: datetime | None = strawberry.field(
         default=UNSET, description="Redeemable until then; null: no end."
+    )
+    segment_ids: list[strawberry.ID] | None = strawberry.field(
+        default=UNSET,
+        description="Only members in one of these segments may redeem it; empty or null: all.",
     )
 
 
@@ -277,6 +287,7 @@ class RewardMutations:
             channels=list(input.channels or []),
             starts_at=input.starts_at,
             ends_at=input.ends_at,
+            segment_ids=segment_keys(input.segment_ids),
         )
         return await mutate(
             info,
@@ -300,6 +311,8 @@ class RewardMutations:
             value = getattr(input, name)
             if value is UNSET:
                 return UNCHANGED
+            if name == "segment_ids":
+                return segment_keys(value)
             return _tier_key(value) if name == "min_tier_id" else value
 
         changes = rewards.RewardChanges(
@@ -316,6 +329,7 @@ class RewardMutations:
                     "channels",
                     "starts_at",
                     "ends_at",
+                    "segment_ids",
                 )
             }
         )

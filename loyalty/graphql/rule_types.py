@@ -87,6 +87,9 @@ class EarningRuleConditions:
     event_type: str | None = strawberry.field(
         description="Set: the rule rewards this event type only (recordEvent); unset: purchases."
     )
+    segment_ids: list[strawberry.ID] | None = strawberry.field(
+        description="Segments the member must be in one of when it is recorded; null: any."
+    )
 
 
 @strawberry.type(description="What a rule awards when its conditions hold. Admin only.")
@@ -120,6 +123,7 @@ class EarningRuleLimits:
 def conditions_of(stored: dict[str, Any]) -> EarningRuleConditions:
     tiers = stored.get("tier_ids")
     days = stored.get("days_of_week")
+    segments = stored.get("segment_ids")
     return EarningRuleConditions(
         channels=stored.get("channels"),
         store_ids=stored.get("store_ids"),
@@ -131,6 +135,9 @@ def conditions_of(stored: dict[str, Any]) -> EarningRuleConditions:
         skus=stored.get("skus"),
         categories=stored.get("categories"),
         event_type=stored.get("event_type"),
+        segment_ids=None
+        if segments is None
+        else [strawberry.ID(encode_id("Segment", i)) for i in segments],
     )
 
 

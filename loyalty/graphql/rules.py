@@ -22,6 +22,7 @@ from loyalty.graphql.rule_types import (
     breakdown_items,
 )
 from loyalty.graphql.scalars import DecimalString
+from loyalty.graphql.segments import segment_keys
 from loyalty.graphql.types import Channel, Member, MemberEvent, errors_field
 from loyalty.ids import key_or_zero
 from loyalty.pagination import page_request
@@ -78,6 +79,13 @@ class EarningRuleConditionsInput:
     )
     event_type: str | None = strawberry.field(
         default=None, description="Makes it an event rule (FIXED_BONUS), e.g. app_installed."
+    )
+    segment_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description=(
+            "Members in one of these segments at the time the purchase or event is recorded "
+            "(see docs/analytics.md); each must exist (NOT_FOUND)."
+        ),
     )
 
 
@@ -270,6 +278,7 @@ def _conditions_in(given: EarningRuleConditionsInput) -> rules.ConditionsIn:
         skus=given.skus,
         categories=given.categories,
         event_type=given.event_type,
+        segment_ids=segment_keys(given.segment_ids),
     )
 
 

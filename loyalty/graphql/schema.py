@@ -36,6 +36,7 @@ from loyalty.graphql.purchases import PurchaseMutations
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.rules import RuleMutations, RuleQueries
 from loyalty.graphql.scalars import SCALARS
+from loyalty.graphql.segments import SegmentMutations, SegmentQueries
 from loyalty.graphql.tiers import TierMutations, TierQueries
 from loyalty.graphql.webhooks import WebhookMutations, WebhookQueries
 
@@ -56,6 +57,7 @@ class Query(
     AnalyticsQueries,
     PrivacyQueries,
     WebhookQueries,
+    SegmentQueries,
 ):
     pass
 
@@ -75,6 +77,7 @@ class Mutation(
     FeedbackMutations,
     PrivacyMutations,
     WebhookMutations,
+    SegmentMutations,
 ):
     pass
 

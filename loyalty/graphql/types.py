@@ -303,6 +303,34 @@ class Points:
         return await info.context.loaders.expiring_soon.load((self.member_id, days))
 
 
+@strawberry.type(
+    description=(
+        "What the member agreed to be sent marketing through; all false until given. Set with "
+        "updateMember (the member's own token too)."
+    )
+)
+class MemberConsents:
+    marketing_email: bool = strawberry.field(description="Marketing by email.")
+    marketing_sms: bool = strawberry.field(description="Marketing by SMS.")
+    marketing_push: bool = strawberry.field(description="Marketing by app notifications.")
+    updated_at: datetime | None = strawberry.field(
+        description="When a consent was last set; null: never."
+    )
+
+
+@strawberry.type(
+    description=(
+        "A member's RFM scores, 1 (lowest fifth) to 5 (top fifth), among members with a "
+        "purchase in the 365 days before computedAt; from the rfm job."
+    )
+)
+class RfmScores:
+    recency: int = strawberry.field(description="How recent the last purchase is (5: latest).")
+    frequency: int = strawberry.field(description="How many purchases (5: most).")
+    monetary: int = strawberry.field(description="How much spent, net of refunds (5: most).")
+    computed_at: datetime = strawberry.field(description="The rfm job's now.")
+
+
 @strawberry.type(description="A member's balances at a past instant, replayed from the ledger.")
 class PointBalances:
     available: int = strawberry.field(description="Redeemable at that instant.")
@@ -520,6 +548,22 @@ class Member:
         return await info.context.read(
             lambda session: referrals.referral_of(session, referee_id=root.id)
         )
+
+    @strawberry.field(description="The member's marketing consents.")
+    def consents(self, root: Parent[MemberRow]) -> MemberConsents:
+        return MemberConsents(
+            marketing_email=root.marketing_email,
+            marketing_sms=root.marketing_sms,
+            marketing_push=root.marketing_push,
+            updated_at=root.consents_updated_at,
+        )
+
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="RFM scores as of the last rfm job (admin); null: no purchase in its window.",
+    )
+    async def rfm(self, root: Parent[MemberRow], info: strawberry.Info) -> RfmScores | None:
+        return await info.context.loaders.rfm.load(root.id)
 
     @strawberry.field(description="The member's recorded events, newest first.")
     async def events(
@@ -772,6 +816,15 @@ class Reward:
         if root.reward.min_tier_id is None:
             return None
         return await info.context.loaders.tier.load(root.reward.min_tier_id)
+
+    @strawberry.field(
+        description=(
+            "Segments whose members alone may redeem it (NOT_IN_SEGMENT for others); "
+            "empty: every member."
+        )
+    )
+    def segment_ids(self, root: Parent[rewards.RewardView]) -> list[strawberry.ID]:
+        return [strawberry.ID(encode_id("Segment", i)) for i in root.reward.segment_ids or ()]
 
     @strawberry.field(
         description="For a member token: why the member cannot redeem this now; null if they can."

@@ -80,3 +80,9 @@ class Member(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the member was last CLOSED (None while not closed): ``closedMemberRetentionDays``
     counts from here."""
+    marketing_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The member agreed to marketing by email (consents are opt-in: false until given)."""
+    marketing_sms: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    marketing_push: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    consents_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When a consent was last set (None: never asked)."""

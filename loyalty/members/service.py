@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
@@ -41,6 +42,15 @@ class Enrollment:
 
 
 @dataclass(frozen=True)
+class ConsentsIn:
+    """Consents to set; UNSET ones stay as they are."""
+
+    marketing_email: bool | Unset | None = UNSET
+    marketing_sms: bool | Unset | None = UNSET
+    marketing_push: bool | Unset | None = UNSET
+
+
+@dataclass(frozen=True)
 class MemberChanges:
     email: str | Unset | None = UNSET
     phone: str | Unset | None = UNSET
@@ -48,6 +58,7 @@ class MemberChanges:
     last_name: str | Unset | None = UNSET
     date_of_birth: date | Unset | None = UNSET
     status: MemberStatus | Unset | None = UNSET
+    consents: ConsentsIn | Unset = UNSET
 
 
 _PROFILE_CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -131,7 +142,9 @@ async def update_member(
         value = getattr(changes, name)
         if value is UNSET:
             continue
-        if name == "status":
+        if name == "consents":
+            _set_consents(member, value)
+        elif name == "status":
             if value is None:
                 raise invalid("Must not be null.", "status")
             if value == MemberStatus.ERASED:
@@ -163,6 +176,21 @@ def _set_status(member: Member, status: MemberStatus, now: datetime) -> None:
     elif status != MemberStatus.CLOSED:
         member.closed_at = None
     member.status = status
+
+
+def _set_consents(member: Member, consents: ConsentsIn) -> None:
+    given = {
+        f.name: getattr(consents, f.name)
+        for f in fields(consents)
+        if getattr(consents, f.name) is not UNSET
+    }
+    for name, value in given.items():
+        if value is None:
+            field = "".join(p if i == 0 else p.capitalize() for i, p in enumerate(name.split("_")))
+            raise invalid("Must be true or false.", "consents", field)
+        setattr(member, name, value)
+    if given:
+        member.consents_updated_at = utcnow()
 
 
 async def get_member(session: AsyncSession, *, member_id: int | None) -> Member:
@@ -221,10 +249,17 @@ MAX_SEARCH_LENGTH = 200
 
 
 async def search_members(
-    session: AsyncSession, *, search: str | None, page: PageRequest
+    session: AsyncSession,
+    *,
+    search: str | None,
+    page: PageRequest,
+    within: ColumnElement[bool] | None = None,
 ) -> Page[Member]:
-    """Members in enrollment order, optionally matching a substring of id, email, phone or name."""
+    """Members in enrollment order, optionally matching a substring of id, email, phone or name,
+    and only those meeting ``within`` (a segment's condition) when given."""
     statement = select(Member).order_by(Member.id).limit(page.first + 1)
+    if within is not None:
+        statement = statement.where(within)
     if page.after is not None:
         statement = statement.where(Member.id > page.after)
     term = (search or "").strip()

@@ -121,6 +121,9 @@ def erased_member_values(session: AsyncSession) -> dict[str, Any]:
         "last_name": None,
         "date_of_birth": None,
         "referral_code": None,
+        "marketing_email": False,
+        "marketing_sms": False,
+        "marketing_push": False,
         "closed_at": None,
         "updated_at": utcnow(),
     }

@@ -56,7 +56,13 @@ REFERENCES = {
 """Columns that point at a row the API names by an opaque ID."""
 
 LEFT_OUT = {
-    "members": {"referral_pending"},
+    "members": {
+        "referral_pending",
+        "marketing_email",
+        "marketing_sms",
+        "marketing_push",
+        "consents_updated_at",
+    },
     "audit_log": {"actor_key_id"},
 }
 """Internal bookkeeping that says nothing about the person (and the key ids of staff)."""
@@ -124,7 +130,12 @@ async def export_member(session: AsyncSession, *, member_id: int) -> dict[str, A
         "version": EXPORT_VERSION,
         "generatedAt": utcnow().isoformat(),
         "member": _row(Member.__table__, (await _member_row(session, member.id))),
-        "consents": None,
+        "consents": {
+            "marketingEmail": member.marketing_email,
+            "marketingSms": member.marketing_sms,
+            "marketingPush": member.marketing_push,
+            "updatedAt": _value("updated_at", member.consents_updated_at),
+        },
         "ledger": [_row(entries, row) for row in ledger.mappings()],
         "pointLots": await _rows(session, PointLot.__table__, PointLot.member_id == member.id),
         "purchases": await _rows(session, purchases, purchases.c.member_id == member.id),

@@ -19,7 +19,21 @@ class PurchaseStatus(StrEnum):
 
 class Purchase(Base):
     __tablename__ = "purchases"
-    __table_args__ = (Index("ix_purchases_member_id_id", "member_id", "id"),)
+    __table_args__ = (
+        Index("ix_purchases_member_id_id", "member_id", "id"),
+        # Segments read a member's purchases from the index alone (PostgreSQL's INCLUDE).
+        Index(
+            "ix_purchases_member_id_segments",
+            "member_id",
+            postgresql_include=[
+                "occurred_at",
+                "status",
+                "total_amount",
+                "refunded_amount",
+                "channel",
+            ],
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     order_id: Mapped[str] = mapped_column(String(128), unique=True)

@@ -51,6 +51,8 @@ class Reward(Base):
     min_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"))
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
     """Channels it can be redeemed in; empty means every channel."""
+    segment_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    """Only members in one of these segments may redeem it; None means every member."""
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -26,6 +26,7 @@ from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, make_page, newest_first_by_owner
 from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardCode, RewardKind
+from loyalty.segments import service as segmentation
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
     UNSET,
@@ -58,6 +59,7 @@ class RewardIn:
     channels: list[Channel] = field(default_factory=list)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    segment_ids: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class RewardChanges:
     channels: list[Channel] | Unset | None = UNSET
     starts_at: datetime | Unset | None = UNSET
     ends_at: datetime | Unset | None = UNSET
+    segment_ids: list[int] | Unset | None = UNSET
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ async def create_reward(session: AsyncSession, *, reward: RewardIn) -> Reward:
         min_tier_id=reward.min_tier_id,
         starts_at=reward.starts_at,
         ends_at=reward.ends_at,
+        segment_ids=await _segments(session, reward.segment_ids),
         created_at=now,
         updated_at=now,
     )
@@ -158,6 +162,8 @@ async def update_reward(session: AsyncSession, *, reward_id: int, changes: Rewar
     if "min_tier_id" in sent:
         await _check_tier(session, sent["min_tier_id"])
         reward.min_tier_id = sent.pop("min_tier_id")
+    if "segment_ids" in sent:
+        reward.segment_ids = await _segments(session, sent.pop("segment_ids"))
     for name, value in sent.items():
         setattr(reward, name, _CHECKS[name](value) if name in _CHECKS else value)
     _check_window(reward.starts_at, reward.ends_at)
@@ -270,6 +276,7 @@ async def list_rewards(
     rewards = list((await session.scalars(statement)).all())
     ranks = await _tier_ranks(session, [member.tier_id, *(r.min_tier_id for r in rewards)])
     counts = await _redemption_counts(session, member_id=member.id)
+    inside = await _member_segments(session, member_id=member.id, rewards=rewards, now=now)
     views = [
         RewardView(
             reward=reward,
@@ -280,6 +287,7 @@ async def list_rewards(
                 redeemed=counts.get(reward.id, 0),
                 channel=channel,
                 now=now,
+                segments=inside,
             ),
         )
         for reward in rewards
@@ -301,6 +309,7 @@ def ineligibility(
     redeemed: int,
     channel: Channel,
     now: datetime,
+    segments: frozenset[int] = frozenset(),
 ) -> DomainError | None:
     """Why ``member`` cannot redeem ``reward`` now in ``channel``; None when they can.
 
@@ -326,6 +335,12 @@ def ineligibility(
         held = -1 if member.tier_id is None else ranks.get(member.tier_id, -1)
         if held < required:
             return _not_eligible("The member's tier is below the reward's minimum tier.")
+    if reward.segment_ids and segments.isdisjoint(reward.segment_ids):
+        return DomainError(
+            ErrorCode.NOT_IN_SEGMENT,
+            "The reward is for members of some segments; the member is in none of them.",
+            ["rewardId"],
+        )
     if reward.stock is not None and reward.stock <= 0:
         return DomainError(ErrorCode.OUT_OF_STOCK, "The reward is out of stock.", ["rewardId"])
     if reward.per_member_limit is not None and redeemed >= reward.per_member_limit:
@@ -405,13 +420,15 @@ async def _require_eligible(
     redeemed = 0
     if reward.per_member_limit is not None:
         redeemed = (await _redemption_counts(session, member_id=member.id)).get(reward.id, 0)
+    now = utcnow()
     problem = ineligibility(
         reward=reward,
         member=member,
         ranks=ranks,
         redeemed=redeemed,
         channel=channel,
-        now=utcnow(),
+        now=now,
+        segments=await _member_segments(session, member_id=member.id, rewards=[reward], now=now),
     )
     if problem is not None:
         raise problem
@@ -647,6 +664,27 @@ async def _draw_pool_code(session: AsyncSession, reward_id: int) -> tuple[int, s
     if row is None:
         raise DomainError(ErrorCode.OUT_OF_STOCK, "The reward's code pool is empty.", ["rewardId"])
     return row.id, row.code
+
+
+async def _segments(session: AsyncSession, segment_ids: list[int] | None) -> list[int] | None:
+    """Empty or None: every member may redeem; else each must name a segment."""
+    if not segment_ids:
+        return None
+    return await segmentation.require_segments(session, segment_ids, "segmentIds")
+
+
+async def _member_segments(
+    session: AsyncSession, *, member_id: int, rewards: Sequence[Reward], now: datetime
+) -> frozenset[int]:
+    """Which of the segments these rewards name the member is in now: two statements at
+    most (the filters, then the member tested against all of them), whatever their number."""
+    named = {i for reward in rewards for i in reward.segment_ids or ()}
+    if not named:
+        return frozenset()
+    filters = await segmentation.filters_of(session, named)
+    return await segmentation.segments_of_member(
+        session, member_id=member_id, filters=filters, now=now
+    )
 
 
 async def _check_tier(session: AsyncSession, tier_id: int | None) -> None:

@@ -14,9 +14,11 @@ from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from loyalty.db import utcnow
 from loyalty.rules.book import RuleBook
 from loyalty.rules.engine import Award, CompiledRule, Limits, Occasion, evaluate, proposed
 from loyalty.rules.models import EarningRule, RuleAward
+from loyalty.segments import service as segments
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,19 @@ async def awards_for(
         rule.conditions.first_purchase is not None for rule in candidates
     ):
         occasion = replace(occasion, first_purchase=await first_purchase())
+    named = frozenset().union(*(rule.conditions.segment_ids or () for rule in candidates))
+    if named:
+        # One statement whatever the number of segments: the member's row tested against
+        # each named segment's filter as of now (a deleted segment's id matches nobody).
+        occasion = replace(
+            occasion,
+            segment_ids=await segments.segments_of_member(
+                session,
+                member_id=member_id,
+                filters={i: book.segments[i] for i in named if i in book.segments},
+                now=utcnow(),
+            ),
+        )
     matching = [rule for rule in candidates if proposed(rule, occasion) is not None]
     if not matching:
         return []

@@ -15,13 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.rules.engine import CompiledRule, Conditions, Limits, chain_order
 from loyalty.rules.models import EarningRuleVersion, EffectKind
+from loyalty.segments import service as segments
+from loyalty.segments.filters import SegmentFilter
 
 CACHED_BOOKS = 8
 
 
 class RuleBook:
-    def __init__(self, rules: list[CompiledRule]) -> None:
+    def __init__(
+        self, rules: list[CompiledRule], segments: dict[int, SegmentFilter] | None = None
+    ) -> None:
         self.rules = chain_order(rules)
+        self.segments = segments or {}
+        """The filters of the segments rules name (segment edits change the token too)."""
 
     def in_force(self, at: datetime, *, event_type: str | None = None) -> list[CompiledRule]:
         """The versions governing ``at`` for purchases (or for one event type), chain order."""
@@ -42,7 +48,9 @@ async def rule_book(session: AsyncSession, token: str | None) -> RuleBook:
     book = _books.get(token)
     if book is None:
         versions = (await session.scalars(select(EarningRuleVersion))).all()
-        book = RuleBook([compile_version(version) for version in versions])
+        rules = [compile_version(version) for version in versions]
+        named = any(rule.conditions.segment_ids for rule in rules)
+        book = RuleBook(rules, await segments.all_filters(session) if named else None)
         _books[token] = book
         while len(_books) > CACHED_BOOKS:
             _books.popitem(last=False)
@@ -85,4 +93,5 @@ def conditions_from(stored: dict[str, Any]) -> Conditions:
         skus=as_set("skus"),
         categories=as_set("categories"),
         event_type=stored.get("event_type"),
+        segment_ids=as_set("segment_ids"),
     )

@@ -33,6 +33,8 @@ class Conditions:
     categories: frozenset[str] | None = None
     event_type: str | None = None
     """Set: the rule matches that event type only; unset: purchases only."""
+    segment_ids: frozenset[int] | None = None
+    """The member must be in one of these segments (as of the evaluation)."""
 
     @property
     def filters_lines(self) -> bool:
@@ -118,6 +120,8 @@ class Occasion:
     lines: tuple[Line, ...] = ()
     event_type: str | None = None
     first_purchase: bool = False
+    segment_ids: frozenset[int] = frozenset()
+    """The segments the member is in, among those the rules in force name."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ def _conditions_hold(when: Conditions, occasion: Occasion) -> bool:
         and (when.days_of_week is None or occasion.local_time.weekday() in when.days_of_week)
         and (when.hours is None or occasion.local_time.hour in when.hours)
         and (when.first_purchase is None or when.first_purchase == occasion.first_purchase)
+        and (when.segment_ids is None or not when.segment_ids.isdisjoint(occasion.segment_ids))
     )
 
 

@@ -22,6 +22,7 @@ from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.rules.engine import DAYS_OF_WEEK
 from loyalty.rules.models import EarningRule, EarningRuleVersion, EffectKind, RuleAward
+from loyalty.segments import service as segments
 from loyalty.tiers.models import Tier
 from loyalty.validation import UNSET, Unset, instant, int_between, required_text
 
@@ -29,6 +30,8 @@ MAX_LIMIT = 1_000_000_000
 EVENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 BIRTHDAY = "birthday"
 """The event type the ``birthday-bonus`` job awards; recordEvent refuses it."""
+FEEDBACK = "feedback"
+"""The event type submitFeedback records (attributes: kind and score); recordEvent refuses it."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ConditionsIn:
     skus: list[str] | None = None
     categories: list[str] | None = None
     event_type: str | None = None
+    segment_ids: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +358,11 @@ async def _conditions(
         if unknown := [t for t in tier_ids if t not in known]:
             raise invalid(f"{len(unknown)} of these tiers do not exist.", "conditions", "tierIds")
         tier_ids = sorted(set(tier_ids))
+    segment_ids = given.segment_ids
+    if segment_ids is not None and check_tiers:
+        segment_ids = await segments.require_segments(
+            session, segment_ids, "conditions", "segmentIds"
+        )
     hours = listed(given.hours, "hours")
     if hours is not None:
         hours = sorted({int_between(h, 0, 23, "conditions", "hours") for h in hours})
@@ -384,6 +393,7 @@ async def _conditions(
         "skus": texts(given.skus, "skus", 64),
         "categories": texts(given.categories, "categories", 64),
         "event_type": event_type,
+        "segment_ids": segment_ids,
     }
     return {name: value for name, value in stored.items() if value is not None}
 
