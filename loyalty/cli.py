@@ -49,6 +49,7 @@ class Job(StrEnum):
     RETENTION = "retention"
     WARN_EXPIRING = "warn-expiring"
     RFM = "rfm"
+    STATS_ROLLUP = "stats-rollup"
 
 
 @cache
@@ -335,6 +336,7 @@ def jobs_run(
 ) -> None:
     """Run a job once; safe to run twice and beside live traffic."""
     _require_migrated()
+    from loyalty.analytics.rollup import stats_rollup
     from loyalty.events.birthdays import birthday_bonus
     from loyalty.ledger.expiry_warnings import warn_expiring
     from loyalty.ledger.jobs import expire_points, release_pending
@@ -353,6 +355,7 @@ def jobs_run(
         ),
         Job.WARN_EXPIRING: warn_expiring,
         Job.RFM: rfm,
+        Job.STATS_ROLLUP: stats_rollup,
     }
     moment = _parse_now(now)
 

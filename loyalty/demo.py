@@ -1,6 +1,5 @@
 """Demo data for ``loyalty serve --demo``: a program, tiers and members with purchase history."""
 
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,6 +13,8 @@ from loyalty.program import service as program
 from loyalty.purchases import service as purchases
 from loyalty.rewards import service as rewards
 from loyalty.rules import service as rules
+from loyalty.rules.definition import Conditions, Effect, Limits, RuleDraft
+from loyalty.rules.models import EffectKind
 from loyalty.tiers.models import Tier
 
 DEMO_SCOPE = "demo"
@@ -34,26 +35,26 @@ REWARDS = (
     rewards.RewardIn(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
 )
 RULES = (
-    rules.RuleIn(
+    RuleDraft(
         name="Double points weekend",
-        effect=rules.EffectIn(kind="MULTIPLY", value="2"),
-        conditions=rules.ConditionsIn(days_of_week=["SATURDAY", "SUNDAY"]),
-        limits=rules.LimitsIn(per_member_per_day=500),
+        effect=Effect(kind=EffectKind.MULTIPLY, value=Decimal(2)),
+        conditions=Conditions(days_of_week=frozenset({5, 6})),
+        limits=Limits(per_member_per_day=500),
     ),
-    rules.RuleIn(
+    RuleDraft(
         name="Welcome: 50 points on the first purchase",
-        effect=rules.EffectIn(kind="FIXED_BONUS", value="50"),
-        conditions=rules.ConditionsIn(first_purchase=True),
+        effect=Effect(kind=EffectKind.FIXED_BONUS, value=Decimal(50)),
+        conditions=Conditions(first_purchase=True),
     ),
-    rules.RuleIn(
+    RuleDraft(
         name="10 points per bag of beans",
-        effect=rules.EffectIn(kind="POINTS_PER_UNIT", value="10"),
-        conditions=rules.ConditionsIn(categories=["beans"]),
+        effect=Effect(kind=EffectKind.POINTS_PER_UNIT, value=Decimal(10)),
+        conditions=Conditions(categories=frozenset({"beans"})),
     ),
-    rules.RuleIn(
+    RuleDraft(
         name="Happy birthday",
-        effect=rules.EffectIn(kind="FIXED_BONUS", value="100"),
-        conditions=rules.ConditionsIn(event_type="birthday"),
+        effect=Effect(kind=EffectKind.FIXED_BONUS, value=Decimal(100)),
+        conditions=Conditions(event_type="birthday"),
     ),
 )
 MEMBERS = (
@@ -94,7 +95,9 @@ async def _seed(session: AsyncSession) -> None:
         await rewards.create_reward(session, reward=reward)
     now = utcnow()
     for rule in RULES:
-        await rules.create_rule(session, rule=replace(rule, starts_at=now - timedelta(days=60)))
+        await rules.create_rule(
+            session, rule=rule.model_copy(update={"starts_at": now - timedelta(days=60)})
+        )
     channels = list(Channel)
     for index, (external_id, email, phone, first, last) in enumerate(MEMBERS):
         member = await members.enroll_member(

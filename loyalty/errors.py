@@ -29,6 +29,10 @@ class DomainError(Exception):
         self.message = message
         self.field = field
 
+    def each(self) -> list["DomainError"]:
+        """The errors to report: this one (DomainErrors carries several)."""
+        return [self]
+
 
 def invalid(message: str, *field: str) -> DomainError:
     return DomainError(ErrorCode.INVALID, message, list(field) or None)
@@ -36,3 +40,15 @@ def invalid(message: str, *field: str) -> DomainError:
 
 def not_found(what: str, *field: str) -> DomainError:
     return DomainError(ErrorCode.NOT_FOUND, f"{what} not found.", list(field) or None)
+
+
+class DomainErrors(DomainError):
+    """Several input errors found together: every one is reported, not just the first."""
+
+    def __init__(self, errors: list[DomainError]) -> None:
+        first = errors[0]
+        super().__init__(first.code, first.message, first.field)
+        self.errors = errors
+
+    def each(self) -> list[DomainError]:
+        return self.errors

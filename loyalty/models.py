@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and tests see the whole metadata."""
 
+from loyalty.analytics.models import StatsDay, StatsMemberMonth, StatsMonth, StatsRollup
 from loyalty.audit.models import AuditEntry
 from loyalty.auth.models import ApiKey, InstanceSecret
 from loyalty.db import Base
@@ -43,6 +44,10 @@ __all__ = [
     "RewardCode",
     "RuleAward",
     "Segment",
+    "StatsDay",
+    "StatsMemberMonth",
+    "StatsMonth",
+    "StatsRollup",
     "Tier",
     "TierChange",
     "Webhook",

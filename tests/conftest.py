@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ TABLES_TO_EMPTY = (
     "ledger_transactions, reward_codes, "
     "redemptions, rewards, rule_awards, earning_rule_versions, earning_rules, member_events, "
     "referrals, purchases, tier_changes, members, tiers, idempotency_keys, api_keys, audit_log, "
-    "instance_secrets, webhook_deliveries, webhooks, events, member_rfm, segments"
+    "instance_secrets, webhook_deliveries, webhooks, events, member_rfm, segments, stats_rollup, "
+    "stats_member_months, stats_months, stats_days"
 )
 
 
@@ -93,7 +95,14 @@ def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     request.getfixturevalue("postgres_template")  # skips or fails when PostgreSQL is absent
-    name = f"loyalty_empty_{uuid.uuid4().hex[:8]}"
+    with postgres_database("loyalty_empty") as url:
+        yield url
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database named ``prefix`` and a random suffix; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     async def execute(sql: str) -> None:
         connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))

@@ -7,25 +7,23 @@ LOYALTY_REQUIRE_POSTGRES=1 (as in CI), which turns the skip into a failure. Scre
 page go to ``test-artifacts/console/`` (or LOYALTY_TEST_ARTIFACTS).
 """
 
-import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
+from graphql import FieldNode, IntValueNode, VariableNode, parse
 
 from loyalty.admin_console import STATIC
 from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
 from tests.browser import require_chromium
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn
+from tests.conftest import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = BROWSER_ARTIFACTS / "console"
@@ -103,20 +101,8 @@ def chromium() -> Path:
 def fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty PostgreSQL database of its own, dropped after the test."""
     request.getfixturevalue("postgres_template")  # skips or fails when PostgreSQL is absent
-    name = f"loyalty_console_{uuid.uuid4().hex[:8]}"
-
-    async def execute(sql: str) -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database("loyalty_console") as url:
+        yield url
 
 
 @pytest.fixture
@@ -199,6 +185,7 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     dialogs: list[str] = []
+    sent: list[dict] = []
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
@@ -206,6 +193,7 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("request", lambda r: _record(r, sent))
 
         def shot(name: str) -> None:
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -306,6 +294,8 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         expect(page.locator("#status")).to_contain_text("Redeemed: code")
         expect(page.locator("table", has_text="Redemptions")).to_contain_text("Free coffee")
         expect(page.locator(".card", has_text="Points").locator("dd").first).to_have_text("20")
+        expect(page.locator(".card", has_text="Marketing consents")).to_contain_text("no")
+        expect(page.locator(".card", has_text="RFM scores")).to_contain_text("Not scored")
         assert page.locator("main img").count() == 0
         shot("member")
         with page.expect_download() as download:
@@ -340,6 +330,62 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
         edit.get_by_role("button", name="Save").click()
         expect(page.get_by_text("ACTIVE, version 2")).to_be_visible()
         shot("rule")
+
+        # a segment: a bad filter's error shows by its field; then its member count
+        page.get_by_role("link", name="Segments", exact=True).click()
+        segment = _form(page, "Create a segment")
+        segment.get_by_label("Name").fill("Point holders")
+        segment.get_by_label("Available points at least").fill("10")
+        segment.get_by_label("Available points at most").fill("5")
+        segment.get_by_role("button", name="Create segment").click()
+        highest = segment.locator(".field", has=page.get_by_label("Available points at most"))
+        expect(highest.locator(".field-error")).to_contain_text("INVALID")
+        shot("segment-field-error")
+        segment.get_by_label("Available points at least").fill("1")
+        segment.get_by_label("Available points at most").fill("")
+        segment.get_by_role("button", name="Create segment").click()
+        expect(page.get_by_role("link", name="Point holders")).to_be_visible()
+        segment.get_by_label("Name").fill(XSS_NAME)
+        segment.get_by_label("Marketing consent").select_option("EMAIL")
+        segment.get_by_role("button", name="Create segment").click()
+        expect(page.get_by_role("link", name=XSS_NAME)).to_be_visible()
+        assert page.locator("main img").count() == 0
+        shot("segments")
+        page.get_by_role("link", name="Point holders").click()
+        expect(page.get_by_text("2 members now")).to_be_visible()
+        members_in = page.get_by_role("table", name="Members in this segment")
+        expect(members_in).to_contain_text("Alice")
+        expect(members_in).to_contain_text(XSS_NAME)
+        assert page.locator("main img").count() == 0
+        shot("segment")
+
+        # the segment named as markup is deleted after a ticked confirmation
+        page.get_by_role("link", name="← Segments").click()
+        page.get_by_role("link", name=XSS_NAME).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(XSS_NAME)
+        expect(page.get_by_text("0 members now")).to_be_visible()
+        page.get_by_text("Delete this segment", exact=True).first.click()
+        remove = _form(page, "Delete this segment")
+        remove.get_by_role("button", name="Delete segment").click()
+        expect(remove.locator('.field-error[data-field="confirm"]')).to_contain_text("Tick")
+        remove.get_by_label(f"Yes, delete “{XSS_NAME}”").check()
+        remove.get_by_role("button", name="Delete segment").click()
+        expect(page.locator("#status")).to_have_text("Segment deleted.")
+        expect(page.get_by_role("link", name="Point holders")).to_be_visible()
+        expect(page.get_by_role("link", name=XSS_NAME)).to_have_count(0)
+
+        # an earning rule limited to the segment
+        page.get_by_role("link", name="Earning rules", exact=True).click()
+        page.get_by_text("New earning rule", exact=True).click()
+        limited = _form(page, "Create an earning rule")
+        limited.get_by_label("Name").fill("Holders bonus")
+        limited.get_by_label("Kind").select_option("FIXED_BONUS")
+        limited.get_by_label("Value").fill("5")
+        limited.get_by_label("Point holders").check()
+        limited.get_by_role("button", name="Create rule").click()
+        page.get_by_role("link", name="Holders bonus").click()
+        expect(page.get_by_label("Point holders")).to_be_checked()
+        shot("rule-segment")
 
         # a webhook endpoint: the secret is shown once, then its delivery log
         page.get_by_role("link", name="Webhooks", exact=True).click()
@@ -385,3 +431,49 @@ def test_an_admin_runs_the_program_from_the_console(chromium: Path, server: tupl
 
     assert not dialogs, f"a dialog opened: {dialogs}"
     assert not problems, f"browser console errors: {problems}"
+    _assert_lists_are_paged(sent)
+
+
+def _record(request, sent: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """Keep each GraphQL request the console sends, to check its lists afterwards."""
+    if request.url.endswith("/graphql") and request.method == "POST":
+        sent.append(request.post_data_json)
+
+
+def _paged(field: FieldNode, variables: dict) -> bool:
+    """Whether the connection ``field`` asks for at most 100 items."""
+    for argument in field.arguments:
+        if argument.name.value != "first":
+            continue
+        if isinstance(argument.value, IntValueNode):
+            return int(argument.value.value) <= 100
+        if isinstance(argument.value, VariableNode):
+            value = variables.get(argument.value.name.value)
+            return isinstance(value, int) and value <= 100
+    return False
+
+
+def _connections(node: object) -> Iterator[FieldNode]:
+    """Every field in ``node`` whose selection has ``edges``: the lists."""
+    selection = getattr(node, "selection_set", None)
+    for child in selection.selections if selection else ():
+        if isinstance(child, FieldNode) and child.selection_set:
+            selected = child.selection_set.selections
+            names = {s.name.value for s in selected if isinstance(s, FieldNode)}
+            if "edges" in names:
+                yield child
+        yield from _connections(child)
+
+
+def _assert_lists_are_paged(sent: list[dict]) -> None:
+    """Never "load everything": each list the console asked for names ``first`` ≤ 100."""
+    lists = 0
+    for body in sent:
+        document = parse(body["query"])
+        for definition in document.definitions:
+            for connection in _connections(definition):
+                lists += 1
+                assert _paged(connection, body.get("variables") or {}), (
+                    f"{connection.name.value} without first <= 100: {body}"
+                )
+    assert lists >= 15, f"only {lists} lists were asked for"

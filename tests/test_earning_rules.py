@@ -664,11 +664,49 @@ async def test_bad_rules_are_refused_and_nothing_is_written(admin, fields, field
     assert (await admin.data(RULES, include=True))["earningRules"]["edges"] == []
 
 
+async def test_every_bad_field_is_reported_at_once(admin):
+    # given a rule with six bad fields
+    rule = {
+        "name": " ",
+        "priority": 2_000_000,
+        **effect("MULTIPLY", "1"),
+        "conditions": {"hours": [24], "skus": []},
+        "limits": {"perPurchase": 0},
+    }
+    # when it is created
+    payload = (await admin.data(CREATE_RULE, input=rule))["createEarningRule"]
+    # then each is named, in the input's order, and nothing is written
+    assert errors_of(payload) == [
+        ("INVALID", ["name"]),
+        ("INVALID", ["priority"]),
+        ("INVALID", ["conditions", "hours"]),
+        ("INVALID", ["conditions", "skus"]),
+        ("INVALID", ["effect", "value"]),
+        ("INVALID", ["limits", "perPurchase"]),
+    ]
+    assert payload["errors"][2]["message"] == "Must be between 0 and 23."
+    assert (await admin.data(RULES, include=True))["earningRules"]["edges"] == []
+
+
+async def test_an_event_rule_reports_every_condition_it_cannot_have(admin):
+    rule = {"name": "Bad", **effect("MULTIPLY", "2"), **event(skus=["A"], minTotal="5")}
+    payload = (await admin.data(CREATE_RULE, input=rule))["createEarningRule"]
+    assert errors_of(payload) == [
+        ("INVALID", ["effect", "kind"]),
+        ("INVALID", ["conditions", "minTotal"]),
+        ("INVALID", ["conditions", "skus"]),
+    ]
+
+
 async def test_a_bad_update_is_refused_and_keeps_the_version(admin, pos):
     rule_id = await make_rule(admin, "MULTIPLY", "2", name="Double")
-    changes = {"id": rule_id, **effect("MULTIPLY", "1")}
+    changes = {"id": rule_id, **effect("MULTIPLY", "1"), "name": "", "limits": {"budget": 0}}
     payload = (await admin.data(UPDATE_RULE, input=changes))["updateEarningRule"]
-    assert errors_of(payload) == [("INVALID", ["effect", "value"])]
+    assert errors_of(payload) == [
+        ("INVALID", ["name"]),
+        ("INVALID", ["effect", "value"]),
+        ("INVALID", ["limits", "budget"]),
+    ]
     rule = await rule_view(admin, rule_id)
     assert (rule["version"], rule["effect"]["value"]) == (1, "2")
     assert await earned(pos, await enroll(pos)) == 20

@@ -52,6 +52,10 @@ NOT_PERSONAL = {
     "points budgeted created_at",
     "tier_changes": "id member_id from_tier_id to_tier_id from_name to_name reason "
     "qualifying_points at",
+    "stats_days": "day purchases revenue issued redeemed expired booked",
+    "stats_member_months": "member_id month purchases revenue",
+    "stats_months": "month prev_month next_month members singles purchases revenue",
+    "stats_rollup": "id time_zone cutoff refreshed_at",
     "tiers": "id name rank threshold multiplier benefits retention_days created_at",
     "webhooks": "id url events description secret active disabled_reason failing_since created_at",
     "webhook_deliveries": "id webhook_id event_id member_id status attempts next_attempt_at "

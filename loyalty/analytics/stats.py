@@ -1,10 +1,11 @@
 """programStats: the program's KPIs over ``[from, to)``, by day, week or month.
 
 Periods are cut at midnights of the program's time zone (weeks from Monday, months from the
-1st) and computed in Python, a few instants; every measure is then one set-based statement
-that maps each row to its period with a tree of CASEs over those instants and groups by it. The cost
-is a constant number of statements whatever the number of periods or rows.
-"""
+1st) and computed in Python, a few instants; every measure is then a set-based statement that
+maps each row to its period with a tree of CASEs over those instants and groups by it. When the
+stats-rollup job has sealed the history (``rollup.py``), whole days and months read its summary
+rows plus, live, what was booked since its cutoff. The number of statements does not depend on
+the number of periods or rows."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,18 +15,26 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty.analytics import rollup as rollups
+from loyalty.analytics.models import StatsDay, StatsMemberMonth, StatsMonth, StatsRollup
+from loyalty.analytics.sql import bucket, member_postings, midnight, month_key, points_measures
+from loyalty.db import UTCDateTime
 from loyalty.errors import invalid
 from loyalty.feedback.models import Feedback, FeedbackKind
-from loyalty.ledger.models import (
-    REDEEMING_KINDS,
-    Account,
-    EntryKind,
-    LedgerEntry,
-    LedgerTransaction,
-)
+from loyalty.ledger.models import LedgerEntry, LedgerTransaction
 from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.program.service import get_program
 from loyalty.purchases.models import Purchase, PurchaseRefund
@@ -35,8 +44,6 @@ from loyalty.validation import instant, optional_text
 
 MAX_PERIODS = 1000
 MONEY_PLACES = Decimal("0.0001")
-ISSUING_KINDS = (EntryKind.EARN, EntryKind.BONUS)
-MEMBER_ACCOUNTS = (Account.MEMBER_AVAILABLE, Account.MEMBER_PENDING)
 
 
 class Grouping(StrEnum):
@@ -128,25 +135,6 @@ def _next(day: date, group_by: Grouping) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def _bucket(
-    column: Any, edges: Sequence[datetime], *, inclusive: bool = False, offset: int = 0
-) -> ColumnElement[int]:
-    """How many of the sorted ``edges`` lie before ``column`` (at or before it; strictly
-    before when ``inclusive``): the index of its period. A balanced tree of CASEs, so the
-    database makes about log2(periods) comparisons per row, not one per period."""
-    if not edges:
-        return literal_column(str(offset))
-    middle = len(edges) // 2
-    edge = edges[middle]
-    return case(
-        (
-            column <= edge if inclusive else column < edge,
-            _bucket(column, edges[:middle], inclusive=inclusive, offset=offset),
-        ),
-        else_=_bucket(column, edges[middle + 1 :], inclusive=inclusive, offset=offset + middle + 1),
-    )
-
-
 def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
 
@@ -170,12 +158,17 @@ def _purchase_filters(query: StatsQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
+PREVIOUS, WHOLE = -1, -2
+"""Keys of the purchase figures beside the periods: the preceding range (salesGrowth, revenue
+only) and the whole range."""
+
+
 async def _purchase_figures(
-    session: AsyncSession, query: StatsQuery, bucket: Any, start: datetime, end: datetime
+    session: AsyncSession, query: StatsQuery, period: Any, start: datetime, end: datetime
 ) -> dict[int, Any]:
     """Per period: active members, purchases, revenue and members with two or more."""
     rows = (
-        select(bucket.label("bucket"), Purchase.member_id, Purchase.total_amount)
+        select(period.label("bucket"), Purchase.member_id, Purchase.total_amount)
         .where(_within(Purchase.occurred_at, start, end), *_purchase_filters(query))
         .subquery()
     )
@@ -194,10 +187,270 @@ async def _purchase_figures(
     )
 
 
+async def _live_purchases(
+    session: AsyncSession, query: StatsQuery, edges: Sequence[datetime]
+) -> dict[int, Any]:
+    """The purchase figures from the purchases themselves: per period, for the whole range
+    (WHOLE) and the preceding range's revenue (PREVIOUS). Three scans: at a million members
+    one scan grouped once by (period, member) and rolled up both ways measured twice as slow
+    (the intermediate set spills to disk)."""
+    start, end = edges[0], edges[-1]
+    figures = await _purchase_figures(
+        session, query, bucket(Purchase.occurred_at, edges[1:-1]), start, end
+    )
+    whole = await _purchase_figures(session, query, literal_column("0"), start, end)
+    if 0 in whole:
+        figures[WHOLE] = whole[0]
+    previous = await session.scalar(
+        select(func.sum(Purchase.total_amount)).where(
+            _within(Purchase.occurred_at, start - (end - start), start),
+            *_purchase_filters(query),
+        )
+    )
+    figures[PREVIOUS] = (0, 0, previous, 0)
+    return figures
+
+
+def _day_keys(edges: Sequence[datetime], zone: ZoneInfo) -> list[int] | None:
+    """The local day ordinal of each edge, or None when one is not a local midnight (the
+    rollup holds whole days only)."""
+    keys = []
+    for edge in edges:
+        day = edge.astimezone(zone).date()
+        if midnight(day, zone) != edge:
+            return None
+        keys.append(day.toordinal())
+    return keys
+
+
+def _month_keys(edges: Sequence[datetime], zone: ZoneInfo) -> list[int] | None:
+    """The local month key of each edge, or None unless every edge opens a local month."""
+    keys = []
+    for edge in edges:
+        day = edge.astimezone(zone).date()
+        if day.day != 1 or midnight(day, zone) != edge:
+            return None
+        keys.append(month_key(day))
+    return keys
+
+
+def _added(*parts: dict[int, Any], signs: Sequence[int] | None = None) -> dict[int, Any]:
+    """Bucket by bucket, the column-wise sum of ``parts`` (each times its sign)."""
+    total: dict[int, list[Any]] = {}
+    for index, part in enumerate(parts):
+        sign = 1 if signs is None else signs[index]
+        for key, row in part.items():
+            sums = total.setdefault(key, [0] * len(row))
+            for column, value in enumerate(row):
+                sums[column] += sign * (value or 0)
+    return {key: tuple(row) for key, row in total.items()}
+
+
+async def _movements(
+    session: AsyncSession,
+    edges: Sequence[datetime],
+    rollup: StatsRollup | None,
+    days: Sequence[int] | None,
+) -> dict[int, Any]:
+    """Points issued, redeemed and expired per period: sealed days from the rollup plus the
+    postings booked since its cutoff, or every posting of the range without one."""
+    issued, redeemed, expired = points_measures()
+    occurred = LedgerTransaction.occurred_at
+    live = member_postings().add_columns(
+        bucket(occurred, edges[1:-1]).label("bucket"),
+        issued.label("issued"),
+        redeemed.label("redeemed"),
+        expired.label("expired"),
+    )
+    live = live.where(_within(occurred, edges[0], edges[-1]))
+    sums = [lambda r, c=c: func.sum(r.c[c]) for c in ("issued", "redeemed", "expired")]
+    if rollup is None or days is None:
+        return await _grouped(session, live, *sums)
+    tail = live.where(LedgerTransaction.created_at >= literal(rollup.cutoff, UTCDateTime()))
+    sealed = select(
+        bucket(StatsDay.day, days[1:-1]).label("bucket"),
+        StatsDay.issued,
+        StatsDay.redeemed,
+        StatsDay.expired,
+    ).where(StatsDay.day >= days[0], StatsDay.day < days[-1])
+    return _added(await _grouped(session, sealed, *sums), await _grouped(session, tail, *sums))
+
+
+async def _liability(
+    session: AsyncSession,
+    edges: Sequence[datetime],
+    rollup: StatsRollup | None,
+    days: Sequence[int] | None,
+) -> dict[int, Any]:
+    """Member postings by the period whose end first counts them (booked up to each end,
+    inclusive, as pointsLiability(asOf: end) counts them)."""
+    booked = LedgerTransaction.created_at
+    live = member_postings().add_columns(
+        bucket(booked, edges[1:-1], inclusive=True).label("bucket"),
+        LedgerEntry.points.label("points"),
+    )
+    live = live.where(booked <= edges[-1])
+    if rollup is None or days is None:
+        return await _grouped(session, live, lambda r: func.sum(r.c.points))
+    tail = live.where(booked >= literal(rollup.cutoff, UTCDateTime()))
+    # A day's ``booked`` is (its midnight, the next midnight]: counted at edge E when < E.
+    sealed = select(
+        bucket(StatsDay.day, [day - 1 for day in days[1:-1]], inclusive=True).label("bucket"),
+        StatsDay.booked.label("points"),
+    ).where(StatsDay.day <= days[-1] - 1)
+    return _added(
+        await _grouped(session, sealed, lambda r: func.sum(r.c.points)),
+        await _grouped(session, tail, lambda r: func.sum(r.c.points)),
+    )
+
+
+async def _previous_revenue(
+    session: AsyncSession, rollup: StatsRollup, edges: Sequence[datetime], zone: ZoneInfo
+) -> Any:
+    """Revenue of ``[from - (to - from), from)``: sealed whole days plus the purchases booked
+    since the cutoff when it starts at a local midnight, else every purchase of it."""
+    start, end = edges[0], edges[-1]
+    previous = start - (end - start)
+    within = _within(Purchase.occurred_at, previous, start)
+    days = _day_keys([previous, start], zone)
+    if days is None:
+        return await session.scalar(select(func.sum(Purchase.total_amount)).where(within))
+    sealed = await session.scalar(
+        select(func.sum(StatsDay.revenue)).where(StatsDay.day >= days[0], StatsDay.day < days[1])
+    )
+    tail = await session.scalar(
+        select(func.sum(Purchase.total_amount)).where(
+            within, Purchase.created_at >= literal(rollup.cutoff, UTCDateTime())
+        )
+    )
+    return (sealed or 0) + (tail or 0)
+
+
+async def _rolled_up_purchases(
+    session: AsyncSession, rollup: StatsRollup, edges: Sequence[datetime], months: Sequence[int]
+) -> dict[int, Any]:
+    """_purchase_figures for whole months without a filter: sealed months from the rollup,
+    corrected for the members with purchases booked since its cutoff (their sealed months are
+    taken out and put back with those purchases added), so distinct counts stay exact."""
+    first, last = months[0], months[-1]
+    in_range = and_(StatsMonth.month >= first, StatsMonth.month < last)
+    per_month = await _grouped(
+        session,
+        select(
+            bucket(StatsMonth.month, months[1:-1]).label("bucket"),
+            StatsMonth.members,
+            StatsMonth.singles,
+            StatsMonth.purchases,
+            StatsMonth.revenue,
+        ).where(in_range),
+        *(lambda r, c=c: func.sum(r.c[c]) for c in ("members", "singles", "purchases", "revenue")),
+    )
+    fresh = StatsMonth.prev_month < first
+    whole = (
+        await session.execute(
+            select(
+                func.sum(case((fresh, StatsMonth.members), else_=0)),
+                func.sum(
+                    case((and_(fresh, StatsMonth.next_month >= last), StatsMonth.singles), else_=0)
+                ),
+                func.sum(StatsMonth.purchases),
+                func.sum(StatsMonth.revenue),
+            ).where(in_range)
+        )
+    ).one()
+    sealed = {**per_month, WHOLE: tuple(whole)}
+    old, new = await _tail_members(session, rollup, edges, months)
+    figures = _added(sealed, new, old, signs=(1, 1, -1))
+    if len(months) == 2:
+        figures[0] = figures.get(WHOLE, (0, 0, 0, 0))
+    return {
+        key: (members, purchases, revenue, members - singles)
+        for key, (members, singles, purchases, revenue) in figures.items()
+    }
+
+
+async def _tail_members(
+    session: AsyncSession, rollup: StatsRollup, edges: Sequence[datetime], months: Sequence[int]
+) -> tuple[dict[int, Any], dict[int, Any]]:
+    """For the members with purchases in range booked since the cutoff, per month and for the
+    whole range (WHOLE): members, members with one purchase, purchases and revenue, as the
+    rollup counts them (old) and with those purchases (new). One statement."""
+    start, end = edges[0], edges[-1]
+    booked_since = Purchase.created_at >= literal(rollup.cutoff, UTCDateTime())
+    recent = (
+        select(
+            Purchase.member_id,
+            bucket(Purchase.occurred_at, edges[1:-1]).label("bucket"),
+            Purchase.total_amount,
+        )
+        .where(booked_since, _within(Purchase.occurred_at, start, end))
+        .subquery()
+    )
+    tail = (
+        select(
+            recent.c.member_id,
+            recent.c.bucket,
+            func.count().label("n"),
+            func.sum(recent.c.total_amount).label("revenue"),
+        )
+        .group_by(recent.c.member_id, recent.c.bucket)
+        .cte("tail")
+    )
+    old = (
+        select(
+            StatsMemberMonth.member_id,
+            bucket(StatsMemberMonth.month, months[1:-1]).label("bucket"),
+            StatsMemberMonth.purchases.label("n"),
+            StatsMemberMonth.revenue,
+        )
+        .where(
+            StatsMemberMonth.month >= months[0],
+            StatsMemberMonth.month < months[-1],
+            StatsMemberMonth.member_id.in_(select(tail.c.member_id)),
+        )
+        .cte("old")
+    )
+    both = union_all(select(old), select(tail)).subquery()
+    new = (
+        select(
+            both.c.member_id,
+            both.c.bucket,
+            func.sum(both.c.n).label("n"),
+            func.sum(both.c.revenue).label("revenue"),
+        )
+        .group_by(both.c.member_id, both.c.bucket)
+        .cte("new")
+    )
+    parts = []
+    for side, rows in (("old", old), ("new", new)):
+        per_member = (
+            select(func.sum(rows.c.n).label("n"), func.sum(rows.c.revenue).label("revenue"))
+            .group_by(rows.c.member_id)
+            .subquery()
+        )
+        for key, source, group in (
+            (rows.c.bucket, rows, True),
+            (literal_column(str(WHOLE)), per_member, False),
+        ):
+            part = select(
+                literal(side).label("side"),
+                key.label("bucket"),
+                func.count(),
+                func.sum(case((source.c.n == 1, 1), else_=0)),
+                func.sum(source.c.n),
+                func.sum(source.c.revenue),
+            )
+            parts.append(part.group_by(rows.c.bucket) if group else part)
+    result: dict[str, dict[int, Any]] = {"old": {}, "new": {}}
+    for side, key, *row in await session.execute(union_all(*parts)):
+        result[side][key] = tuple(row)
+    return result["old"], result["new"]
+
+
 async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStats:
     """The figures of every period and of the whole range (docs/analytics.md defines each).
     Additive figures are summed from the periods; active and repeating members, which are
-    not, are counted over the whole range by a statement of their own."""
+    not, are counted over the whole range (from the rollup's month groups, or live)."""
     start = instant(query.start, "from").astimezone(UTC)
     end = instant(query.end, "to").astimezone(UTC)
     store_id = None if query.store_id is None else optional_text(query.store_id, 64, "storeId")
@@ -209,62 +462,34 @@ async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStat
 
     members = await _grouped(
         session,
-        select(_bucket(Member.enrolled_at, inner).label("bucket"), Referral.id.label("referral"))
+        select(bucket(Member.enrolled_at, inner).label("bucket"), Referral.id.label("referral"))
         .select_from(Member)
         .outerjoin(Referral, Referral.referee_id == Member.id)
         .where(_within(Member.enrolled_at, start, end)),
         lambda r: func.count(),
         lambda r: func.count(r.c.referral),
     )
-    purchases = await _purchase_figures(
-        session, query, _bucket(Purchase.occurred_at, inner), start, end
-    )
-    overall = (await _purchase_figures(session, query, literal_column("0"), start, end)).get(0)
-    previous_revenue = await session.scalar(
-        select(func.coalesce(func.sum(Purchase.total_amount), 0)).where(
-            _within(Purchase.occurred_at, start - (end - start), start),
-            *_purchase_filters(query),
+    rollup = await rollups.current(session, program.time_zone)
+    zone = ZoneInfo(program.time_zone)
+    days = None if rollup is None else _day_keys(edges, zone)
+    months = None if days is None or _purchase_filters(query) else _month_keys(edges, zone)
+    if rollup is not None and months is not None:
+        purchases = await _rolled_up_purchases(session, rollup, edges, months)
+        purchases[PREVIOUS] = (0, 0, await _previous_revenue(session, rollup, edges, zone), 0)
+    else:
+        purchases = await _live_purchases(session, query, edges)
+    overall = purchases.get(WHOLE)
+    previous_revenue = purchases.get(PREVIOUS, (0, 0, 0, 0))[2]
+    refunded = select(
+        bucket(PurchaseRefund.created_at, inner).label("bucket"), PurchaseRefund.amount
+    ).where(_within(PurchaseRefund.created_at, start, end))
+    if _purchase_filters(query):
+        refunded = refunded.join(Purchase, Purchase.id == PurchaseRefund.purchase_id).where(
+            *_purchase_filters(query)
         )
-    )
-    refunds = await _grouped(
-        session,
-        select(_bucket(PurchaseRefund.created_at, inner).label("bucket"), PurchaseRefund.amount)
-        .join(Purchase, Purchase.id == PurchaseRefund.purchase_id)
-        .where(_within(PurchaseRefund.created_at, start, end), *_purchase_filters(query)),
-        lambda r: func.sum(r.c.amount),
-    )
-    kind, points = LedgerTransaction.kind, LedgerEntry.points
-    member_postings = (
-        select()
-        .select_from(LedgerEntry)
-        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-        .where(LedgerEntry.member_id.isnot(None), LedgerEntry.account.in_(MEMBER_ACCOUNTS))
-    )
-    movements = await _grouped(
-        session,
-        member_postings.add_columns(
-            _bucket(LedgerTransaction.occurred_at, inner).label("bucket"),
-            case(
-                (kind.in_(ISSUING_KINDS), points),
-                (and_(kind == EntryKind.ADJUST, points > 0), points),
-                else_=0,
-            ).label("issued"),
-            case((kind.in_(REDEEMING_KINDS), -points), else_=0).label("redeemed"),
-            case((kind == EntryKind.EXPIRE, -points), else_=0).label("expired"),
-        ).where(_within(LedgerTransaction.occurred_at, start, end)),
-        lambda r: func.sum(r.c.issued),
-        lambda r: func.sum(r.c.redeemed),
-        lambda r: func.sum(r.c.expired),
-    )
-    # Booked up to each period's end, inclusive, as pointsLiability(asOf: end) counts it.
-    booked = _bucket(LedgerTransaction.created_at, edges[1:-1], inclusive=True)
-    liability = await _grouped(
-        session,
-        member_postings.add_columns(booked.label("bucket"), points.label("points")).where(
-            LedgerTransaction.created_at <= end
-        ),
-        lambda r: func.sum(r.c.points),
-    )
+    refunds = await _grouped(session, refunded, lambda r: func.sum(r.c.amount))
+    movements = await _movements(session, edges, rollup, days)
+    liability = await _liability(session, edges, rollup, days)
     is_csat, is_nps, score = (
         Feedback.kind == FeedbackKind.CSAT,
         Feedback.kind == FeedbackKind.NPS,
@@ -273,7 +498,7 @@ async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStat
     feedback = await _grouped(
         session,
         select(
-            _bucket(Feedback.created_at, inner).label("bucket"),
+            bucket(Feedback.created_at, inner).label("bucket"),
             case((is_csat, 1), else_=0).label("csat"),
             case((is_csat, score), else_=0).label("csat_score"),
             case((and_(is_csat, score >= 4), 1), else_=0).label("satisfied"),

@@ -61,7 +61,7 @@ async def birthday_bonus(db: Database, *, now: datetime) -> JobReport:
     ]
     members = points = 0
     for rule in rules:
-        amount = floor(rule.effect_value)
+        amount = floor(rule.effect.value)
         if rule.limits.per_purchase is not None:
             amount = min(amount, rule.limits.per_purchase)
         if amount <= 0:

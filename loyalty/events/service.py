@@ -22,8 +22,9 @@ from loyalty.program.service import get_program, require_within_backdate
 from loyalty.purchases.service import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
+from loyalty.rules.definition import EVENT_TYPE
 from loyalty.rules.engine import Award, Occasion
-from loyalty.rules.service import BIRTHDAY, EVENT_TYPE, FEEDBACK
+from loyalty.rules.service import BIRTHDAY, FEEDBACK
 from loyalty.tiers import service as tiers
 from loyalty.validation import instant, json_depth
 

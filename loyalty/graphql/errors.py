@@ -52,7 +52,7 @@ async def mutate(
     except DomainError as error:
         MUTATIONS.labels(info.field_name, error.code.value).inc()
         info.context.fail(error.code.value)
-        return payload(errors=[UserError.of(error)])
+        return payload(errors=[UserError.of(each) for each in error.each()])
     MUTATIONS.labels(info.field_name, "ok").inc()
     return payload(errors=[], **shape(result))
 

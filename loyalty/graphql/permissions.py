@@ -42,6 +42,18 @@ class CanRedeem(RolePermission):
     roles = frozenset({Role.ADMIN, Role.POS, Role.MEMBER})
 
 
+class CanPreview(RolePermission):
+    """Staff for any member; a member token for itself."""
+
+    roles = frozenset({Role.ADMIN, Role.POS, Role.MEMBER})
+
+
+class CanRecordEvents(RolePermission):
+    """Staff, and the app's backend (app installed, review written): not member tokens."""
+
+    roles = frozenset({Role.ADMIN, Role.POS, Role.APP})
+
+
 class CanUpdateMembers(RolePermission):
     """Admins, and member tokens for their own profile."""
 
@@ -69,8 +81,9 @@ def forbidden() -> GraphQLError:
     return GraphQLError(RolePermission.message, extensions={"code": FORBIDDEN})
 
 
-def ensure_member_access(info: strawberry.Info, member_id: int) -> None:
-    """A member token reaches its own member only; other roles passed their field permission."""
+def ensure_member_access(info: strawberry.Info, member_id: int | None) -> None:
+    """A member token reaches its own member only (None: a member named another way, which it
+    may not); other roles passed their field permission."""
     principal = info.context.principal
     if principal.role == Role.MEMBER and principal.member_id != member_id:
         raise forbidden()

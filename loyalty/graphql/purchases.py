@@ -1,12 +1,14 @@
-"""recordPurchase."""
+"""recordPurchase, refundPurchase and previewPurchase (the till's "you will earn" line)."""
 
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
+from loyalty.errors import DomainError
 from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.permissions import IsStaff
+from loyalty.graphql.permissions import CanPreview, IsStaff, ensure_member_access
+from loyalty.graphql.rule_types import PointsBreakdownItem, breakdown_items
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.types import Channel, Member, Purchase, errors_field
 from loyalty.ids import key_or_zero
@@ -131,6 +133,52 @@ class RefundPurchasePayload:
     points_clawed_back: int | None = strawberry.field(
         default=None, description="Points this refund took from the member."
     )
+
+
+@strawberry.type(description="The result of previewPurchase: what the purchase would earn.")
+class PreviewPurchasePayload:
+    errors: list[UserError] = errors_field()
+    points_awarded: int | None = strawberry.field(
+        default=None, description="Points recordPurchase would award now."
+    )
+    points_breakdown: list[PointsBreakdownItem] | None = strawberry.field(
+        default=None, description="Base points, then each rule's points, in chain order."
+    )
+
+
+@strawberry.type
+class PurchaseQueries:
+    @strawberry.field(
+        permission_classes=[CanPreview],
+        description=(
+            "What recordPurchase would award now, writing nothing: the till's \"you will "
+            'earn" line. Admin and POS; a member token for itself.'
+        ),
+    )
+    async def preview_purchase(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            PreviewPurchaseInput,
+            strawberry.argument(description="The receipt as it would be recorded."),
+        ],
+    ) -> PreviewPurchasePayload:
+        purchase = purchase_in(input)
+        # Before any lookup: a member token must not learn whether other members exist.
+        ensure_member_access(
+            info, None if purchase.member_external_id is not None else purchase.member_id
+        )
+        try:
+            quote = await info.context.read(
+                lambda session: purchases.preview_purchase(session, purchase=purchase)
+            )
+        except DomainError as error:
+            return PreviewPurchasePayload(errors=[UserError.of(error)])
+        return PreviewPurchasePayload(
+            errors=[],
+            points_awarded=quote.total,
+            points_breakdown=breakdown_items(quote.breakdown()),
+        )
 
 
 @strawberry.type

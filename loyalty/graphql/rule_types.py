@@ -1,5 +1,6 @@
 """Earning-rule output types and the points breakdown that explains a purchase's points."""
 
+from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -11,14 +12,12 @@ from loyalty.graphql.scalars import DecimalString
 from loyalty.ids import encode_id
 from loyalty.money import plain
 from loyalty.rules import service as rules
-from loyalty.rules.engine import DAYS_OF_WEEK
+from loyalty.rules.definition import DAYS_OF_WEEK, Conditions, Effect, Limits, effect_of
 from loyalty.rules.models import EarningRuleVersion as VersionRow
 from loyalty.rules.models import EffectKind
 
-# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
-EarningEffectKind = EffectKind
-strawberry.enum(
-    EarningEffectKind,
+EarningEffectKind = strawberry.enum(
+    EffectKind,
     name="EarningEffectKind",
     description=(
         "How a rule's value becomes points, on the matching lines' amount when the rule "
@@ -120,25 +119,40 @@ class EarningRuleLimits:
     budget: int | None = strawberry.field(description="Points the rule may award in all.")
 
 
-def conditions_of(stored: dict[str, Any]) -> EarningRuleConditions:
-    tiers = stored.get("tier_ids")
-    days = stored.get("days_of_week")
-    segments = stored.get("segment_ids")
+def conditions_out(conditions: Conditions) -> EarningRuleConditions:
+    """The one mapping of a rule's conditions to their GraphQL type."""
+
+    def ids(type_name: str, keys: frozenset[int] | None) -> list[strawberry.ID] | None:
+        return (
+            None if keys is None else [strawberry.ID(encode_id(type_name, k)) for k in sorted(keys)]
+        )
+
+    def listed(values: frozenset[Any] | None) -> list[Any] | None:
+        return None if values is None else sorted(values)
+
+    days = conditions.days_of_week
+    min_total = conditions.min_total
     return EarningRuleConditions(
-        channels=stored.get("channels"),
-        store_ids=stored.get("store_ids"),
-        tier_ids=None if tiers is None else [strawberry.ID(encode_id("Tier", t)) for t in tiers],
-        min_total=stored.get("min_total"),
-        days_of_week=None if days is None else [DayOfWeek(DAYS_OF_WEEK[d]) for d in days],
-        hours=stored.get("hours"),
-        first_purchase=stored.get("first_purchase"),
-        skus=stored.get("skus"),
-        categories=stored.get("categories"),
-        event_type=stored.get("event_type"),
-        segment_ids=None
-        if segments is None
-        else [strawberry.ID(encode_id("Segment", i)) for i in segments],
+        channels=listed(conditions.channels),
+        store_ids=listed(conditions.store_ids),
+        tier_ids=ids("Tier", conditions.tier_ids),
+        min_total=None if min_total is None else DecimalString(str(min_total)),
+        days_of_week=None if days is None else [DayOfWeek(DAYS_OF_WEEK[d]) for d in sorted(days)],
+        hours=listed(conditions.hours),
+        first_purchase=conditions.first_purchase,
+        skus=listed(conditions.skus),
+        categories=listed(conditions.categories),
+        event_type=conditions.event_type,
+        segment_ids=ids("Segment", conditions.segment_ids),
     )
+
+
+def effect_out(effect: Effect) -> EarningRuleEffect:
+    return EarningRuleEffect(kind=effect.kind, value=DecimalString(plain(effect.value)))
+
+
+def limits_out(limits: Limits) -> EarningRuleLimits:
+    return EarningRuleLimits(**asdict(limits))
 
 
 @strawberry.type(description="One version of a rule: an edit creates the next one. Admin only.")
@@ -160,35 +174,15 @@ class EarningRuleVersion:
 
     @strawberry.field(description="The conditions in this version.")
     def conditions(self, root: Parent[VersionRow]) -> EarningRuleConditions:
-        return conditions_of(root.conditions)
+        return conditions_out(Conditions.from_stored(root.conditions))
 
     @strawberry.field(description="The effect in this version.")
     def effect(self, root: Parent[VersionRow]) -> EarningRuleEffect:
-        return _effect_of(root)
+        return effect_out(effect_of(root))
 
     @strawberry.field(description="The caps in this version.")
     def limits(self, root: Parent[VersionRow]) -> EarningRuleLimits:
-        return _limits_of(root)
-
-
-_LIMITS = (
-    "per_purchase",
-    "per_member_per_day",
-    "per_member_per_week",
-    "per_member_per_month",
-    "per_member_total",
-    "budget",
-)
-
-
-def _effect_of(version: VersionRow) -> EarningRuleEffect:
-    return EarningRuleEffect(
-        kind=EffectKind(version.effect_kind), value=DecimalString(plain(version.effect_value))
-    )
-
-
-def _limits_of(version: VersionRow) -> EarningRuleLimits:
-    return EarningRuleLimits(**{name: version.limits.get(name) for name in _LIMITS})
+        return limits_out(Limits.from_stored(root.limits))
 
 
 @strawberry.type(
@@ -224,15 +218,15 @@ class EarningRule:
 
     @strawberry.field(description="When it applies.")
     def conditions(self, root: Parent[rules.RuleView]) -> EarningRuleConditions:
-        return conditions_of(root.version.conditions)
+        return conditions_out(Conditions.from_stored(root.version.conditions))
 
     @strawberry.field(description="What it awards.")
     def effect(self, root: Parent[rules.RuleView]) -> EarningRuleEffect:
-        return _effect_of(root.version)
+        return effect_out(effect_of(root.version))
 
     @strawberry.field(description="Its caps and budget.")
     def limits(self, root: Parent[rules.RuleView]) -> EarningRuleLimits:
-        return _limits_of(root.version)
+        return limits_out(Limits.from_stored(root.version.limits))
 
     @strawberry.field(description="The current version's number.")
     def version(self, root: Parent[rules.RuleView]) -> int:

@@ -1,46 +1,23 @@
-"""Earning rules (admin), previewPurchase (the till's "you will earn" line) and recordEvent."""
+"""Earning rules (admin): their inputs, mapped onto the rule's one definition, and payload."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
 from strawberry import UNSET
-from strawberry.scalars import JSON
 
-from loyalty.auth.models import Role
-from loyalty.errors import DomainError
-from loyalty.events import service as events
 from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.pagination import After, Connection, First, to_connection
-from loyalty.graphql.permissions import IsAdmin, RolePermission, forbidden
-from loyalty.graphql.purchases import PreviewPurchaseInput, purchase_in
-from loyalty.graphql.rule_types import (
-    DayOfWeek,
-    EarningEffectKind,
-    EarningRule,
-    PointsBreakdownItem,
-    breakdown_items,
-)
+from loyalty.graphql.permissions import IsAdmin
+from loyalty.graphql.rule_types import DayOfWeek, EarningEffectKind, EarningRule
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.segments import segment_keys
-from loyalty.graphql.types import Channel, Member, MemberEvent, errors_field
+from loyalty.graphql.types import Channel, errors_field
 from loyalty.ids import key_or_zero
 from loyalty.pagination import page_request
-from loyalty.purchases import service as purchases
 from loyalty.rules import service as rules
-from loyalty.validation import UNSET as UNCHANGED
-
-
-class CanPreview(RolePermission):
-    """Staff for any member; a member token for itself."""
-
-    roles = frozenset({Role.ADMIN, Role.POS, Role.MEMBER})
-
-
-class CanRecordEvents(RolePermission):
-    """Staff, and the app's backend (app installed, review written): not member tokens."""
-
-    roles = frozenset({Role.ADMIN, Role.POS, Role.APP})
+from loyalty.rules.definition import DAYS_OF_WEEK, RuleDraft, parse
 
 
 @strawberry.input(
@@ -188,98 +165,39 @@ class EarningRulePayload:
     )
 
 
-@strawberry.type(description="The result of previewPurchase: what the purchase would earn.")
-class PreviewPurchasePayload:
-    errors: list[UserError] = errors_field()
-    points_awarded: int | None = strawberry.field(
-        default=None, description="Points recordPurchase would award now."
-    )
-    points_breakdown: list[PointsBreakdownItem] | None = strawberry.field(
-        default=None, description="Base points, then each rule's points, in chain order."
-    )
+def _draft(input: CreateEarningRuleInput | UpdateEarningRuleInput) -> RuleDraft:
+    """The one mapping of a rule input onto the rule's definition; every field error at once."""
+    sent = {name: getattr(input, name) for name in RuleDraft.model_fields}
+    mapped = {
+        name: value if value is None else _NESTED.get(name, _same)(value)
+        for name, value in sent.items()
+        if value is not UNSET
+    }
+    return parse(RuleDraft, **mapped)
 
 
-@strawberry.input(description="A non-purchase action of a member, such as installing the app.")
-class RecordEventInput:
-    idempotency_key: str = strawberry.field(
-        description="Your unique key for this event: a retry with it records nothing twice."
-    )
-    member_id: strawberry.ID = strawberry.field(description="The member who acted.")
-    type: str = strawberry.field(
-        description=(
-            "e.g. app_installed, review_written: lower-case letters, digits and _ . : - "
-            "(at most 64); not birthday, which a job awards."
-        )
-    )
-    occurred_at: datetime | None = strawberry.field(
-        default=None,
-        description="When it happened; omitted: now. At most 5 minutes ahead.",
-    )
-    attributes: JSON | None = strawberry.field(
-        default=None,
-        description="Your details about it: a JSON object, at most 4096 bytes, 8 levels deep.",
-    )
+def _same(value: Any) -> Any:
+    return value
 
 
-@strawberry.type(description="The result of recordEvent.")
-class RecordEventPayload:
-    errors: list[UserError] = errors_field()
-    event: MemberEvent | None = strawberry.field(default=None, description="The event recorded.")
-    points_awarded: int | None = strawberry.field(
-        default=None, description="Points the event rules in force gave for it (0: none)."
-    )
-    member: Member | None = strawberry.field(
-        default=None,
-        description="The member with the new balances; app keys may not read it.",
-    )
+def _conditions(given: EarningRuleConditionsInput) -> dict[str, Any]:
+    def mapped(values: list[Any] | None, convert: Callable[[Any], Any]) -> list[Any] | None:
+        return None if values is None else [convert(value) for value in values]
+
+    return {
+        **vars(given),
+        "channels": mapped(given.channels, lambda channel: channel.value),
+        "tier_ids": mapped(given.tier_ids, lambda tier_id: key_or_zero("Tier", tier_id)),
+        "days_of_week": mapped(given.days_of_week, lambda day: DAYS_OF_WEEK.index(day.value)),
+        "segment_ids": segment_keys(given.segment_ids),
+    }
 
 
-def _rule_in(input: CreateEarningRuleInput | UpdateEarningRuleInput) -> rules.RuleIn:
-    def sent(value: Any, convert: Any = None) -> Any:
-        if value is UNSET:
-            return UNCHANGED
-        return value if value is None or convert is None else convert(value)
-
-    return rules.RuleIn(
-        name=sent(input.name),
-        starts_at=sent(input.starts_at),
-        ends_at=sent(input.ends_at),
-        priority=sent(input.priority),
-        exclusive=sent(input.exclusive),
-        conditions=sent(input.conditions, _conditions_in),
-        effect=sent(
-            input.effect, lambda effect: rules.EffectIn(kind=effect.kind, value=effect.value)
-        ),
-        limits=sent(
-            input.limits,
-            lambda limits: rules.LimitsIn(
-                per_purchase=limits.per_purchase,
-                per_member_per_day=limits.per_member_per_day,
-                per_member_per_week=limits.per_member_per_week,
-                per_member_per_month=limits.per_member_per_month,
-                per_member_total=limits.per_member_total,
-                budget=limits.budget,
-            ),
-        ),
-    )
-
-
-def _conditions_in(given: EarningRuleConditionsInput) -> rules.ConditionsIn:
-    return rules.ConditionsIn(
-        channels=None if given.channels is None else [c.value for c in given.channels],
-        store_ids=given.store_ids,
-        tier_ids=None
-        if given.tier_ids is None
-        else [key_or_zero("Tier", tier_id) for tier_id in given.tier_ids],
-        min_total=given.min_total,
-        days_of_week=None if given.days_of_week is None else [d.value for d in given.days_of_week],
-        hours=given.hours,
-        first_purchase=given.first_purchase,
-        skus=given.skus,
-        categories=given.categories,
-        event_type=given.event_type,
-        segment_ids=segment_keys(given.segment_ids),
-    )
+_NESTED: dict[str, Callable[[Any], Any]] = {
+    "conditions": _conditions,
+    "effect": vars,
+    "limits": vars,
+}
 
 
 @strawberry.type
@@ -316,40 +234,6 @@ class RuleQueries:
     ) -> EarningRule | None:
         return await info.context.loaders.earning_rule.load(key_or_zero("EarningRule", id))
 
-    @strawberry.field(
-        permission_classes=[CanPreview],
-        description=(
-            "What recordPurchase would award now, writing nothing: the till's \"you will "
-            'earn" line. Admin and POS; a member token for itself.'
-        ),
-    )
-    async def preview_purchase(
-        self,
-        info: strawberry.Info,
-        input: Annotated[
-            PreviewPurchaseInput,
-            strawberry.argument(description="The receipt as it would be recorded."),
-        ],
-    ) -> PreviewPurchasePayload:
-        purchase = purchase_in(input)
-        principal = info.context.principal
-        if principal.role == Role.MEMBER and (
-            purchase.member_external_id is not None or purchase.member_id != principal.member_id
-        ):
-            # Before any lookup: a member token must not learn whether other members exist.
-            raise forbidden()
-        try:
-            quote = await info.context.read(
-                lambda session: purchases.preview_purchase(session, purchase=purchase)
-            )
-        except DomainError as error:
-            return PreviewPurchasePayload(errors=[UserError.of(error)])
-        return PreviewPurchasePayload(
-            errors=[],
-            points_awarded=quote.total,
-            points_breakdown=breakdown_items(quote.breakdown()),
-        )
-
 
 @strawberry.type
 class RuleMutations:
@@ -362,11 +246,10 @@ class RuleMutations:
         info: strawberry.Info,
         input: Annotated[CreateEarningRuleInput, strawberry.argument(description="The new rule.")],
     ) -> EarningRulePayload:
-        rule = _rule_in(input)
         return await mutate(
             info,
             EarningRulePayload,
-            lambda session: rules.create_rule(session, rule=rule),
+            lambda session: rules.create_rule(session, rule=_draft(input)),
             lambda view: {"earning_rule": view},
         )
 
@@ -383,12 +266,11 @@ class RuleMutations:
             UpdateEarningRuleInput, strawberry.argument(description="The rule and its changes.")
         ],
     ) -> EarningRulePayload:
-        changes = _rule_in(input)
         rule_id = key_or_zero("EarningRule", input.id)
         return await mutate(
             info,
             EarningRulePayload,
-            lambda session: rules.update_rule(session, rule_id=rule_id, changes=changes),
+            lambda session: rules.update_rule(session, rule_id=rule_id, changes=_draft(input)),
             lambda view: {"earning_rule": view},
         )
 
@@ -411,38 +293,4 @@ class RuleMutations:
             EarningRulePayload,
             lambda session: rules.archive_rule(session, rule_id=rule_id),
             lambda view: {"earning_rule": view},
-        )
-
-    @strawberry.mutation(
-        permission_classes=[CanRecordEvents],
-        description=(
-            "A non-purchase action; the event rules in force reward it. Admin, POS and app "
-            "keys (not member tokens); idempotent per idempotencyKey."
-        ),
-    )
-    async def record_event(
-        self,
-        info: strawberry.Info,
-        input: Annotated[RecordEventInput, strawberry.argument(description="The event.")],
-    ) -> RecordEventPayload:
-        event = events.EventIn(
-            member_id=key_or_zero("Member", input.member_id),
-            type=input.type,
-            occurred_at=input.occurred_at,
-            attributes=input.attributes,
-        )
-        return await mutate(
-            info,
-            RecordEventPayload,
-            lambda session: events.record_event(
-                session,
-                scope=info.context.principal.scope,
-                idempotency_key=input.idempotency_key,
-                event=event,
-            ),
-            lambda result: {
-                "event": result.event,
-                "points_awarded": result.points_awarded,
-                "member": result.member,
-            },
         )

@@ -25,6 +25,7 @@ from loyalty.graphql.analytics import AnalyticsQueries
 from loyalty.graphql.audit import AuditQueries
 from loyalty.graphql.auth import AuthMutations
 from loyalty.graphql.errors import ErrorFormatting
+from loyalty.graphql.events import EventMutations
 from loyalty.graphql.feedback import FeedbackMutations, FeedbackQueries
 from loyalty.graphql.ledger import LedgerMutations, LedgerQueries
 from loyalty.graphql.limits import BoundedValidationCache
@@ -32,7 +33,7 @@ from loyalty.graphql.live import Subscription
 from loyalty.graphql.members import MemberMutations, MemberQueries
 from loyalty.graphql.privacy import PrivacyMutations, PrivacyQueries
 from loyalty.graphql.program import ProgramMutations, ProgramQueries
-from loyalty.graphql.purchases import PurchaseMutations
+from loyalty.graphql.purchases import PurchaseMutations, PurchaseQueries
 from loyalty.graphql.rewards import RewardMutations, RewardQueries
 from loyalty.graphql.rules import RuleMutations, RuleQueries
 from loyalty.graphql.scalars import SCALARS
@@ -52,6 +53,7 @@ class Query(
     TierQueries,
     LedgerQueries,
     RuleQueries,
+    PurchaseQueries,
     AuditQueries,
     FeedbackQueries,
     AnalyticsQueries,
@@ -74,6 +76,7 @@ class Mutation(
     RewardMutations,
     TierMutations,
     RuleMutations,
+    EventMutations,
     FeedbackMutations,
     PrivacyMutations,
     WebhookMutations,

@@ -55,6 +55,8 @@ class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
     __table_args__ = (
         Index("ix_ledger_transactions_member_id_id", "member_id", "id"),
+        # What was booked since the stats rollup's cutoff (BRIN: nearly free per insert).
+        Index("ix_ledger_transactions_created_at", "created_at", postgresql_using="brin"),
         # Qualifying points per member in a window, from the index alone (evaluate-tiers).
         # The indexes are partial: the jobs' many RELEASE and EXPIRE rows stay out of them.
         Index(

@@ -255,40 +255,55 @@ async def _quote(
     quote = Quote(base=points_for(total, program.points_per_unit, multiplier), awards=[])
     book = await rule_book(session, program.rules_token)
     if book.rules:
-        occasion = Occasion(
-            local_time=local_time(occurred_at, program.time_zone),
-            tier_id=tier_id,
-            multiplier=multiplier,
-            points_per_unit=program.points_per_unit,
-            total=total,
-            channel=purchase.channel,
-            store_id=values["store_id"],
-            lines=tuple(
-                Line(
-                    sku=line["sku"],
-                    category=line["category"],
-                    quantity=line["quantity"],
-                    amount=line["quantity"] * Decimal(line["unit_price"] or 0),
-                )
-                for line in values["lines"]
-            ),
-        )
 
         async def first_purchase() -> bool:
             return not await session.scalar(select(exists().where(Purchase.member_id == member.id)))
 
-        quote = Quote(
-            base=quote.base,
-            awards=await awarding.awards_for(
-                session,
-                book=book,
-                at=occurred_at,
-                occasion=occasion,
-                member_id=member.id,
-                lock=lock,
-                first_purchase=first_purchase,
-            ),
+        awards = await awarding.awards_for(
+            session,
+            book=book,
+            at=occurred_at,
+            occasion=_occasion(values, purchase, program, tier_id=tier_id, multiplier=multiplier),
+            member_id=member.id,
+            lock=lock,
+            first_purchase=first_purchase,
         )
+        quote = Quote(base=quote.base, awards=awards)
+    _refuse_above_cap(quote)
+    return quote
+
+
+def _occasion(
+    values: dict[str, Any],
+    purchase: PurchaseIn,
+    program: Program,
+    *,
+    tier_id: int | None,
+    multiplier: Decimal,
+) -> Occasion:
+    """The purchase as the earning rules see it: local time, tier, total, channel, lines."""
+    return Occasion(
+        local_time=local_time(values["occurred_at"], program.time_zone),
+        tier_id=tier_id,
+        multiplier=multiplier,
+        points_per_unit=program.points_per_unit,
+        total=values["total_amount"],
+        channel=purchase.channel,
+        store_id=values["store_id"],
+        lines=tuple(
+            Line(
+                sku=line["sku"],
+                category=line["category"],
+                quantity=line["quantity"],
+                amount=line["quantity"] * Decimal(line["unit_price"] or 0),
+            )
+            for line in values["lines"]
+        ),
+    )
+
+
+def _refuse_above_cap(quote: Quote) -> None:
+    """A purchase earning more than one may is most likely a mistyped amount."""
     if quote.total > MAX_POINTS_PER_PURCHASE:
         raise invalid(
             f"The purchase would earn {quote.total:,} points, more than the "
@@ -296,7 +311,6 @@ async def _quote(
             "total",
             "amount",
         )
-    return quote
 
 
 def _already_recorded(order_id: str) -> DomainError:

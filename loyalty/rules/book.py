@@ -7,14 +7,13 @@ a process that sees a new token reloads the versions once.
 
 from collections import OrderedDict
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.rules.engine import CompiledRule, Conditions, Limits, chain_order
-from loyalty.rules.models import EarningRuleVersion, EffectKind
+from loyalty.rules.definition import Conditions, Limits, effect_of
+from loyalty.rules.engine import CompiledRule, chain_order
+from loyalty.rules.models import EarningRuleVersion
 from loyalty.segments import service as segments
 from loyalty.segments.filters import SegmentFilter
 
@@ -69,29 +68,7 @@ def compile_version(version: EarningRuleVersion) -> CompiledRule:
         valid_to=version.valid_to,
         starts_at=version.starts_at,
         ends_at=version.ends_at,
-        conditions=conditions_from(version.conditions),
-        effect_kind=EffectKind(version.effect_kind),
-        effect_value=Decimal(version.effect_value),
-        limits=Limits(**version.limits),
-    )
-
-
-def conditions_from(stored: dict[str, Any]) -> Conditions:
-    def as_set(name: str) -> frozenset[Any] | None:
-        values = stored.get(name)
-        return None if values is None else frozenset(values)
-
-    min_total = stored.get("min_total")
-    return Conditions(
-        channels=as_set("channels"),
-        store_ids=as_set("store_ids"),
-        tier_ids=as_set("tier_ids"),
-        min_total=None if min_total is None else Decimal(min_total),
-        days_of_week=as_set("days_of_week"),
-        hours=as_set("hours"),
-        first_purchase=stored.get("first_purchase"),
-        skus=as_set("skus"),
-        categories=as_set("categories"),
-        event_type=stored.get("event_type"),
-        segment_ids=as_set("segment_ids"),
+        conditions=Conditions.from_stored(version.conditions),
+        effect=effect_of(version),
+        limits=Limits.from_stored(version.limits),
     )

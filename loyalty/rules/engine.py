@@ -11,56 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
+from loyalty.rules.definition import Conditions, Effect, Limits
 from loyalty.rules.models import EffectKind
-
-DAYS_OF_WEEK = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-
-
-@dataclass(frozen=True)
-class Conditions:
-    """Every condition that is set must hold; None means "any"."""
-
-    channels: frozenset[str] | None = None
-    store_ids: frozenset[str] | None = None
-    tier_ids: frozenset[int] | None = None
-    min_total: Decimal | None = None
-    days_of_week: frozenset[int] | None = None
-    """0 = Monday, in the program's time zone."""
-    hours: frozenset[int] | None = None
-    """Hours of the day (0-23) in the program's time zone."""
-    first_purchase: bool | None = None
-    skus: frozenset[str] | None = None
-    categories: frozenset[str] | None = None
-    event_type: str | None = None
-    """Set: the rule matches that event type only; unset: purchases only."""
-    segment_ids: frozenset[int] | None = None
-    """The member must be in one of these segments (as of the evaluation)."""
-
-    @property
-    def filters_lines(self) -> bool:
-        return self.skus is not None or self.categories is not None
-
-
-@dataclass(frozen=True)
-class Limits:
-    per_purchase: int | None = None
-    per_member_per_day: int | None = None
-    per_member_per_week: int | None = None
-    per_member_per_month: int | None = None
-    per_member_total: int | None = None
-    budget: int | None = None
-
-    @property
-    def per_member(self) -> bool:
-        return any(
-            cap is not None
-            for cap in (
-                self.per_member_per_day,
-                self.per_member_per_week,
-                self.per_member_per_month,
-                self.per_member_total,
-            )
-        )
 
 
 @dataclass(frozen=True)
@@ -78,8 +30,7 @@ class CompiledRule:
     starts_at: datetime | None
     ends_at: datetime | None
     conditions: Conditions
-    effect_kind: EffectKind
-    effect_value: Decimal
+    effect: Effect
     limits: Limits
 
     def in_force(self, at: datetime) -> bool:
@@ -150,8 +101,8 @@ def proposed(rule: CompiledRule, occasion: Occasion) -> int | None:
     else:
         lines = list(occasion.lines)
         amount = occasion.total
-    value = rule.effect_value
-    match rule.effect_kind:
+    value = rule.effect.value
+    match rule.effect.kind:
         case EffectKind.MULTIPLY:
             base = amount * occasion.points_per_unit * occasion.multiplier
             return floor(base * (value - 1))
@@ -161,7 +112,7 @@ def proposed(rule: CompiledRule, occasion: Occasion) -> int | None:
             return floor(value * sum(line.quantity for line in lines))
         case EffectKind.POINTS_PER_CURRENCY:
             return floor(value * amount)
-    raise ValueError(rule.effect_kind)
+    raise ValueError(rule.effect.kind)
 
 
 def _conditions_hold(when: Conditions, occasion: Occasion) -> bool:

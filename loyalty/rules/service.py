@@ -5,10 +5,8 @@ compiles; nonsense (an end before the start, a multiplier that adds nothing, an 
 tier, line filters on an event rule) is ``INVALID`` and nothing is written.
 """
 
-import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -16,67 +14,25 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import lock_by_id, utcnow
-from loyalty.errors import invalid
-from loyalty.money import parse_decimal
+from loyalty.errors import DomainError, DomainErrors, invalid
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.program.models import PROGRAM_ID, Program
-from loyalty.rules.engine import DAYS_OF_WEEK
-from loyalty.rules.models import EarningRule, EarningRuleVersion, EffectKind, RuleAward
+from loyalty.rules.definition import (
+    Conditions,
+    Effect,
+    Limits,
+    RuleDraft,
+    effect_of,
+    event_rule_errors,
+)
+from loyalty.rules.models import EarningRule, EarningRuleVersion, RuleAward
 from loyalty.segments import service as segments
 from loyalty.tiers.models import Tier
-from loyalty.validation import UNSET, Unset, instant, int_between, required_text
 
-MAX_LIMIT = 1_000_000_000
-EVENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 BIRTHDAY = "birthday"
 """The event type the ``birthday-bonus`` job awards; recordEvent refuses it."""
 FEEDBACK = "feedback"
 """The event type submitFeedback records (attributes: kind and score); recordEvent refuses it."""
-
-
-@dataclass(frozen=True)
-class ConditionsIn:
-    channels: list[str] | None = None
-    store_ids: list[str] | None = None
-    tier_ids: list[int] | None = None
-    min_total: object | None = None
-    days_of_week: list[str] | None = None
-    hours: list[int] | None = None
-    first_purchase: bool | None = None
-    skus: list[str] | None = None
-    categories: list[str] | None = None
-    event_type: str | None = None
-    segment_ids: list[int] | None = None
-
-
-@dataclass(frozen=True)
-class EffectIn:
-    kind: str
-    value: object
-
-
-@dataclass(frozen=True)
-class LimitsIn:
-    per_purchase: int | None = None
-    per_member_per_day: int | None = None
-    per_member_per_week: int | None = None
-    per_member_per_month: int | None = None
-    per_member_total: int | None = None
-    budget: int | None = None
-
-
-@dataclass(frozen=True)
-class RuleIn:
-    """What an admin sends; on an update, UNSET fields keep the current version's value."""
-
-    name: str | Unset = UNSET
-    starts_at: datetime | Unset | None = UNSET
-    ends_at: datetime | Unset | None = UNSET
-    priority: int | Unset | None = UNSET
-    exclusive: bool | Unset | None = UNSET
-    conditions: ConditionsIn | Unset | None = UNSET
-    effect: EffectIn | Unset = UNSET
-    limits: LimitsIn | Unset | None = UNSET
 
 
 @dataclass(frozen=True)
@@ -86,22 +42,12 @@ class RuleView:
     """The current version (for an archived rule: the last one)."""
 
 
-async def create_rule(session: AsyncSession, *, rule: RuleIn) -> RuleView:
+async def create_rule(session: AsyncSession, *, rule: RuleDraft) -> RuleView:
     now = utcnow()
-    if rule.effect is UNSET:
+    if "effect" not in rule.model_fields_set:
         raise invalid("Must be given.", "effect")
     values = await _validated(
-        session,
-        {
-            "name": rule.name,
-            "starts_at": now if rule.starts_at is UNSET else rule.starts_at,
-            "ends_at": None if rule.ends_at is UNSET else rule.ends_at,
-            "priority": 0 if rule.priority is UNSET else rule.priority,
-            "exclusive": False if rule.exclusive is UNSET else rule.exclusive,
-            "conditions": None if rule.conditions is UNSET else rule.conditions,
-            "effect": rule.effect,
-            "limits": None if rule.limits is UNSET else rule.limits,
-        },
+        session, {**_UNSENT, "starts_at": now, **rule.sent()}, check_references=True
     )
     created = EarningRule(version=1, budget_used=0, created_at=now)
     session.add(created)
@@ -114,31 +60,19 @@ async def create_rule(session: AsyncSession, *, rule: RuleIn) -> RuleView:
     return RuleView(rule=created, version=version)
 
 
-async def update_rule(session: AsyncSession, *, rule_id: int, changes: RuleIn) -> RuleView:
+async def update_rule(session: AsyncSession, *, rule_id: int, changes: RuleDraft) -> RuleView:
     """A new version in force from now; purchases that occurred earlier keep the old one."""
     rule = await lock_by_id(session, EarningRule, rule_id, field="id")
     if rule.archived_at is not None:
         raise invalid("An archived rule cannot be edited; create a new one.", "id")
     current = await _version(session, rule)
-    sent = {
-        f.name: getattr(changes, f.name)
-        for f in fields(changes)
-        if getattr(changes, f.name) is not UNSET
-    }
-    merged = {
-        "name": current.name,
-        "starts_at": current.starts_at,
-        "ends_at": current.ends_at,
-        "priority": current.priority,
-        "exclusive": current.exclusive,
-        "conditions": _conditions_in(current.conditions),
-        "effect": EffectIn(kind=current.effect_kind, value=str(current.effect_value)),
-        "limits": LimitsIn(**current.limits),
-        **sent,
-    }
     # Conditions kept from the current version may name a tier deleted since: it simply
     # matches nobody, and must not block an edit of another field.
-    values = await _validated(session, merged, check_tiers="conditions" in sent)
+    values = await _validated(
+        session,
+        {**_fields_of(current), **changes.sent()},
+        check_references="conditions" in changes.model_fields_set,
+    )
     # Never before the version it closes (clocks of several servers may disagree): versions
     # must not overlap, or one purchase could earn two versions of a rule.
     now = max(utcnow(), current.valid_from or utcnow())
@@ -260,151 +194,75 @@ async def _rules_changed(session: AsyncSession) -> None:
     )
 
 
-def _conditions_in(stored: dict[str, Any]) -> ConditionsIn:
-    days = stored.get("days_of_week")
-    return ConditionsIn(
-        **{
-            **stored,
-            "days_of_week": None if days is None else [DAYS_OF_WEEK[day] for day in days],
-        }
-    )
+_UNSENT: dict[str, Any] = {name: None for name in RuleDraft.model_fields}
+"""A new rule's fields before what the admin sent: null, which means each field's default."""
+
+
+def _fields_of(version: EarningRuleVersion) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "starts_at": version.starts_at,
+        "ends_at": version.ends_at,
+        "priority": version.priority,
+        "exclusive": version.exclusive,
+        "conditions": Conditions.from_stored(version.conditions),
+        "effect": effect_of(version),
+        "limits": Limits.from_stored(version.limits),
+    }
 
 
 async def _validated(
-    session: AsyncSession, sent: dict[str, Any], *, check_tiers: bool = True
+    session: AsyncSession, fields: dict[str, Any], *, check_references: bool
 ) -> dict[str, Any]:
-    name = required_text(sent["name"] if sent["name"] is not UNSET else None, 200, "name")
-    starts_at = None if sent["starts_at"] is None else instant(sent["starts_at"], "startsAt")
-    ends_at = None if sent["ends_at"] is None else instant(sent["ends_at"], "endsAt")
+    """The version's column values, once the fields hold together; else every error found."""
+    errors: list[DomainError] = []
+    name: str | None = fields["name"]
+    if name is None:
+        errors.append(invalid("Must not be empty.", "name"))
+    starts_at: datetime | None = fields["starts_at"]
+    ends_at: datetime | None = fields["ends_at"]
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        raise invalid("Must be after startsAt.", "endsAt")
-    priority = int_between(
-        0 if sent["priority"] is None else sent["priority"], -1_000_000, 1_000_000, "priority"
-    )
-    effect: EffectIn | None = sent["effect"]
+        errors.append(invalid("Must be after startsAt.", "endsAt"))
+    conditions: Conditions = fields["conditions"] or Conditions()
+    effect: Effect | None = fields["effect"]
     if effect is None:
-        raise invalid("Must not be null.", "effect")
-    kind, value = _effect(effect)
-    conditions = await _conditions(
-        session, sent["conditions"] or ConditionsIn(), check_tiers=check_tiers
-    )
-    if conditions.get("event_type") is not None:
-        if kind != EffectKind.FIXED_BONUS:
-            raise invalid("An event rule's effect must be FIXED_BONUS.", "effect", "kind")
-        for name_, field in _PURCHASE_ONLY.items():
-            if conditions.get(name_) is not None:
-                raise invalid("Does not apply to an event rule.", "conditions", field)
+        errors.append(invalid("Must not be null.", "effect"))
+    else:
+        errors.extend(event_rule_errors(conditions, effect))
+    if check_references:
+        errors.extend(await _reference_errors(session, conditions))
+    if errors or effect is None:
+        raise DomainErrors(errors)
+    limits: Limits = fields["limits"] or Limits()
     return {
         "name": name,
         "starts_at": starts_at,
         "ends_at": ends_at,
-        "priority": priority,
-        "exclusive": bool(sent["exclusive"]),
-        "conditions": conditions,
-        "effect_kind": kind,
-        "effect_value": value,
-        "limits": _limits(sent["limits"] or LimitsIn()),
+        "priority": fields["priority"] or 0,
+        "exclusive": bool(fields["exclusive"]),
+        "conditions": conditions.stored(),
+        "effect_kind": effect.kind.value,
+        "effect_value": effect.value,
+        "limits": limits.stored(),
     }
 
 
-_PURCHASE_ONLY = {
-    "channels": "channels",
-    "store_ids": "storeIds",
-    "min_total": "minTotal",
-    "first_purchase": "firstPurchase",
-    "skus": "skus",
-    "categories": "categories",
-}
-
-
-def _effect(effect: EffectIn) -> tuple[EffectKind, Decimal]:
-    kind = EffectKind(effect.kind)
-    value = parse_decimal(effect.value, "effect", "value")
-    if kind == EffectKind.MULTIPLY:
-        if not Decimal(1) < value <= Decimal(100):
-            raise invalid(
-                "A multiplier must be above 1 (it adds base × (value − 1)) and at most 100.",
-                "effect",
-                "value",
-            )
-    elif not Decimal(0) < value <= Decimal(1_000_000):
-        raise invalid("Must be above 0 and at most 1000000.", "effect", "value")
-    return kind, value
-
-
-async def _conditions(
-    session: AsyncSession, given: ConditionsIn, *, check_tiers: bool
-) -> dict[str, Any]:
-    def listed(values: list[Any] | None, field: str) -> list[Any] | None:
-        if values is None:
-            return None
-        if not values:
-            raise invalid(
-                "Give at least one value, or leave the condition out.", "conditions", field
-            )
-        if len(values) > 1000:
-            raise invalid("At most 1000 values.", "conditions", field)
-        return values
-
-    def texts(values: list[str] | None, field: str, max_length: int) -> list[str] | None:
-        checked = listed(values, field)
-        if checked is None:
-            return None
-        return sorted({required_text(v, max_length, "conditions", field) for v in checked})
-
-    tier_ids = listed(given.tier_ids, "tierIds")
-    if tier_ids is not None and check_tiers:
-        known = set((await session.scalars(select(Tier.id).where(Tier.id.in_(tier_ids)))).all())
-        if unknown := [t for t in tier_ids if t not in known]:
-            raise invalid(f"{len(unknown)} of these tiers do not exist.", "conditions", "tierIds")
-        tier_ids = sorted(set(tier_ids))
-    segment_ids = given.segment_ids
-    if segment_ids is not None and check_tiers:
-        segment_ids = await segments.require_segments(
-            session, segment_ids, "conditions", "segmentIds"
+async def _reference_errors(session: AsyncSession, conditions: Conditions) -> list[DomainError]:
+    """The tiers and segments the conditions name must exist."""
+    errors: list[DomainError] = []
+    if conditions.tier_ids is not None:
+        known = set(
+            (await session.scalars(select(Tier.id).where(Tier.id.in_(conditions.tier_ids)))).all()
         )
-    hours = listed(given.hours, "hours")
-    if hours is not None:
-        hours = sorted({int_between(h, 0, 23, "conditions", "hours") for h in hours})
-    days = listed(given.days_of_week, "daysOfWeek")
-    min_total = None
-    if given.min_total is not None:
-        amount = parse_decimal(given.min_total, "conditions", "minTotal")
-        if amount < 0:
-            raise invalid("Must not be negative.", "conditions", "minTotal")
-        min_total = str(amount)
-    event_type = None
-    if given.event_type is not None:
-        event_type = given.event_type.strip().lower()
-        if not EVENT_TYPE.match(event_type):
-            raise invalid(
-                "Lower-case letters, digits and _ . : - (at most 64).", "conditions", "eventType"
+        if unknown := conditions.tier_ids - known:
+            errors.append(
+                invalid(f"{len(unknown)} of these tiers do not exist.", "conditions", "tierIds")
             )
-    stored = {
-        "channels": None
-        if given.channels is None
-        else sorted(set(listed(given.channels, "channels") or [])),
-        "store_ids": texts(given.store_ids, "storeIds", 64),
-        "tier_ids": tier_ids,
-        "min_total": min_total,
-        "days_of_week": None if days is None else sorted({DAYS_OF_WEEK.index(d) for d in days}),
-        "hours": hours,
-        "first_purchase": given.first_purchase,
-        "skus": texts(given.skus, "skus", 64),
-        "categories": texts(given.categories, "categories", 64),
-        "event_type": event_type,
-        "segment_ids": segment_ids,
-    }
-    return {name: value for name, value in stored.items() if value is not None}
-
-
-def _limits(given: LimitsIn) -> dict[str, int]:
-    checked = {}
-    for f in fields(given):
-        value = getattr(given, f.name)
-        if value is not None:
-            field = "".join(
-                part if i == 0 else part.capitalize() for i, part in enumerate(f.name.split("_"))
+    if conditions.segment_ids is not None:
+        try:
+            await segments.require_segments(
+                session, sorted(conditions.segment_ids), "conditions", "segmentIds"
             )
-            checked[f.name] = int_between(value, 1, MAX_LIMIT, "limits", field)
-    return checked
+        except DomainError as error:
+            errors.append(error)
+    return errors

@@ -83,6 +83,7 @@ export async function render(main) {
     const to = data.get("to");
     if (!from || !to) return [{ field: [from ? "to" : "from"], message: "Pick a date.", code: "INVALID" }];
     const groupBy = data.get("groupBy");
+    clear(results).append(h("p", { class: "loading", role: "status" }, "Computing the figures…"));
     try {
       const { programStats } = await gql(STATS, {
         from: localMidnight(from), to: localMidnight(to), groupBy, channel: data.get("channel") || null,

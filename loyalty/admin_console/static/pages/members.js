@@ -16,6 +16,8 @@ const MEMBER = `query Member($id: ID!) {
     points { available pending lifetimeEarned redeemed expired expiringSoon }
     tier { id name }
     tierProgress { current { name } next { name threshold } qualifyingPoints pointsToNext }
+    consents { marketingEmail marketingSms marketingPush updatedAt }
+    rfm { recency frequency monetary computedAt }
   }
 }`;
 
@@ -95,6 +97,26 @@ export async function renderList(main) {
   showResults();
 }
 
+function facts(pairs) {
+  return h("dl", { class: "facts" },
+    ...pairs.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, plain(value)))));
+}
+
+// Marketing consents and RFM scores (1 to 5, as of the last rfm job).
+function marketing(member) {
+  const yes = (value) => (value ? "yes" : "no");
+  const { consents, rfm } = member;
+  return [
+    h("section", { class: "card" }, h("h2", {}, "Marketing consents"),
+      facts([["Email", yes(consents.marketingEmail)], ["SMS", yes(consents.marketingSms)],
+        ["Push", yes(consents.marketingPush)], ["Last set", when(consents.updatedAt)]])),
+    h("section", { class: "card" }, h("h2", {}, "RFM scores"),
+      rfm ? facts([["Recency", rfm.recency], ["Frequency", rfm.frequency], ["Monetary", rfm.monetary],
+        ["Computed", when(rfm.computedAt)]])
+        : h("p", {}, "Not scored: no purchase in the last rfm job's window, or the job has not run.")),
+  ];
+}
+
 function summary(member) {
   const progress = member.tierProgress;
   const target = progress.next ? progress.next.threshold : null;
@@ -117,6 +139,7 @@ function summary(member) {
         ...[["External id", member.externalId], ["Email", member.email], ["Phone", member.phone],
           ["Status", member.status], ["Enrolled", when(member.enrolledAt)]]
           .map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, plain(value)))))),
+    marketing(member),
   );
 }
 

@@ -1,17 +1,24 @@
 // Rewards: the catalog with stock, create and edit, and code pools filled from a CSV file.
 import { gql, idempotencyKey } from "../api.js";
+import { segmentChoices } from "./segments.js";
 import { h, checkboxes, chosen, field, form, int, isoFromLocal, link, localFromIso, page, pagedTable,
   plain, status, text, CHANNELS } from "../ui.js";
 
 const ERRORS = "errors { code field message }";
-const REWARD = "id name description kind costPoints active stock perMemberLimit minTier { id name } channels startsAt endsAt";
+const REWARD = "id name description kind costPoints active stock perMemberLimit minTier { id name } channels startsAt endsAt segmentIds";
 
 async function tierChoices() {
   const { tiers } = await gql("{ tiers { id name } }");
   return [["", "Any tier"], ...tiers.map((t) => [t.id, t.name])];
 }
 
-function rewardFields(reward, tiers, creating) {
+// The tiers and segments a reward can be limited to.
+async function choices() {
+  const [tiers, segments] = await Promise.all([tierChoices(), segmentChoices()]);
+  return { tiers, segments };
+}
+
+function rewardFields(reward, { tiers, segments }, creating) {
   return [h("div", { class: "row" },
     field("Name", "name", { value: reward.name, required: true }),
     field("Cost in points", "costPoints", { type: "number", value: reward.costPoints, required: true }),
@@ -25,6 +32,7 @@ function rewardFields(reward, tiers, creating) {
     field("Active", "active", { type: "checkbox", value: reward.active ?? true })),
     field("Description", "description", { type: "textarea", value: reward.description }),
     checkboxes("Channels (none ticked: all)", "channels", CHANNELS, reward.channels || []),
+    segments.length ? checkboxes("Segments (none ticked: every member)", "segmentIds", segments, reward.segmentIds || []) : null,
   ];
 }
 
@@ -32,7 +40,7 @@ function rewardInput(data, creating) {
   const input = {
     name: text(data, "name") ?? "", costPoints: int(data, "costPoints"), description: text(data, "description"),
     stock: int(data, "stock"), perMemberLimit: int(data, "perMemberLimit"), minTierId: text(data, "minTierId"),
-    channels: chosen(data, "channels"), startsAt: isoFromLocal(text(data, "startsAt")),
+    channels: chosen(data, "channels"), segmentIds: chosen(data, "segmentIds"), startsAt: isoFromLocal(text(data, "startsAt")),
     endsAt: isoFromLocal(text(data, "endsAt")), active: data.get("active") === "on",
   };
   if (creating) {
@@ -44,7 +52,7 @@ function rewardInput(data, creating) {
 }
 
 export async function renderList(main) {
-  const tiers = await tierChoices();
+  const lists = await choices();
   const list = pagedTable("Rewards", [
     ["Name", (r) => link(`#/rewards/${encodeURIComponent(r.id)}`, r.name)],
     ["Kind", (r) => r.kind], ["Cost", (r) => String(r.costPoints)],
@@ -53,7 +61,7 @@ export async function renderList(main) {
   ], async (first, after) => (await gql(`query Rewards($first: Int, $after: String) {
     rewards(first: $first, after: $after) { edges { node { ${REWARD} } } pageInfo { hasNextPage endCursor } } }`,
   { first, after })).rewards);
-  const create = form("Create a reward", rewardFields({}, tiers, true), async (data, node) => {
+  const create = form("Create a reward", rewardFields({}, lists, true), async (data, node) => {
     const { createReward } = await gql(`mutation Create($input: CreateRewardInput!) {
       createReward(input: $input) { reward { id } ${ERRORS} } }`, { input: rewardInput(data, true) });
     if (!createReward.errors.length) {
@@ -93,14 +101,14 @@ function codesForm(reward, reload) {
 }
 
 export async function renderReward(main, id) {
-  const tiers = await tierChoices();
+  const lists = await choices();
   const { reward } = await gql(`query Reward($id: ID!) { reward(id: $id) { ${REWARD} } }`, { id });
   if (!reward) {
     page(main, "Reward not found", link("#/rewards", "Back to rewards"));
     return;
   }
   const reload = () => renderReward(main, id);
-  const edit = form("Edit", rewardFields(reward, tiers, false), async (data) => {
+  const edit = form("Edit", rewardFields(reward, lists, false), async (data) => {
     const input = { id, ...rewardInput(data, false) };
     if (reward.kind === "CODE_POOL") delete input.stock;
     const { updateReward } = await gql(`mutation Update($input: UpdateRewardInput!) {

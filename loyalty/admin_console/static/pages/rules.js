@@ -1,13 +1,14 @@
 // Earning rules: list, create and edit (a section per effect, conditions and limits), archive,
 // and previewPurchase of a sample basket.
 import { currentProgram, gql } from "../api.js";
+import { segmentChoices } from "./segments.js";
 import { h, append, checkboxes, chosen, clear, field, form, int, isoFromLocal, link, list,
   localFromIso, page, pagedTable, plain, status, table, text, CHANNELS } from "../ui.js";
 
 const ERRORS = "errors { code field message }";
 const RULE = `id name status version priority exclusive startsAt endsAt pointsAwarded budgetUsed
   effect { kind value }
-  conditions { channels storeIds tierIds minTotal daysOfWeek hours firstPurchase skus categories eventType }
+  conditions { channels storeIds tierIds minTotal daysOfWeek hours firstPurchase skus categories eventType segmentIds }
   limits { perPurchase perMemberPerDay perMemberPerWeek perMemberPerMonth perMemberTotal budget }`;
 const EFFECTS = [
   ["MULTIPLY", "Multiply base points (value ×)"], ["FIXED_BONUS", "Fixed bonus (value points)"],
@@ -18,7 +19,7 @@ const LIMITS = [["perPurchase", "Per purchase"], ["perMemberPerDay", "Per member
   ["perMemberPerWeek", "Per member per week"], ["perMemberPerMonth", "Per member per month"],
   ["perMemberTotal", "Per member in total"], ["budget", "Budget (all members)"]];
 
-function ruleFields(rule, tiers) {
+function ruleFields(rule, tiers, segments) {
   const c = rule.conditions || {};
   const l = rule.limits || {};
   const join = (values) => (values || []).join(", ");
@@ -36,6 +37,7 @@ function ruleFields(rule, tiers) {
       checkboxes("Channels", "conditions.channels", CHANNELS, c.channels || []),
       checkboxes("Days of week", "conditions.daysOfWeek", DAYS, c.daysOfWeek || []),
       tiers.length ? checkboxes("Tiers", "conditions.tierIds", tiers.map((t) => [t.id, t.name]), c.tierIds || []) : null,
+      segments.length ? checkboxes("Segments (members in one of them)", "conditions.segmentIds", segments, c.segmentIds || []) : null,
       h("div", { class: "row" },
         field("Minimum total", "conditions.minTotal", { value: c.minTotal ?? "" }),
         field("Hours (comma separated, 0–23)", "conditions.hours", { value: join(c.hours) }),
@@ -55,7 +57,7 @@ function ruleInput(data) {
   const firstPurchase = text(data, "conditions.firstPurchase");
   const conditions = {
     channels: chosen(data, "conditions.channels"), daysOfWeek: chosen(data, "conditions.daysOfWeek"),
-    tierIds: chosen(data, "conditions.tierIds"), minTotal: text(data, "conditions.minTotal"),
+    tierIds: chosen(data, "conditions.tierIds"), segmentIds: chosen(data, "conditions.segmentIds"), minTotal: text(data, "conditions.minTotal"),
     hours: hours && hours.map(Number), storeIds: list(data, "conditions.storeIds"),
     skus: list(data, "conditions.skus"), categories: list(data, "conditions.categories"),
     firstPurchase: firstPurchase === null ? null : firstPurchase === "true",
@@ -118,8 +120,14 @@ async function tiersList() {
   return (await gql("{ tiers { id name } }")).tiers;
 }
 
+// The tiers and segments a rule's conditions can name.
+async function choices() {
+  const [tiers, segments] = await Promise.all([tiersList(), segmentChoices()]);
+  return { tiers, segments };
+}
+
 export async function renderList(main) {
-  const tiers = await tiersList();
+  const { tiers, segments } = await choices();
   const rules = pagedTable("Earning rules", [
     ["Name", (r) => link(`#/rules/${encodeURIComponent(r.id)}`, r.name)], ["Status", (r) => r.status],
     ["Effect", (r) => `${r.effect.kind} ${r.effect.value}`], ["Priority", (r) => String(r.priority)],
@@ -127,7 +135,7 @@ export async function renderList(main) {
   ], async (first, after) => (await gql(`query Rules($first: Int, $after: String) {
     earningRules(first: $first, after: $after, includeArchived: true) { edges { node { ${RULE} } } pageInfo { hasNextPage endCursor } } }`,
   { first, after })).earningRules);
-  const create = form("Create an earning rule", ruleFields({}, tiers), async (data, node) => {
+  const create = form("Create an earning rule", ruleFields({}, tiers, segments), async (data, node) => {
     const { createEarningRule } = await gql(`mutation Create($input: CreateEarningRuleInput!) {
       createEarningRule(input: $input) { earningRule { id } ${ERRORS} } }`, { input: ruleInput(data) });
     if (!createEarningRule.errors.length) {
@@ -141,13 +149,13 @@ export async function renderList(main) {
 }
 
 export async function renderRule(main, id) {
-  const tiers = await tiersList();
+  const { tiers, segments } = await choices();
   const { earningRule: rule } = await gql(`query Rule($id: ID!) { earningRule(id: $id) { ${RULE} } }`, { id });
   if (!rule) {
     page(main, "Earning rule not found", link("#/rules", "Back to earning rules"));
     return;
   }
-  const edit = form(`Edit (saves version ${rule.version + 1}, in force from now)`, ruleFields(rule, tiers), async (data) => {
+  const edit = form(`Edit (saves version ${rule.version + 1}, in force from now)`, ruleFields(rule, tiers, segments), async (data) => {
     const input = { id, ...ruleInput(data) };
     const { updateEarningRule } = await gql(`mutation Update($input: UpdateEarningRuleInput!) {
       updateEarningRule(input: $input) { earningRule { id } ${ERRORS} } }`, { input });

@@ -1,0 +1,85 @@
+"""recordEvent: a member's non-purchase action, rewarded by the event rules in force."""
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from loyalty.events import service as events
+from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.permissions import CanRecordEvents
+from loyalty.graphql.types import Member, MemberEvent, errors_field
+from loyalty.ids import key_or_zero
+
+
+@strawberry.input(description="A non-purchase action of a member, such as installing the app.")
+class RecordEventInput:
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this event: a retry with it records nothing twice."
+    )
+    member_id: strawberry.ID = strawberry.field(description="The member who acted.")
+    type: str = strawberry.field(
+        description=(
+            "e.g. app_installed, review_written: lower-case letters, digits and _ . : - "
+            "(at most 64); not birthday, which a job awards."
+        )
+    )
+    occurred_at: datetime | None = strawberry.field(
+        default=None,
+        description="When it happened; omitted: now. At most 5 minutes ahead.",
+    )
+    attributes: JSON | None = strawberry.field(
+        default=None,
+        description="Your details about it: a JSON object, at most 4096 bytes, 8 levels deep.",
+    )
+
+
+@strawberry.type(description="The result of recordEvent.")
+class RecordEventPayload:
+    errors: list[UserError] = errors_field()
+    event: MemberEvent | None = strawberry.field(default=None, description="The event recorded.")
+    points_awarded: int | None = strawberry.field(
+        default=None, description="Points the event rules in force gave for it (0: none)."
+    )
+    member: Member | None = strawberry.field(
+        default=None,
+        description="The member with the new balances; app keys may not read it.",
+    )
+
+
+@strawberry.type
+class EventMutations:
+    @strawberry.mutation(
+        permission_classes=[CanRecordEvents],
+        description=(
+            "A non-purchase action; the event rules in force reward it. Admin, POS and app "
+            "keys (not member tokens); idempotent per idempotencyKey."
+        ),
+    )
+    async def record_event(
+        self,
+        info: strawberry.Info,
+        input: Annotated[RecordEventInput, strawberry.argument(description="The event.")],
+    ) -> RecordEventPayload:
+        event = events.EventIn(
+            member_id=key_or_zero("Member", input.member_id),
+            type=input.type,
+            occurred_at=input.occurred_at,
+            attributes=input.attributes,  # type: ignore[arg-type]
+        )
+        return await mutate(
+            info,
+            RecordEventPayload,
+            lambda session: events.record_event(
+                session,
+                scope=info.context.principal.scope,
+                idempotency_key=input.idempotency_key,
+                event=event,
+            ),
+            lambda result: {
+                "event": result.event,
+                "points_awarded": result.points_awarded,
+                "member": result.member,
+            },
+        )
