@@ -10,8 +10,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import (
+    GraphQLError,
+    GraphQLFormattedError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -26,7 +33,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -103,14 +113,14 @@ def replay(body: bytes) -> Receive:
     """A ``receive`` that hands GraphQL the body already read, then waits for a disconnect."""
     sent = False
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return {"type": "http.disconnect"}
 
-    return receive  # type: ignore[return-value]  # starlette's Message is a plain dict too
+    return receive
 
 
 def operation_type(
@@ -142,7 +152,7 @@ def is_subscription(data: object, *, max_tokens: int) -> bool:
     return operation_type(query, name, max_tokens=max_tokens) == OperationType.SUBSCRIPTION
 
 
-class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
+class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context | SubscriptionContext, None]):
     """A WebSocket carries subscriptions only: queries and mutations go over HTTP, where each
     request is rate-limited, timed out and logged."""
 
@@ -151,15 +161,16 @@ class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
         kind = operation_type(
             payload.get("query"),
             payload.get("operationName"),
-            max_tokens=self.view.settings.max_tokens,  # type: ignore[attr-defined]
+            max_tokens=self.view.settings.max_tokens,  # type: ignore[attr-defined]  # the view is a LoyaltyGraphQL
         )
         if self.connection_acknowledged and kind not in (None, OperationType.SUBSCRIPTION):
-            error = {
+            error: GraphQLFormattedError = {
                 "message": "Only subscriptions run over the WebSocket; send queries and "
                 "mutations over HTTP.",
                 "extensions": {"code": "BAD_REQUEST"},
             }
-            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            refusal: ErrorMessage = {"id": message["id"], "type": "error", "payload": [error]}
+            await self.send_message(refusal)
             return
         await super().handle_subscribe(message)
 
@@ -173,7 +184,7 @@ def bearer_token(params: dict[str, object]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class LoyaltyGraphQL(GraphQL):
+class LoyaltyGraphQL(GraphQL[Context | SubscriptionContext, None]):
     """Authenticates every request before GraphQL runs; 401 when the credentials are bad.
     A WebSocket (graphql-transport-ws) authenticates in ``connection_init`` instead."""
 
@@ -277,7 +288,7 @@ class LoyaltyGraphQL(GraphQL):
         finally:
             await context.close()
 
-    async def execute_operation(self, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def execute_operation(self, **kwargs: Any) -> Any:  # type: ignore[override]  # passes the base's arguments on as keywords
         """Subscriptions over HTTP are a 400: they run over WebSocket."""
         data = kwargs["request_data"]
         batch = data if isinstance(data, list) else [data]
@@ -292,7 +303,7 @@ class LoyaltyGraphQL(GraphQL):
         response = _error(f"The request body is over {limit} bytes.", "PAYLOAD_TOO_LARGE", 413)
         await response(scope, receive, send)
 
-    async def _authenticate(self, session, token: str) -> Principal | None:  # type: ignore[no-untyped-def]
+    async def _authenticate(self, session: AsyncSession, token: str) -> Principal | None:
         if token.startswith(auth.KEY_PREFIX):
             found = await auth.authenticate_api_key(session, secret=token)
             if found is None:
@@ -309,13 +320,16 @@ class LoyaltyGraphQL(GraphQL):
             return None
         return principal
 
-    async def run(  # type: ignore[override]
-        self, request: Request, context: object = UNSET, root_value: object = UNSET
+    async def run(  # type: ignore[override]  # HTTP requests only: WebSockets never reach run
+        self,
+        request: Request,
+        context: Context | SubscriptionContext = UNSET,
+        root_value: None = UNSET,
     ) -> Response:
         """Strawberry answers a malformed request (not JSON, no query, a GET mutation) in plain
         text; clients parse JSON, so the same status comes back as a GraphQL error."""
         try:
-            return await super().run(request, context, root_value)  # type: ignore[arg-type]
+            return await super().run(request, context, root_value)
         except HTTPException as error:
             return _error(error.reason, "BAD_REQUEST", error.status_code)
 
@@ -333,7 +347,9 @@ class LoyaltyGraphQL(GraphQL):
             raise json.JSONDecodeError("the JSON nests too deeply", "", 0)
         return decoded
 
-    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context | SubscriptionContext:
         if isinstance(request, WebSocket):
             request.state.context = SubscriptionContext(
                 db=self.db,
@@ -343,9 +359,12 @@ class LoyaltyGraphQL(GraphQL):
                 authenticate=self._authenticate,
                 request_id=request_id_of(request.scope),
             )
-        return request.state.context
+        context: Context | SubscriptionContext = request.state.context
+        return context
 
-    async def on_ws_connect(self, context: SubscriptionContext) -> UnsetType:  # type: ignore[override]
+    async def on_ws_connect(  # type: ignore[override]  # WebSockets carry a SubscriptionContext
+        self, context: SubscriptionContext
+    ) -> UnsetType:
         """Accepts the connection for the credentials in ``connection_init``'s payload, as a
         request would be (rate limit included); otherwise it is closed with 4403."""
         token = bearer_token(context.connection_params)
@@ -353,9 +372,10 @@ class LoyaltyGraphQL(GraphQL):
             raise ConnectionRejectionError()
         if await self.rate_limiter.check(context.principal) is not None:
             raise ConnectionRejectionError()
-        return UNSET
+        no_ack_payload: UnsetType = UNSET
+        return no_ack_payload
 
-    async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """Answers in application/graphql-response+json when the client asks for it."""
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = (
@@ -368,7 +388,7 @@ class LoyaltyGraphQL(GraphQL):
 
     async def process_result(
         self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:  # type: ignore[override]
+    ) -> GraphQLHTTPResponse:
         """With application/graphql-response+json, a document that failed to parse or validate
         (no data at all) is a 400, as the GraphQL-over-HTTP specification recommends."""
         sub_response = request.state.sub_response
@@ -402,7 +422,7 @@ class RequestMetrics:
         status = 500
         started = time.perf_counter()
 
-        async def send_with_status(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache, partial
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty import migrate
 from loyalty.audit import service as audit
 from loyalty.auth import service as auth
+from loyalty.auth.models import ApiKey
 from loyalty.config import get_settings
 from loyalty.db import Database
 from loyalty.errors import DomainError
@@ -165,7 +167,7 @@ def apikey_list() -> None:
     """List API keys (never their secrets)."""
     _require_migrated()
 
-    async def run() -> list:  # type: ignore[type-arg]
+    async def run() -> list[ApiKey]:
         db = _database()
         try:
             async with db.transaction() as session:
@@ -227,9 +229,9 @@ def ledger_verify() -> None:
     """Check every ledger invariant; exit 1 with a report when any is violated (2: the
     database cannot be checked)."""
     _require_migrated()
-    from loyalty.ledger.verify import verify
+    from loyalty.ledger.verify import Violation, verify
 
-    async def run() -> list:  # type: ignore[type-arg]
+    async def run() -> list[Violation]:
         db = _database()
         try:
             async with db.read_engine.connect() as connection:
@@ -342,7 +344,7 @@ def jobs_run(
     from loyalty.segments.rfm import rfm
     from loyalty.tiers.evaluation import evaluate_tiers
 
-    jobs = {
+    jobs: dict[Job, Callable[..., Awaitable[object]]] = {
         Job.RELEASE_PENDING: release_pending,
         Job.EXPIRE_POINTS: expire_points,
         Job.EVALUATE_TIERS: evaluate_tiers,

@@ -10,9 +10,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, select
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -43,6 +43,10 @@ BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    if TYPE_CHECKING:
+        # Every model declares its own table, so ``__table__`` is a Table (typed FromClause).
+        __table__: ClassVar[Table]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -79,17 +83,20 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Insert:
     On PostgreSQL a conflicting insert waits for the transaction that holds the key, so two
     concurrent requests with one key never both proceed.
     """
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
-async def lock_by_id(session: AsyncSession, model: Any, pk: int, *, field: str) -> Any:
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+async def lock_by_id(session: AsyncSession, model: type[ModelT], pk: int, *, field: str) -> ModelT:
     """The row of ``model`` with key ``pk``, locked for this transaction (``FOR UPDATE`` on
     PostgreSQL) and freshly read; ``NOT_FOUND`` naming ``field`` when there is none."""
     row = await session.scalar(
         select(model)
-        .where(model.id == pk)
+        .where(model.__table__.c.id == pk)
         .with_for_update()
         .execution_options(populate_existing=True)
     )

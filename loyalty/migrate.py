@@ -75,7 +75,10 @@ def head_revision() -> str | None:
 
 async def current_revision(connection: AsyncConnection) -> str | None:
     try:
-        return await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        revision: str | None = await connection.scalar(
+            text("SELECT version_num FROM alembic_version")
+        )
+        return revision
     except DBAPIError:
         return None
 

@@ -3,6 +3,7 @@
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select
@@ -112,7 +113,7 @@ def pages_by_owner(
     grouped: dict[int, list[T]] = defaultdict(list)
     for row in rows:
         grouped[owner(row)].append(row)
-    key_of: Callable[[T], int] = key or (lambda row: row.id)  # type: ignore[attr-defined]
+    key_of: Callable[[T], int] = key or attrgetter("id")
     return {
         owner_id: make_page(grouped[owner_id], [key_of(r) for r in grouped[owner_id]], page)
         for owner_id in owner_ids

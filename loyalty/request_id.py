@@ -23,7 +23,8 @@ def accepted(value: bytes) -> str | None:
 
 
 def request_id_of(scope: Scope) -> str | None:
-    return scope.get("state", {}).get(STATE_KEY)
+    request_id: str | None = scope.get("state", {}).get(STATE_KEY)
+    return request_id
 
 
 class RequestId:

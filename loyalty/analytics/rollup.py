@@ -9,6 +9,7 @@ row still being written when the job runs is booked after it and counted live.""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, delete, func, insert, literal, select, text, union_all
@@ -140,7 +141,10 @@ async def _fill(
             ).group_by(purchases.c.member_id, purchases.c.month),
         )
     )
-    order = {"partition_by": StatsMemberMonth.member_id, "order_by": StatsMemberMonth.month}
+    order: dict[str, Any] = {
+        "partition_by": StatsMemberMonth.member_id,
+        "order_by": StatsMemberMonth.month,
+    }
     neighbours = select(
         StatsMemberMonth.month,
         func.coalesce(func.lag(StatsMemberMonth.month).over(**order), NO_MONTH_BEFORE).label(

@@ -140,7 +140,7 @@ def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
 
 
 async def _grouped(
-    session: AsyncSession, inner: Select[Any], *measures: Callable[[Any], Any]
+    session: AsyncSession, inner: Select[*tuple[Any, ...]], *measures: Callable[[Any], Any]
 ) -> dict[int, Any]:
     """Groups ``inner`` (whose first column is ``bucket``) by bucket. The CASE stays inside the
     subquery: PostgreSQL would not match it in GROUP BY with its parameters renumbered."""

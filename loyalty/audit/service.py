@@ -161,7 +161,12 @@ async def record(
 
 
 async def record_select(
-    session: AsyncSession, *, actor: Actor, operation: str, summary: dict[str, Any], rows: Select
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    operation: str,
+    summary: dict[str, Any],
+    rows: Select[*tuple[Any, ...]],
 ) -> None:
     """One entry per row of ``rows`` (which selects ``member_id`` and ``target_id``, the
     member's API id), in one ``INSERT ... SELECT``: a job's change to many members."""

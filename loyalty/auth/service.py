@@ -145,9 +145,10 @@ async def signing_secret(session: AsyncSession, *, configured: str | None) -> st
             name=SIGNING_SECRET_NAME, value=secrets.token_urlsafe(48), created_at=utcnow()
         )
     )
-    return await session.scalar(
+    stored = await session.execute(
         select(InstanceSecret.value).where(InstanceSecret.name == SIGNING_SECRET_NAME)
     )
+    return stored.scalar_one()
 
 
 def issue_member_token(

@@ -12,6 +12,7 @@ batch's WHERE clause, as of the job's ``now``).
 """
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -183,7 +184,7 @@ def _candidates(
     local: datetime,
     prefix: str,
     allowed: int | None,
-) -> Select:
+) -> Select[*tuple[Any, ...]]:
     """Active members of the id range born today, in the rule's tiers, not yet awarded this
     year, lowest ids first up to ``allowed``."""
     once_key = literal(prefix) + cast(Member.id, String)

@@ -37,7 +37,8 @@ class EventIn:
     member_id: int
     type: str
     occurred_at: datetime | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: object = field(default_factory=dict)
+    """As sent: ``record_event`` checks it is a JSON object."""
 
 
 @dataclass(frozen=True)

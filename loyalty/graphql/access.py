@@ -18,6 +18,7 @@ from strawberry.extensions import SchemaExtension
 
 from loyalty.auth.models import Role
 from loyalty.auth.service import Principal
+from loyalty.graphql.context import Context
 from loyalty.graphql.permissions import forbidden
 
 ANYONE = frozenset(Role)
@@ -26,7 +27,8 @@ ADMIN_ONLY = frozenset({Role.ADMIN})
 
 
 def _member_id(row: Any) -> int:
-    return row.member_id
+    member_id: int = row.member_id
+    return member_id
 
 
 @dataclass(frozen=True)
@@ -129,19 +131,19 @@ def is_carrier(type_name: str) -> bool:
     return type_name in CARRIERS or type_name.endswith(CARRIER_SUFFIXES)
 
 
-def _root_field(info: GraphQLResolveInfo) -> Callable[[], str]:
+def _root_field(info: GraphQLResolveInfo[Context]) -> Callable[[], str]:
     """The root field (not its alias) under which ``info`` resolves, looked up on demand."""
 
     def find() -> str:
         path = info.path
         while path.prev is not None:
             path = path.prev
-        return info.context.root_fields.get(path.key, "")
+        return info.context.root_fields.get(str(path.key), "")
 
     return find
 
 
-def _check(access: ObjectAccess, info: GraphQLResolveInfo, value: Any) -> Any:
+def _check(access: ObjectAccess, info: GraphQLResolveInfo[Context], value: Any) -> Any:
     if value is None:
         return value
     principal = info.context.principal
@@ -153,7 +155,9 @@ def _check(access: ObjectAccess, info: GraphQLResolveInfo, value: Any) -> Any:
     return value
 
 
-async def _check_later(access: ObjectAccess, info: GraphQLResolveInfo, pending: Any) -> Any:
+async def _check_later(
+    access: ObjectAccess, info: GraphQLResolveInfo[Context], pending: Any
+) -> Any:
     return _check(access, info, await pending)
 
 
@@ -164,13 +168,13 @@ class FieldAccessControl(SchemaExtension):
         self,
         _next: Callable[..., Any],
         root: Any,
-        info: GraphQLResolveInfo,
+        info: GraphQLResolveInfo[Context],
         *args: Any,
         **kwargs: Any,
     ) -> Any:
         parent = info.parent_type.name
         if parent in ROOTS:
-            info.context.root_fields[info.path.key] = info.field_name
+            info.context.root_fields[str(info.path.key)] = info.field_name
         else:
             rule = FIELDS.get(parent)
             if rule is None:

@@ -13,8 +13,10 @@ from loyalty.graphql.types import Channel, Money
 from loyalty.members.models import Channel as DomainChannel
 from loyalty.money import format_amount
 
-StatsGrouping = strawberry.enum(
-    stats.Grouping,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+StatsGrouping = stats.Grouping
+strawberry.enum(
+    StatsGrouping,
     name="StatsGrouping",
     description="How programStats cuts its range: at midnights of the program's time zone, "
     "weeks from Monday, months from the 1st.",

@@ -9,7 +9,6 @@ among the targets, or the one a returned object (a purchase, a redemption) belon
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -41,8 +40,10 @@ from loyalty.pagination import Page, page_request
 R = TypeVar("R")
 MAX_ID_LENGTH = 64
 
-AuditActorKind = strawberry.enum(
-    ActorKind,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+AuditActorKind = ActorKind
+strawberry.enum(
+    AuditActorKind,
     name="AuditActorKind",
     description="API_KEY: an admin, pos or app key; MEMBER_TOKEN: a member's app; CLI: the "
     "loyalty command.",
@@ -194,8 +195,8 @@ class AuditEntry:
             if row.member_id is None
             else strawberry.ID(encode_id("Member", row.member_id)),
             operation=row.operation,
-            target_ids=row.target_ids,
-            summary=row.summary,
+            target_ids=[strawberry.ID(target) for target in row.target_ids],
+            summary=JSON(row.summary),
             request_id=row.request_id,
         )
 
@@ -246,5 +247,7 @@ class AuditQueries:
                     operation=operation,
                 )
             )
-        entries = replace(page, items=[AuditEntry.of(row) for row in page.items])
+        entries = Page(
+            items=[AuditEntry.of(row) for row in page.items], keys=page.keys, has_next=page.has_next
+        )
         return to_connection(entries, after_given=after is not None)

@@ -14,7 +14,7 @@ from loyalty.outbox.live import Feed
 
 R = TypeVar("R")
 
-ANONYMOUS = Principal(role=None, scope="anonymous")  # type: ignore[arg-type]
+ANONYMOUS = Principal(role=None, scope="anonymous")  # type: ignore[arg-type]  # no role: no permission admits it
 """A WebSocket's caller until ``connection_init`` is accepted: no role, so every permission
 refuses it (the protocol runs no operation before then anyway)."""
 

@@ -43,12 +43,21 @@ def _by_id(read: Read, model: Any) -> Callable[[Sequence[int]], Awaitable[list[A
 
 def _tier_progress(read: Read) -> Callable[[Sequence[Member]], Awaitable[list[Any]]]:
     async def load(members: Sequence[Member]) -> list[Any]:
-        return await read(lambda session: tiers.tier_progress(session, members=members))
+        progress: list[Any] = await read(
+            lambda session: tiers.tier_progress(session, members=members)
+        )
+        return progress
 
     return load
 
 
 PerMember = Callable[[AsyncSession, list[int], Any], Awaitable[dict[int, Any]]]
+
+
+def _bound(
+    fetch: PerMember, member_ids: list[int], argument: Any
+) -> Callable[[AsyncSession], Awaitable[dict[int, Any]]]:
+    return lambda session: fetch(session, member_ids, argument)
 
 
 def _per_member(
@@ -63,9 +72,7 @@ def _per_member(
             by_argument[argument].append(member_id)
         found: dict[tuple[int, Any], Any] = {}
         for argument, member_ids in by_argument.items():
-            results = await read(
-                lambda session, ids=member_ids, given=argument: fetch(session, ids, given)
-            )
+            results = await read(_bound(fetch, member_ids, argument))
             found.update(((m, argument), results[m]) for m in member_ids)
         return [found[k] for k in keys]
 

@@ -13,8 +13,10 @@ from loyalty.errors import ErrorCode as DomainErrorCode
 from loyalty.graphql.audit import audited
 from loyalty.metrics import MUTATIONS
 
-ErrorCode = strawberry.enum(
-    DomainErrorCode,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+ErrorCode = DomainErrorCode
+strawberry.enum(
+    ErrorCode,
     name="ErrorCode",
     description="Why a business operation was refused: switch on it, not on the message.",
 )
@@ -67,9 +69,10 @@ class ErrorFormatting(SchemaExtension):
             context.operation = execution.operation_name or ",".join(
                 dict.fromkeys(context.root_fields.values())
             )
-        if result is None or not getattr(result, "errors", None):
+        errors = getattr(result, "errors", None)
+        if result is None or not errors:
             return
-        result.errors = [self._format(error) for error in result.errors]
+        result.errors = [self._format(error) for error in errors]
         if context is not None:
             context.fail((result.errors[0].extensions or {}).get("code", "GRAPHQL"))
 

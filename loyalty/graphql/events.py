@@ -66,7 +66,7 @@ class EventMutations:
             member_id=key_or_zero("Member", input.member_id),
             type=input.type,
             occurred_at=input.occurred_at,
-            attributes=input.attributes,  # type: ignore[arg-type]
+            attributes=input.attributes,
         )
         return await mutate(
             info,

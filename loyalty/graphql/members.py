@@ -1,7 +1,7 @@
 """Member queries and mutations."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from loyalty.members.models import Member as MemberRow
 from loyalty.pagination import Page, page_request
 from loyalty.segments import service as segments
 from loyalty.validation import UNSET as UNCHANGED
+from loyalty.validation import Unset
 
 
 @strawberry.input(description="A new member; only externalId is required.")
@@ -106,19 +107,22 @@ class UpdateMemberPayload:
     )
 
 
-def _sent(value: object) -> object:
+T = TypeVar("T")
+
+
+def _sent(value: T) -> T | Unset:
     return UNCHANGED if value is UNSET else value
 
 
-def _consents(given: ConsentsInput | None) -> object:
+def _consents(given: ConsentsInput | None) -> members.ConsentsIn | Unset:
     if given is UNSET:
         return UNCHANGED
     if given is None:
         return members.ConsentsIn()
     return members.ConsentsIn(
-        marketing_email=_sent(given.marketing_email),  # type: ignore[arg-type]
-        marketing_sms=_sent(given.marketing_sms),  # type: ignore[arg-type]
-        marketing_push=_sent(given.marketing_push),  # type: ignore[arg-type]
+        marketing_email=_sent(given.marketing_email),
+        marketing_sms=_sent(given.marketing_sms),
+        marketing_push=_sent(given.marketing_push),
     )
 
 

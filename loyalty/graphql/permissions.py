@@ -14,7 +14,7 @@ FORBIDDEN = "FORBIDDEN"
 class RolePermission(BasePermission):
     roles: ClassVar[frozenset[Role]]
     message = "Your credentials do not allow this operation."
-    error_extensions: ClassVar[dict[str, Any]] = {"code": FORBIDDEN}
+    error_extensions: dict[str, Any] | None = {"code": FORBIDDEN}
 
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         return info.context.principal.role in self.roles

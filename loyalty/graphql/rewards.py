@@ -1,9 +1,10 @@
 """Rewards catalog and redemption."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
 from loyalty.auth.models import Role
@@ -22,8 +23,10 @@ from loyalty.graphql.types import Channel, Member, Redemption, Reward, RewardKin
 from loyalty.ids import decode_id, key_or_zero
 from loyalty.members import service as members
 from loyalty.members.models import Channel as DomainChannel
-from loyalty.pagination import page_request
+from loyalty.pagination import Page, page_request
 from loyalty.rewards import service as rewards
+from loyalty.rewards.models import Reward as RewardRow
+from loyalty.rewards.service import RewardView
 from loyalty.validation import UNSET as UNCHANGED
 
 
@@ -191,8 +194,8 @@ def _tier_key(value: strawberry.ID | None) -> int | None:
     return None if value is None else key_or_zero("Tier", value)
 
 
-def _view(reward: object) -> rewards.RewardView:
-    return rewards.RewardView(reward=reward)  # type: ignore[arg-type]
+def _view(reward: RewardRow) -> RewardView:
+    return RewardView(reward=reward)
 
 
 @strawberry.type
@@ -223,7 +226,7 @@ class RewardQueries:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         principal = info.context.principal
 
-        async def load(session):  # type: ignore[no-untyped-def]
+        async def load(session: AsyncSession) -> Page[RewardView]:
             member = None
             if principal.role == Role.MEMBER:
                 member = await members.find_member(session, member_id=principal.member_id)
@@ -237,12 +240,13 @@ class RewardQueries:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
         description="A reward by id; null if none. Any caller.",
+        graphql_type=Reward | None,
     )
     async def reward(
         self,
         info: strawberry.Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The reward's id.")],
-    ) -> Reward | None:
+    ) -> RewardView | None:
         reward_id = decode_id("Reward", id)
         if reward_id is None:
             return None
@@ -303,7 +307,7 @@ class RewardMutations:
             UpdateRewardInput, strawberry.argument(description="The reward and its changes.")
         ],
     ) -> RewardPayload:
-        def sent(name: str) -> object:
+        def sent(name: str) -> Any:
             value = getattr(input, name)
             if value is UNSET:
                 return UNCHANGED

@@ -16,8 +16,10 @@ from loyalty.rules.definition import DAYS_OF_WEEK, Conditions, Effect, Limits, e
 from loyalty.rules.models import EarningRuleVersion as VersionRow
 from loyalty.rules.models import EffectKind
 
-EarningEffectKind = strawberry.enum(
-    EffectKind,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+EarningEffectKind = EffectKind
+strawberry.enum(
+    EarningEffectKind,
     name="EarningEffectKind",
     description=(
         "How a rule's value becomes points, on the matching lines' amount when the rule "

@@ -7,6 +7,7 @@ from typing import NewType
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
+from strawberry.types.scalar import ScalarDefinition
 
 DecimalString = NewType("DecimalString", str)
 
@@ -16,12 +17,12 @@ def _parse_decimal(value: object) -> object:
     return value
 
 
-def _described(python_type: object, description: str) -> object:
+def _described(python_type: object, description: str) -> ScalarDefinition:
     """Strawberry's own scalar, parsed and serialized as before, with a description for clients."""
     return dataclasses.replace(DEFAULT_SCALAR_REGISTRY[python_type], description=description)
 
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     DecimalString: strawberry.scalar(
         name="Decimal",
         description='An exact decimal number as a string, such as "12.50". Never a float.',

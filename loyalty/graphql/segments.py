@@ -24,9 +24,12 @@ from loyalty.segments.filters import MarketingChannel as DomainMarketingChannel
 from loyalty.segments.filters import SegmentFilter as DomainFilter
 from loyalty.segments.models import Segment as SegmentRow
 from loyalty.validation import UNSET as UNCHANGED
+from loyalty.validation import Unset
 
-MarketingChannel = strawberry.enum(
-    DomainMarketingChannel,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+MarketingChannel = DomainMarketingChannel
+strawberry.enum(
+    MarketingChannel,
     name="MarketingChannel",
     description="A channel marketing reaches members by: EMAIL, SMS or PUSH (app notifications).",
 )
@@ -155,9 +158,9 @@ class Segment:
     def id(self, root: Parent[SegmentRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Segment", root.id))
 
-    @strawberry.field(description="Who is in it.")
-    def filter(self, root: Parent[SegmentRow]) -> SegmentFilter:
-        return DomainFilter.from_stored(root.filter)  # type: ignore[return-value]
+    @strawberry.field(description="Who is in it.", graphql_type=SegmentFilter)
+    def filter(self, root: Parent[SegmentRow]) -> DomainFilter:
+        return DomainFilter.from_stored(root.filter)
 
     @strawberry.field(description="How many members are in it now (one SQL count).")
     async def member_count(self, root: Parent[SegmentRow], info: strawberry.Info) -> int:
@@ -311,13 +314,13 @@ class SegmentMutations:
         ],
     ) -> SegmentPayload:
         if input.filter is None:
-            given: segments.FilterIn | object = segments.FilterIn()
+            given: segments.FilterIn | Unset = segments.FilterIn()
         else:
             given = UNCHANGED if input.filter is UNSET else filter_in(input.filter)
         changes = segments.SegmentChanges(
-            name=UNCHANGED if input.name is UNSET else input.name,  # type: ignore[arg-type]
+            name=UNCHANGED if input.name is UNSET else input.name,
             description=UNCHANGED if input.description is UNSET else input.description,
-            filter=given,  # type: ignore[arg-type]
+            filter=given,
         )
         return await mutate(
             info,

@@ -53,8 +53,10 @@ def errors_field() -> list[UserError]:
     )
 
 
-MemberStatus = strawberry.enum(
-    DomainMemberStatus,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+MemberStatus = DomainMemberStatus
+strawberry.enum(
+    MemberStatus,
     name="MemberStatus",
     description=(
         "ACTIVE members earn and redeem; SUSPENDED, CLOSED and ERASED ones do neither "
@@ -62,13 +64,15 @@ MemberStatus = strawberry.enum(
         "member's personal data is gone (eraseMember)."
     ),
 )
-Channel = strawberry.enum(
-    DomainChannel,
+Channel = DomainChannel
+strawberry.enum(
+    Channel,
     name="Channel",
     description="Where a purchase, enrollment or redemption happened: till, web shop or app.",
 )
-LedgerEntryKind = strawberry.enum(
-    DomainEntryKind,
+LedgerEntryKind = DomainEntryKind
+strawberry.enum(
+    LedgerEntryKind,
     name="LedgerEntryKind",
     description=(
         "Why points moved: EARN (purchase base points), BONUS (earning rules, events, "
@@ -77,27 +81,31 @@ LedgerEntryKind = strawberry.enum(
         "held)."
     ),
 )
-PurchaseStatus = strawberry.enum(
-    DomainPurchaseStatus,
+PurchaseStatus = DomainPurchaseStatus
+strawberry.enum(
+    PurchaseStatus,
     name="PurchaseStatus",
     description="How much of a purchase has been refunded: none, part or all of its total.",
 )
-RewardKind = strawberry.enum(
-    DomainRewardKind,
+RewardKind = DomainRewardKind
+strawberry.enum(
+    RewardKind,
     name="RewardKind",
     description=(
         "Where a redemption's code comes from: GENERATED_CODE draws a fresh unguessable code, "
         "CODE_POOL hands out one of the partner codes uploaded with addRewardCodes."
     ),
 )
-FeedbackKind = strawberry.enum(
-    DomainFeedbackKind,
+FeedbackKind = DomainFeedbackKind
+strawberry.enum(
+    FeedbackKind,
     name="FeedbackKind",
     description="NPS: how likely the member is to recommend the program, 0-10; CSAT: how "
     "satisfied the member is, 1-5.",
 )
-RedemptionStatus = strawberry.enum(
-    DomainRedemptionStatus,
+RedemptionStatus = DomainRedemptionStatus
+strawberry.enum(
+    RedemptionStatus,
     name="RedemptionStatus",
     description=(
         "ISSUED: the code is valid; USED: markRedemptionUsed consumed it; CANCELLED: "
@@ -228,8 +236,9 @@ class TierProgress:
     )
 
 
-TierChangeReason = strawberry.enum(
-    DomainTierChangeReason,
+TierChangeReason = DomainTierChangeReason
+strawberry.enum(
+    TierChangeReason,
     name="TierChangeReason",
     description=(
         "QUALIFIED: points reached the tier; EXPIRED: retention ran out below the threshold; "
@@ -554,7 +563,7 @@ class Member:
         description="RFM scores as of the last rfm job (admin); null: no purchase in its window.",
     )
     async def rfm(self, root: Parent[MemberRow], info: strawberry.Info) -> RfmScores | None:
-        return await info.context.loaders.rfm.load(root.id)  # type: ignore[no-any-return]
+        return await info.context.loaders.rfm.load(root.id)
 
     @strawberry.field(description="The member's recorded events, newest first.")
     async def events(
@@ -850,8 +859,10 @@ class Redemption:
     def id(self, root: Parent[RedemptionRow]) -> strawberry.ID:
         return strawberry.ID(encode_id("Redemption", root.id))
 
-    @strawberry.field(description="What was redeemed.")
-    async def reward(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Reward:
+    @strawberry.field(description="What was redeemed.", graphql_type=Reward)
+    async def reward(
+        self, root: Parent[RedemptionRow], info: strawberry.Info
+    ) -> rewards.RewardView:
         return rewards.RewardView(reward=await info.context.loaders.reward.load(root.reward_id))
 
     @strawberry.field(description="Who redeemed it.")

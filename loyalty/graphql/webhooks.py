@@ -1,7 +1,7 @@
 """Webhook endpoints and their deliveries over GraphQL (admin only)."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry import UNSET, Parent
@@ -15,10 +15,13 @@ from loyalty.outbox import webhooks
 from loyalty.outbox.models import DeliveryStatus
 from loyalty.outbox.models import Webhook as WebhookRow
 from loyalty.outbox.service import EVENT_TYPES
+from loyalty.outbox.webhooks import DeliveryView
 from loyalty.pagination import Page, page_request
 
-WebhookDeliveryStatus = strawberry.enum(
-    DeliveryStatus,
+# strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
+WebhookDeliveryStatus = DeliveryStatus
+strawberry.enum(
+    WebhookDeliveryStatus,
     name="WebhookDeliveryStatus",
     description="PENDING: not yet delivered (retries included); DELIVERED: the receiver "
     "answered 2xx; FAILED: given up (a final 4xx, or the attempt limit reached).",
@@ -156,7 +159,10 @@ class RedeliverWebhookDeliveryPayload:
     )
 
 
-def _no_unset(value: object) -> object:
+T = TypeVar("T")
+
+
+def _no_unset(value: T) -> T | None:
     return None if value is UNSET else value
 
 
@@ -191,11 +197,11 @@ class WebhookMutations:
         input: Annotated[UpdateWebhookInput, strawberry.argument(description="The changes.")],
     ) -> WebhookPayload:
         changes = webhooks.WebhookChanges(
-            url=_no_unset(input.url),  # type: ignore[arg-type]
-            events=_no_unset(input.events),  # type: ignore[arg-type]
-            description=_no_unset(input.description),  # type: ignore[arg-type]
+            url=_no_unset(input.url),
+            events=_no_unset(input.events),
+            description=_no_unset(input.description),
             description_given=input.description is not UNSET,
-            active=_no_unset(input.active),  # type: ignore[arg-type]
+            active=_no_unset(input.active),
         )
         allow = info.context.settings.webhook_allow_http
         return await mutate(
@@ -282,7 +288,7 @@ class WebhookQueries:
         page = await info.context.read(
             lambda session: webhooks.list_webhooks(session, page=request)
         )
-        return to_connection(page, after_given=after is not None)  # type: ignore[arg-type]
+        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(permission_classes=[IsAdmin], description="One webhook. Admin only.")
     async def webhook(
@@ -293,13 +299,14 @@ class WebhookQueries:
         webhook_id = decode_id("Webhook", id)
         if webhook_id is None:
             return None
-        return await info.context.read(  # type: ignore[no-any-return]
+        return await info.context.read(
             lambda session: webhooks.get_webhook(session, webhook_id=webhook_id)
         )
 
     @strawberry.field(
         permission_classes=[IsAdmin],
         description="A webhook's deliveries, newest first. Admin only.",
+        graphql_type=Connection[WebhookDelivery],
     )
     async def webhook_deliveries(
         self,
@@ -311,7 +318,7 @@ class WebhookQueries:
             WebhookDeliveryStatus | None,
             strawberry.argument(description="Only deliveries in this status."),
         ] = None,
-    ) -> Connection[WebhookDelivery]:
+    ) -> Connection[DeliveryView]:
         request = page_request(first, after, max_size=info.context.settings.page_size_max)
         key = decode_id("Webhook", webhook_id)
         if key is None:
@@ -325,4 +332,4 @@ class WebhookQueries:
                     page=request,
                 )
             )
-        return to_connection(page, after_given=after is not None)  # type: ignore[arg-type]
+        return to_connection(page, after_given=after is not None)

@@ -109,7 +109,9 @@ class Reported(Generic[M]):
     figures: tuple[str, ...] = ()
 
     def store(self, row: M) -> dict[str, Any]:
-        stored: dict[str, Any] = {f"{self.name}_id": inspect(row).identity[0]}
+        identity = inspect(row).identity
+        assert identity is not None, "a reported row is flushed before it is stored"
+        stored: dict[str, Any] = {f"{self.name}_id": identity[0]}
         if self.figures:
             stored[self.name] = {name: _to_json(getattr(row, name)) for name in self.figures}
         return stored

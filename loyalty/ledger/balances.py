@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.ledger.models import (
     EARNING_KINDS,
@@ -113,7 +114,7 @@ def _scheduled_by_member(
     return scheduled
 
 
-def _sums() -> list:  # type: ignore[type-arg]
+def _sums() -> list[ColumnElement[Any]]:
     kind = LedgerTransaction.kind
     points = LedgerEntry.points
     return [

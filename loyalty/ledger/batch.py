@@ -17,12 +17,14 @@ The batch's rows stay in ``batch`` until the next batch, for the caller to join.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     MetaData,
     Select,
+    SQLColumnExpression,
     String,
     Table,
     and_,
@@ -136,7 +138,7 @@ async def start(session: AsyncSession) -> None:
     """Create (once per connection) and empty the batch tables."""
     connection = await session.connection()
     for table in (batch_members, batch):
-        await connection.run_sync(lambda sync, table=table: table.create(sync, checkfirst=True))
+        await connection.run_sync(table.create, checkfirst=True)
         await session.execute(delete(table))
 
 
@@ -175,7 +177,7 @@ def within(table: Table) -> ColumnElement[bool]:
 
 
 async def post_batch(
-    session: AsyncSession, movement: BatchMovement, *, amounts: Select
+    session: AsyncSession, movement: BatchMovement, *, amounts: Select[*tuple[Any, ...]]
 ) -> JobReport:
     """Post ``movement`` to each member ``amounts`` selects (``member_id``, ``amount`` > 0);
     those members must be locked. Nothing is written when it selects none."""
@@ -199,7 +201,7 @@ class _Numbered:
     high: int | None
 
 
-async def _number(session: AsyncSession, amounts: Select) -> _Numbered:
+async def _number(session: AsyncSession, amounts: Select[*tuple[Any, ...]]) -> _Numbered:
     """Fill ``batch`` from ``amounts`` with each member's transaction id and chain head (the
     hash of its latest transaction, read once: the insert uses it twice). On PostgreSQL each
     row is written once, complete, by the statement that selects it."""
@@ -258,7 +260,7 @@ def _chain_head(member_id: ColumnElement[int]) -> ColumnElement[str | None]:
     )
 
 
-Leg = tuple[Account, int, ColumnElement[int] | None]
+Leg = tuple[Account, int, SQLColumnExpression[int] | None]
 """A posting of the movement: account, sign, and the member balance it moves (None: none)."""
 
 

@@ -103,7 +103,8 @@ def canonical_sql(values: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str
 
 
 def hash_sql(values: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
-    return getattr(func, SQL_FUNCTION)(canonical_sql(values), type_=String)
+    hashed: ColumnElement[str] = getattr(func, SQL_FUNCTION)(canonical_sql(values), type_=String)
+    return hashed
 
 
 def postings_sql(postings: Sequence[tuple[str, int, ColumnElement[int]]]) -> ColumnElement[str]:
@@ -117,7 +118,9 @@ def postings_sql(postings: Sequence[tuple[str, int, ColumnElement[int]]]) -> Col
     return text
 
 
-def chain_rows(transactions: Any, entries: Any, *, after: tuple[int, int], limit: int) -> Select:
+def chain_rows(
+    transactions: Any, entries: Any, *, after: tuple[int, int], limit: int
+) -> Select[*tuple[Any, ...]]:
     """The next ``limit`` transactions in chain order (member, then id) after ``after``, with
     their postings as ``ACCOUNT:points`` joined by ``,`` (any order: see ``parse_postings``)."""
     t, e = transactions.c, entries.c

@@ -12,12 +12,15 @@ job cannot change those lots meanwhile and two runs cannot both announce one lot
 ``INSERT ... SELECT`` writes the events and one ``UPDATE`` marks the lots.
 """
 
+import typing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    CursorResult,
     MetaData,
     Table,
     and_,
@@ -150,10 +153,14 @@ async def _warn_batch(
         .join(Member, Member.id == PointLot.member_id)
         .where(locked),
     )
-    marked = await session.execute(
-        update(PointLot)
-        .where(locked)
-        .values(warned_at=literal(now, UTCDateTime()))
-        .execution_options(synchronize_session=False)
+    # An UPDATE's result is a CursorResult; AsyncSession.execute is typed as a Result.
+    marked = typing.cast(
+        CursorResult[Any],
+        await session.execute(
+            update(PointLot)
+            .where(locked)
+            .values(warned_at=literal(now, UTCDateTime()))
+            .execution_options(synchronize_session=False)
+        ),
     )
     return marked.rowcount, members or 0

@@ -15,6 +15,7 @@ same points; a ``CHECK`` constraint on the table backs it up.
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Insert, Row, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +140,9 @@ for the lock, and miss the transaction of whoever held it."""
 
 
 def _chain(
-    transactions: list[dict[str, object]], postings: dict[object, list], head: object
+    transactions: list[dict[str, Any]],
+    postings: dict[object, list[tuple[object, object]]],
+    head: object,
 ) -> None:
     """Give each transaction row (in id order) its ``prev_hash`` and ``hash``."""
     for row in transactions:
@@ -157,7 +160,7 @@ _INSERT_LOTS = _INSERT_LOT.returning(PointLot.__table__.c.id, sort_by_parameter_
 
 
 async def _insert(
-    session: AsyncSession, one: Insert, many: Insert, rows: list[dict[str, object]]
+    session: AsyncSession, one: Insert, many: Insert, rows: list[dict[str, Any]]
 ) -> list[int]:
     """Insert rows, returning their ids in order: one row by the plain statement (cheaper),
     several by one multi-row statement."""
@@ -231,7 +234,7 @@ async def _lock_balances(
     lifetime_earned: int,
     redeemed: int = 0,
     expired: int = 0,
-) -> Row | None:
+) -> Row[*tuple[Any, ...]] | None:
     """Apply the deltas under the member's row lock; the member and ``ids`` new transaction
     ids, or None when the member is missing or a balance would go below zero."""
     return (
@@ -252,7 +255,7 @@ async def _lock_balances(
 
 def _movement_transaction(
     movement: Movement, transaction_id: int, created_at: datetime
-) -> dict[str, object]:
+) -> dict[str, Any]:
     return {
         "id": transaction_id,
         "kind": movement.kind,
@@ -269,7 +272,7 @@ def _movement_transaction(
 
 def _movement_postings(
     movement: Movement, member: Member, transaction_id: int
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """The member's postings (``balance_after`` from the updated balances), then the counter
     posting that makes the transaction sum to zero."""
     postings = [
@@ -298,7 +301,7 @@ def _posting(
     member_id: int | None,
     points: int,
     balance_after: int | None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     return {
         "transaction_id": transaction_id,
         "account": account,
@@ -312,13 +315,15 @@ async def _write(
     session: AsyncSession,
     *,
     member_id: int,
-    transactions: list[dict[str, object]],
-    rows: list[dict[str, object]],
+    transactions: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
 ) -> list[int]:
     """Chain the member's new transactions (in id order; the member row is locked) and insert
     them with their postings; returns the postings' ids in the order given."""
     head = await session.scalar(_CHAIN_HEAD, {"member": member_id})
-    postings: dict[object, list] = {transaction["id"]: [] for transaction in transactions}
+    postings: dict[object, list[tuple[object, object]]] = {
+        transaction["id"]: [] for transaction in transactions
+    }
     for row in rows:
         postings[row["transaction_id"]].append((row["account"], row["points"]))
     _chain(transactions, postings, head)
@@ -328,7 +333,7 @@ async def _write(
     return list((await session.scalars(_INSERT_ENTRIES, rows)).all())
 
 
-def _event_entry(entry: EntryView) -> dict[str, object]:
+def _event_entry(entry: EntryView) -> dict[str, Any]:
     """The posting a ``points.*`` event carries."""
     return outbox.entry_data(
         entry_id=entry.id,
@@ -427,7 +432,7 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
 
 def _earning_transactions(
     earning: Earning, transaction_ids: list[int], created_at: datetime
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """The EARN transaction (whose points qualify for tiers) and the BONUS one."""
     return [
         {
@@ -448,14 +453,14 @@ def _earning_transactions(
 
 def _earning_postings(
     earning: Earning, member: Member, transaction_ids: list[int]
-) -> tuple[list[dict[str, object]], list[int]]:
+) -> tuple[list[dict[str, Any]], list[int]]:
     """Each transaction's member postings (one per bonus) with running ``balance_after``s
     that end at the updated balance, then its issuance posting; and which rows are bonuses."""
     account = Account.MEMBER_PENDING if earning.pending else Account.MEMBER_AVAILABLE
     balance = (member.points_pending if earning.pending else member.points_available) - (
         earning.total
     )
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     bonus_rows: list[int] = []
     for (kind, points), transaction_id in zip(earning.kinds, transaction_ids, strict=True):
         for part in (points,) if kind == EntryKind.EARN else earning.bonuses:

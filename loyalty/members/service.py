@@ -1,7 +1,9 @@
 """Member operations: enrollment, profile changes, lookups and search."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,11 +57,11 @@ class MemberChanges:
     first_name: str | Unset | None = UNSET
     last_name: str | Unset | None = UNSET
     date_of_birth: date | Unset | None = UNSET
-    status: MemberStatus | Unset = UNSET
+    status: MemberStatus | Unset | None = UNSET
     consents: ConsentsIn | Unset = UNSET
 
 
-_PROFILE_CHECKS = {
+_PROFILE_CHECKS: dict[str, Callable[[Any], Any]] = {
     "email": lambda v: email(v, "email"),
     "phone": lambda v: phone(v, "phone"),
     "first_name": lambda v: optional_text(v, 100, "firstName"),
@@ -91,7 +93,7 @@ async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Mem
     base_tier = select(Tier.id).where(Tier.threshold == 0).order_by(Tier.rank).limit(1)
     now = utcnow()
     for _ in range(ENROLL_ATTEMPTS):
-        member = await session.scalar(
+        member: Member | None = await session.scalar(
             insert_ignoring_conflicts(session, Member)
             .values(
                 **values,

@@ -82,7 +82,8 @@ def _spans(ids: Iterable[int], ranges: Iterable[tuple[int, int]]) -> list[list[i
 
 
 def _written(session: Any) -> Written:
-    return session.info.setdefault(PENDING, Written())  # type: ignore[no-any-return]
+    written: Written = session.info.setdefault(PENDING, Written())
+    return written
 
 
 def note_event(session: Any, *, event_id: int, member_id: int | None) -> None:
@@ -117,7 +118,7 @@ def _publish_in_process(session: Session) -> None:
         return
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
-        for feed in list(_LOCAL.get(_key(bind.url), ())):
+        for feed in list(_LOCAL.get(_key(bind.engine.url), ())):
             feed.receive(written.payload())
 
 
@@ -295,15 +296,12 @@ class Feed:
                 .where(_in_spans(spans), Event.member_id.in_(watched))
                 .distinct()
             )
-            return set(found.all())
+            return {member_id for member_id in found if member_id is not None}
 
     async def _pass_events(self, spans: list[list[int]]) -> None:
-        wanted: set[str] | None = set()
-        for watcher in self._watchers:
-            if watcher.types is None:
-                wanted = None
-                break
-            wanted.update(watcher.types)  # type: ignore[union-attr]
+        wanted: set[str] | None = None
+        if all(watcher.types is not None for watcher in self._watchers):
+            wanted = {kind for watcher in self._watchers for kind in watcher.types or ()}
         after = spans[0][0] - 1
         while True:
             query = (

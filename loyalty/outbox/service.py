@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, insert, literal, select
+from sqlalchemy import SQLColumnExpression, String, cast, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -246,7 +246,9 @@ def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def json_sql(session: AsyncSession, fields: Mapping[str, ColumnElement[Any]]) -> ColumnElement:
+def json_sql(
+    session: AsyncSession, fields: Mapping[str, SQLColumnExpression[Any]]
+) -> ColumnElement[Any]:
     """A JSON object built in SQL from (key, expression) pairs; nest by passing another."""
     build = func.json_build_object if _postgres(session) else func.json_object
     arguments: list[Any] = []
@@ -255,15 +257,20 @@ def json_sql(session: AsyncSession, fields: Mapping[str, ColumnElement[Any]]) ->
     return build(*arguments)
 
 
-def global_id_sql(type_name: str, pk: ColumnElement[int]) -> ColumnElement[str]:
-    return getattr(func, GLOBAL_ID_FUNCTION)(literal(type_name), pk, type_=String)
+def global_id_sql(type_name: str, pk: SQLColumnExpression[int | None]) -> ColumnElement[str]:
+    encoded: ColumnElement[str] = getattr(func, GLOBAL_ID_FUNCTION)(
+        literal(type_name), pk, type_=String
+    )
+    return encoded
 
 
-def ref_sql(session: AsyncSession, type_name: str, pk: ColumnElement[int]) -> ColumnElement:
+def ref_sql(
+    session: AsyncSession, type_name: str, pk: SQLColumnExpression[int | None]
+) -> ColumnElement[Any]:
     return json_sql(session, {"id": global_id_sql(type_name, pk)})
 
 
-def points_sql(session: AsyncSession) -> ColumnElement:
+def points_sql(session: AsyncSession) -> ColumnElement[Any]:
     """``points_of`` over the ``members`` row the statement joins."""
     return json_sql(
         session,
@@ -277,7 +284,9 @@ def points_sql(session: AsyncSession) -> ColumnElement:
     )
 
 
-def iso_sql(session: AsyncSession, moment: ColumnElement[datetime]) -> ColumnElement[str]:
+def iso_sql(
+    session: AsyncSession, moment: SQLColumnExpression[datetime | None]
+) -> ColumnElement[str]:
     """A stored UTC time column as ISO-8601 text, like ``iso`` (always with microseconds)."""
     if _postgres(session):
         return func.to_char(
@@ -316,7 +325,7 @@ def uuid_sql(session: AsyncSession) -> ColumnElement[str]:
 
 
 async def emit_select(
-    session: AsyncSession, event_type: str, *, occurred_at: datetime, rows: Select
+    session: AsyncSession, event_type: str, *, occurred_at: datetime, rows: Select[*tuple[Any, ...]]
 ) -> None:
     """One event per row of ``rows``, which selects ``member_id`` and ``data`` (built with
     ``json_sql``): a single ``INSERT ... SELECT``, however many members a job touches."""

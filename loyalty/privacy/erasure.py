@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import String, Table, cast, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import utcnow
@@ -86,7 +87,7 @@ async def _forfeit(session: AsyncSession, member: Member) -> Member:
     return posted.member
 
 
-Owner = Callable[[ColumnElement[int]], ColumnElement[bool]]
+Owner = Callable[[InstrumentedAttribute[int | None]], ColumnElement[bool]]
 """Whose data a scrub removes, as a condition on a member-id column: ``one_member`` for
 eraseMember, ``members_in`` for the retention job's set."""
 
@@ -100,7 +101,7 @@ def members_in(table: Table) -> Owner:
     return lambda column: column.in_(select(table.c.member_id))
 
 
-PERSONAL_ROWS: tuple[tuple[type, str, Any], ...] = (
+PERSONAL_ROWS: tuple[tuple[type[MemberEvent | TierChange | Feedback], str, Any], ...] = (
     (MemberEvent, "attributes", {}),
     (TierChange, "note", None),
     (Feedback, "comment", None),
@@ -138,7 +139,9 @@ def _placeholder_sql(session: AsyncSession) -> ColumnElement[str]:
     return literal(ERASED_PREFIX) + random
 
 
-def _erased_data(session: AsyncSession, member_id: ColumnElement[int]) -> ColumnElement[Any]:
+def _erased_data(
+    session: AsyncSession, member_id: InstrumentedAttribute[int | None]
+) -> ColumnElement[Any]:
     """What an erased member's events carry: ``{"member": {"id": ...}, "erased": true}``."""
     return outbox.json_sql(
         session,

@@ -7,12 +7,11 @@ by id only (a referral names the other side, never their data). ``docs/privacy.m
 each section.
 """
 
-from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import RowMapping, Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.audit.models import AuditEntry
@@ -86,7 +85,7 @@ def _value(column: str, value: Any) -> Any:
     return value
 
 
-def _row(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+def _row(table: Table, row: RowMapping) -> dict[str, Any]:
     left_out = LEFT_OUT.get(table.name, set())
     shaped = {
         _camel(column): _value(column, value)
@@ -160,6 +159,6 @@ async def export_member(session: AsyncSession, *, member_id: int) -> dict[str, A
     }
 
 
-async def _member_row(session: AsyncSession, member_id: int) -> Mapping[str, Any]:
+async def _member_row(session: AsyncSession, member_id: int) -> RowMapping:
     table = Member.__table__
     return (await session.execute(select(table).where(table.c.id == member_id))).mappings().one()

@@ -20,9 +20,22 @@ traffic without one long lock.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Column, MetaData, Table, delete, exists, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    CursorResult,
+    MetaData,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.audit import service as audit
@@ -118,7 +131,7 @@ async def retention(
 
 
 async def _delete_in_batches(
-    db: Database, key: ColumnElement[int], *conditions: ColumnElement[bool]
+    db: Database, key: InstrumentedAttribute[int], *conditions: ColumnElement[bool]
 ) -> int:
     """Delete the rows of ``key``'s table that meet ``conditions``, ``BATCH`` at a time."""
     table = key.table
@@ -126,10 +139,14 @@ async def _delete_in_batches(
     while True:
         async with db.transaction() as session:
             due = select(key).where(*conditions).limit(BATCH)
-            result = await session.execute(
-                delete(table)
-                .where(key.in_(due.scalar_subquery()))
-                .execution_options(synchronize_session=False)
+            # A DELETE's result is a CursorResult; AsyncSession.execute is typed as a Result.
+            result = cast(
+                CursorResult[Any],
+                await session.execute(
+                    delete(table)
+                    .where(key.in_(due.scalar_subquery()))
+                    .execution_options(synchronize_session=False)
+                ),
             )
         deleted += result.rowcount
         if result.rowcount < BATCH:

@@ -1,9 +1,10 @@
 """Program settings: read by every earning operation, changed by admins."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import exists, select
@@ -79,13 +80,13 @@ async def update_program(session: AsyncSession, *, changes: ProgramChanges) -> P
     return program
 
 
-def _validated(changes: ProgramChanges) -> dict[str, object]:
+def _validated(changes: ProgramChanges) -> dict[str, Any]:
     sent = {
         f.name: getattr(changes, f.name)
         for f in fields(changes)
         if getattr(changes, f.name) is not UNSET
     }
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "name": lambda v: required_text(v, 200, "name"),
         "currency": lambda v: parse_currency(v or "", "currency"),
         "points_per_unit": _points_per_unit,

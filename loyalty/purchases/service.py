@@ -352,7 +352,7 @@ class _Locked:
     """The threshold of the tier above the member's (None at the top): the upgrade hook."""
 
 
-def _member_statement(condition: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
+def _member_statement(condition: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     current = aliased(Tier)
     above = aliased(Tier)
     next_threshold = (
@@ -380,6 +380,7 @@ async def _read_for_purchase(
 ) -> _Locked:
     """The member row (locked to record), with the program and the member's tier in one
     round trip."""
+    key: int | str | None
     if member_id is not None:
         statement, key = (_LOCK_BY_ID if lock else _READ_BY_ID), member_id
     else:

@@ -103,10 +103,13 @@ async def reward_referral(
     referrer = await session.scalar(
         select(Member).where(Member.id == referral.referrer_id).with_for_update()
     )
-    rewarded = await session.scalar(
-        select(func.count()).where(
-            Referral.referrer_id == referral.referrer_id, Referral.referrer_points > 0
+    rewarded = (
+        await session.scalar(
+            select(func.count()).where(
+                Referral.referrer_id == referral.referrer_id, Referral.referrer_points > 0
+            )
         )
+        or 0
     )
     limit_reached = program.referral_limit is not None and rewarded >= program.referral_limit
     active = referrer is not None and referrer.status == MemberStatus.ACTIVE

@@ -462,7 +462,7 @@ async def _issue(
     pool_code = None
     if reward.kind == RewardKind.CODE_POOL:
         pool_code = await _draw_pool_code(session, reward.id)
-    issued = await session.scalar(
+    issued: Redemption | None = await session.scalar(
         insert(Redemption)
         .values(
             reward_id=reward.id,

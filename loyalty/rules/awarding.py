@@ -16,7 +16,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import utcnow
 from loyalty.rules.book import RuleBook
-from loyalty.rules.engine import Award, CompiledRule, Limits, Occasion, evaluate, proposed
+from loyalty.rules.definition import Limits
+from loyalty.rules.engine import Award, CompiledRule, Occasion, evaluate, proposed
 from loyalty.rules.models import EarningRule, RuleAward
 from loyalty.segments import service as segments
 

@@ -13,8 +13,9 @@ the window lose their scores. Running it twice with one ``--now`` gives the same
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, CursorResult, delete, func, insert, literal, select
 
 from loyalty.db import Database
 from loyalty.purchases.models import Purchase, PurchaseStatus
@@ -62,9 +63,13 @@ async def rfm(db: Database, *, now: datetime) -> RfmReport:
     )
     async with db.transaction() as session:
         await session.execute(delete(MemberRfm))
-        result = await session.execute(
-            insert(MemberRfm).from_select(
-                ["member_id", "recency", "frequency", "monetary", "computed_at"], scores
-            )
+        # An INSERT's result is a CursorResult; AsyncSession.execute is typed as a Result.
+        result = cast(
+            CursorResult[Any],
+            await session.execute(
+                insert(MemberRfm).from_select(
+                    ["member_id", "recency", "frequency", "monetary", "computed_at"], scores
+                )
+            ),
         )
     return RfmReport(members=result.rowcount)

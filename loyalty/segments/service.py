@@ -65,7 +65,7 @@ class FilterIn:
 
 @dataclass(frozen=True)
 class SegmentChanges:
-    name: str | Unset = UNSET
+    name: str | Unset | None = UNSET
     description: str | Unset | None = UNSET
     filter: FilterIn | Unset = UNSET
 

@@ -16,11 +16,13 @@ Decisions, comparing the tier the points reach (target) with the tier held (curr
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     MetaData,
+    SQLColumnExpression,
     String,
     Table,
     and_,
@@ -78,15 +80,15 @@ class EvaluationReport:
 
 
 def _by_tier(
-    column: ColumnElement, tiers: list[Tier], value: str, default: object
-) -> ColumnElement:
+    column: SQLColumnExpression[int | None], tiers: list[Tier], value: str, default: object
+) -> ColumnElement[Any]:
     """``CASE column WHEN tier id THEN tier.<value> ...``: tiers are few, members many."""
     if not tiers:
         return literal(default)
     return case({t.id: getattr(t, value) for t in tiers}, value=column, else_=literal(default))
 
 
-def target_tier(points: ColumnElement, tiers: list[Tier]) -> ColumnElement:
+def target_tier(points: ColumnElement[int], tiers: list[Tier]) -> ColumnElement[int | None]:
     """The id of the highest tier whose threshold ``points`` reach (NULL below them all)."""
     ladder = sorted(tiers, key=lambda t: t.threshold, reverse=True)
     if not ladder:
@@ -262,7 +264,7 @@ async def _emit_changes(
 ) -> None:
     """A ``tier.changed`` event per member moved, in one ``INSERT ... SELECT``."""
 
-    def tier_json(tier_id: ColumnElement[int]) -> ColumnElement:
+    def tier_json(tier_id: ColumnElement[int]) -> ColumnElement[Any]:
         shaped = outbox.json_sql(
             session,
             {

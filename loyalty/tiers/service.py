@@ -7,7 +7,7 @@ member moves up in the transaction that crosses a threshold; moving down is the 
 (``tiers.evaluation``), after the tier's retention period.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -91,7 +91,7 @@ class PreviewRow:
     stayed: int
 
 
-_CHECKS = {
+_CHECKS: dict[str, Callable[[Any], Any]] = {
     "name": lambda v: required_text(v, 100, "name"),
     "rank": lambda v: int_between(not_null(v, "rank"), 0, 1000, "rank"),
     "threshold": lambda v: int_between(not_null(v, "threshold"), 0, 1_000_000_000, "threshold"),
@@ -405,7 +405,7 @@ def _progress(
 def _expiry(
     member: Member,
     current: Tier | None,
-    rows: list,  # type: ignore[type-arg]
+    rows: list[Any],
     points: int,
     window: timedelta,
 ) -> datetime | None:
@@ -421,7 +421,8 @@ def _expiry(
     for row in rows:
         remaining -= row.qualifying_points
         if remaining < current.threshold:
-            return row.qualifying_at + window + timedelta(days=current.retention_days)
+            expires: datetime = row.qualifying_at + window + timedelta(days=current.retention_days)
+            return expires
     return None
 
 
