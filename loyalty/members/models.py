@@ -60,7 +60,7 @@ class Member(Base):
     last_name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default=MemberStatus.ACTIVE)
     enrollment_channel: Mapped[str | None] = mapped_column(String(16))
-    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), index=True)
     tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
