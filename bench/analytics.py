@@ -204,13 +204,19 @@ async def run(args: argparse.Namespace) -> int:
             await drop_database(url)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fixture_arguments(doc: str, *, purchases: int, database_url: str) -> argparse.ArgumentParser:
+    """The options of the benches that fill members set-based with ``PROFILE``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--purchases-per-member", dest="purchases", type=int, default=10)
+    parser.add_argument("--purchases-per-member", dest="purchases", type=int, default=purchases)
     parser.add_argument("--lots-per-member", type=int, default=2)
-    parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--database-url", default=database_url)
+    parser.add_argument("--keep", action="store_true", help="leave the database")
+    return parser
+
+
+def main() -> int:
+    parser = fixture_arguments(__doc__ or "", purchases=10, database_url=DEFAULT_URL)
     return asyncio.run(run(parser.parse_args()))
 
 

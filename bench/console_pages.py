@@ -44,7 +44,7 @@ import httpx  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.analytics import PROFILE  # noqa: E402
+from bench.analytics import PROFILE, fixture_arguments  # noqa: E402
 from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
 from loyalty import migrate  # noqa: E402
 from loyalty.analytics.rollup import stats_rollup  # noqa: E402
@@ -225,13 +225,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--purchases-per-member", dest="purchases", type=int, default=2)
-    parser.add_argument("--lots-per-member", type=int, default=2)
+    parser = fixture_arguments(__doc__ or "", purchases=2, database_url=DEFAULT_URL)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--keep", action="store_true")
     return asyncio.run(run(parser.parse_args()))
 
 

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.analytics import fixture_arguments  # noqa: E402
 from bench.evaluate_tiers import database_exists, drop_database, recreate_database, settle  # noqa: E402
 from loyalty import migrate  # noqa: E402
 from loyalty.analytics.rollup import refresh  # noqa: E402
@@ -196,12 +197,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--purchases-per-member", dest="purchases", type=int, default=10)
-    parser.add_argument("--lots-per-member", type=int, default=2)
-    parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--keep", action="store_true", help="leave the database")
+    parser = fixture_arguments(__doc__ or "", purchases=10, database_url=DEFAULT_URL)
     parser.add_argument("--reuse", action="store_true", help="reuse a kept database")
     return asyncio.run(run(parser.parse_args()))
 
