@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Row, Update, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from loyalty.db import PerDialect, utcnow
+from loyalty.db import PerDialect, attach, columns_of, flush_changes, utcnow
 from loyalty.errors import DomainError, ErrorCode
 from loyalty.ledger.chain import transaction_hash
 from loyalty.ledger.models import (
@@ -89,29 +89,33 @@ class Posted:
 
 
 # Built once: the hot path only binds values (statement construction costs more than its run).
+# Core, not an ORM-enabled UPDATE: ``attach`` puts the returned member in the session for a
+# fraction of the ORM's bulk-update bookkeeping.
+_MEMBERS = Member.__table__
 _BALANCES = (
-    update(Member)
+    update(_MEMBERS)
     .where(
-        Member.id == bindparam("member"),
-        Member.points_available + bindparam("d_available") >= 0,
-        Member.points_pending + bindparam("d_pending") >= 0,
+        _MEMBERS.c.id == bindparam("member"),
+        _MEMBERS.c.points_available + bindparam("d_available") >= 0,
+        _MEMBERS.c.points_pending + bindparam("d_pending") >= 0,
     )
     .values(
-        points_available=Member.points_available + bindparam("d_available"),
-        points_pending=Member.points_pending + bindparam("d_pending"),
-        lifetime_earned=Member.lifetime_earned + bindparam("d_lifetime"),
-        points_redeemed=Member.points_redeemed + bindparam("d_redeemed"),
-        points_expired=Member.points_expired + bindparam("d_expired"),
+        points_available=_MEMBERS.c.points_available + bindparam("d_available"),
+        points_pending=_MEMBERS.c.points_pending + bindparam("d_pending"),
+        lifetime_earned=_MEMBERS.c.lifetime_earned + bindparam("d_lifetime"),
+        points_redeemed=_MEMBERS.c.points_redeemed + bindparam("d_redeemed"),
+        points_expired=_MEMBERS.c.points_expired + bindparam("d_expired"),
     )
 )
 _TRANSACTIONS = LedgerTransaction.__table__
 _INSERT_TRANSACTION = insert(_TRANSACTIONS)
 
 
-def _update_balances(ids: int) -> PerDialect:
+def _update_balances(ids: int, head: bool) -> PerDialect:
     """The balance update, returning the member and ``ids`` ids for the transactions about to
     be written: taken under the member's row lock, so a member's transactions get increasing
-    ids in the order they are written."""
+    ids in the order they are written. With ``head``, also the member's latest hash
+    (``_CHAIN_HEAD``), for a caller that locked the member earlier in its transaction."""
 
     def build(session: AsyncSession) -> Update:
         if session.get_bind().dialect.name == "postgresql":
@@ -122,12 +126,14 @@ def _update_balances(ids: int) -> PerDialect:
             # SQLite: this transaction holds the write lock, so max(id) cannot move under it.
             last = select(func.coalesce(func.max(_TRANSACTIONS.c.id), 0)).scalar_subquery()
             new_ids = [last + n for n in range(1, ids + 1)]
-        return _BALANCES.returning(Member, *(i.label(f"id{n}") for n, i in enumerate(new_ids)))
+        returned = [*columns_of(Member), *(i.label(f"new_id{n}") for n, i in enumerate(new_ids))]
+        if head:
+            returned.append(_CHAIN_HEAD.scalar_subquery().label("chain_head"))
+        return _BALANCES.returning(*returned)
 
     return PerDialect(build)
 
 
-_UPDATE_BALANCES = {ids: _update_balances(ids) for ids in (1, 2)}
 _CHAIN_HEAD = (
     select(_TRANSACTIONS.c.hash)
     .where(_TRANSACTIONS.c.member_id == bindparam("member"))
@@ -136,7 +142,14 @@ _CHAIN_HEAD = (
 )
 """The member's latest hash. Its own statement, run once the balance update holds the member's
 row: on PostgreSQL a subquery of that update would read the snapshot taken before it waited
-for the lock, and miss the transaction of whoever held it."""
+for the lock, and miss the transaction of whoever held it. A caller that locked the member
+earlier in its transaction (``member_locked``) has the update return it: that update waits for
+nobody, so its snapshot is taken under the lock."""
+_UPDATE_BALANCES = {
+    (ids, head): _update_balances(ids, head) for ids in (1, 2) for head in (False, True)
+}
+_UNREAD = object()
+"""The chain head was not read with the balances: ``_write`` reads it."""
 
 
 def _chain(
@@ -187,7 +200,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
             "The member does not have enough points for this.",
             ["points"],
         )
-    member, transaction_id = locked
+    member, (transaction_id,), head = locked
     created_at = utcnow()
     rows = _movement_postings(movement, member, transaction_id)
     entry_ids = await _write(
@@ -195,6 +208,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         member_id=movement.member_id,
         transactions=[_movement_transaction(movement, transaction_id, created_at)],
         rows=rows,
+        head=head,
     )
     await _move_lots(session, movement, transaction_id)
     entry = EntryView(
@@ -234,12 +248,15 @@ async def _lock_balances(
     lifetime_earned: int,
     redeemed: int = 0,
     expired: int = 0,
-) -> Row[*tuple[Any, ...]] | None:
-    """Apply the deltas under the member's row lock; the member and ``ids`` new transaction
-    ids, or None when the member is missing or a balance would go below zero."""
-    return (
+    member_locked: bool = False,
+) -> tuple[Member, list[int], object] | None:
+    """Apply the deltas under the member's row lock; the member, ``ids`` new transaction ids
+    and (``member_locked``) the chain head, or None when the member is missing or a balance
+    would go below zero."""
+    await flush_changes(session)
+    row = (
         await session.execute(
-            _UPDATE_BALANCES[ids](session),
+            _UPDATE_BALANCES[ids, member_locked](session),
             {
                 "member": member_id,
                 "d_available": available,
@@ -248,9 +265,13 @@ async def _lock_balances(
                 "d_redeemed": redeemed,
                 "d_expired": expired,
             },
-            execution_options={"populate_existing": True},
         )
     ).one_or_none()
+    if row is None:
+        return None
+    values = row._mapping
+    head = values["chain_head"] if member_locked else _UNREAD
+    return attach(session, Member, values), [values[f"new_id{n}"] for n in range(ids)], head
 
 
 def _movement_transaction(
@@ -317,10 +338,12 @@ async def _write(
     member_id: int,
     transactions: list[dict[str, Any]],
     rows: list[dict[str, Any]],
+    head: object,
 ) -> list[int]:
     """Chain the member's new transactions (in id order; the member row is locked) and insert
     them with their postings; returns the postings' ids in the order given."""
-    head = await session.scalar(_CHAIN_HEAD, {"member": member_id})
+    if head is _UNREAD:
+        head = await session.scalar(_CHAIN_HEAD, {"member": member_id})
     postings: dict[object, list[tuple[object, object]]] = {
         transaction["id"]: [] for transaction in transactions
     }
@@ -383,8 +406,10 @@ class Earned:
     """The member posting of each bonus, in the order given."""
 
 
-async def earn(session: AsyncSession, earning: Earning) -> Earned:
-    """Credit base points and bonuses in one balance update; positive amounts only."""
+async def earn(session: AsyncSession, earning: Earning, *, member_locked: bool = False) -> Earned:
+    """Credit base points and bonuses in one balance update; positive amounts only.
+    ``member_locked``: the caller locked the member row earlier in this transaction (one
+    statement fewer)."""
     total = earning.total
     if earning.base < 0 or min(earning.bonuses, default=1) <= 0 or total <= 0:
         raise ValueError(f"nothing to earn in {earning}")
@@ -396,10 +421,11 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
         available=0 if earning.pending else total,
         pending=total if earning.pending else 0,
         lifetime_earned=total,
+        member_locked=member_locked,
     )
     if locked is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
-    member, *new_ids = locked
+    member, new_ids, head = locked
     transaction_ids = sorted(new_ids)
     created_at = utcnow()
     rows, bonus_rows = _earning_postings(earning, member, transaction_ids)
@@ -408,6 +434,7 @@ async def earn(session: AsyncSession, earning: Earning) -> Earned:
         member_id=earning.member_id,
         transactions=_earning_transactions(earning, transaction_ids, created_at),
         rows=rows,
+        head=head,
     )
     await _open_earning_lots(session, earning, transaction_ids)
     first = rows[0]
