@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.auth.models import API_KEY_ROLES, ApiKey, InstanceSecret, Role
@@ -106,17 +106,18 @@ class KeyLookup:
     """``last_used_at`` is older than LAST_USED_RESOLUTION: record this use."""
 
 
+_KEYS = ApiKey.__table__
+_KEY_BY_SECRET = select(
+    _KEYS.c.id, _KEYS.c.role, _KEYS.c.name, _KEYS.c.last_used_at, _KEYS.c.rate_limit
+).where(_KEYS.c.secret_hash == bindparam("digest"), _KEYS.c.revoked_at.is_(None))
+"""Built once: every request with an API key runs it."""
+
+
 async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLookup | None:
     """The caller an API key names; None when it is unknown or revoked. Reads only."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 100:
         return None
-    row = (
-        await session.execute(
-            select(
-                ApiKey.id, ApiKey.role, ApiKey.name, ApiKey.last_used_at, ApiKey.rate_limit
-            ).where(ApiKey.secret_hash == _digest(secret), ApiKey.revoked_at.is_(None))
-        )
-    ).one_or_none()
+    row = (await session.execute(_KEY_BY_SECRET, {"digest": _digest(secret)})).one_or_none()
     if row is None:
         return None
     stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION

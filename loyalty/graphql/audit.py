@@ -7,6 +7,7 @@ as sent (see ``loyalty.audit.service.summarize`` for what is left out); the memb
 among the targets, or the one a returned object (a purchase, a redemption) belongs to.
 """
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
@@ -113,7 +114,7 @@ def _input(info: strawberry.Info, field: GraphQLField) -> tuple[Mapping[str, Any
 
 def _input_ids(value: Any, type_: GraphQLInputType) -> Iterator[str]:
     """Every ``ID`` the input holds, wherever it is nested."""
-    if value is None:
+    if value is None or not _holds_ids(type_):
         return
     if isinstance(type_, GraphQLNonNull):
         yield from _input_ids(value, type_.of_type)
@@ -125,6 +126,22 @@ def _input_ids(value: Any, type_: GraphQLInputType) -> Iterator[str]:
             yield from _input_ids(value.get(name), field.type)
     elif getattr(type_, "name", None) == GraphQLID.name and len(str(value)) <= MAX_ID_LENGTH:
         yield str(value)
+
+
+@functools.cache
+def _holds_ids(type_: GraphQLInputType) -> bool:
+    """Whether a value of the type can hold an ``ID``: a purchase's lines, say, cannot, and
+    are not walked on every recordPurchase."""
+    return _reaches_id(get_named_type(type_), set())
+
+
+def _reaches_id(named: Any, seen: set[str]) -> bool:
+    if isinstance(named, GraphQLInputObjectType):
+        if named.name in seen:  # an input that nests itself
+            return False
+        seen.add(named.name)
+        return any(_reaches_id(get_named_type(f.type), seen) for f in named.fields.values())
+    return getattr(named, "name", None) == GraphQLID.name
 
 
 async def _resolve_id(node_type: GraphQLObjectType, node: Any, raw: Any) -> str:

@@ -3,7 +3,8 @@
 How a commit becomes a push. ``emit`` and ``emit_select`` note on the session which event ids
 (and, for single events, which members) the transaction wrote. When it commits:
 
-- PostgreSQL: just before ``COMMIT``, one ``SELECT pg_notify('loyalty_events', payload)``.
+- PostgreSQL: just before ``COMMIT``, ``pg_notify('loyalty_events', payload)``, in the same
+  statement that writes the events ``emit`` held back (``loyalty.outbox.service``).
   PostgreSQL delivers a notification on commit only (never for a rolled-back transaction) to
   every connection that ``LISTEN``s, so every server process learns of every change. Each
   process holds one ``LISTEN`` connection (asyncpg), opened when its first subscriber arrives.
@@ -32,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -69,6 +70,19 @@ class Written:
             text = json.dumps({"e": whole, "m": None}, separators=(",", ":"))
         return text
 
+    def payload_around(self) -> tuple[str, str] | None:
+        """The payload with one more range, whose bounds SQL fills in between the two parts
+        (``first,last``): the events written in the notifying statement itself. None when
+        the payload could grow too large to send that way."""
+        spans = _spans(self.ids, self.ranges)
+        members = None if self.members is None else sorted(self.members)
+        before = "".join(f"[{first},{last}]," for first, last in spans)
+        head = '{"e":[' + before + "["
+        tail = "]]," + json.dumps({"m": members}, separators=(",", ":"))[1:]
+        if len(head) + len(tail) + 40 > PAYLOAD_BYTES:
+            return None
+        return head, tail
+
 
 def _spans(ids: Iterable[int], ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
     """Ids and ranges merged into sorted, non-adjacent ranges."""
@@ -86,12 +100,22 @@ def _written(session: Any) -> Written:
     return written
 
 
-def note_event(session: Any, *, event_id: int, member_id: int | None) -> None:
-    """Called by ``emit`` for each event it writes."""
+def pending(session: Any) -> Written | None:
+    """What the session's transaction has noted so far, if anything."""
+    written: Written | None = session.info.get(PENDING)
+    return written
+
+
+def note_member(session: Any, member_id: int | None) -> None:
+    """Called by ``emit`` for each event it holds back: whom it concerns."""
     written = _written(session)
-    written.ids.append(event_id)
     if written.members is not None and member_id is not None:
         written.members.add(member_id)
+
+
+def note_ids(session: Any, ids: Iterable[int]) -> None:
+    """Called when held-back events are written: the ids they got."""
+    _written(session).ids.extend(ids)
 
 
 def note_events(session: Any, *, first: int | None, last: int | None) -> None:
@@ -101,14 +125,6 @@ def note_events(session: Any, *, first: int | None, last: int | None) -> None:
     written = _written(session)
     written.ranges.append((first, last))
     written.members = None
-
-
-@event.listens_for(Session, "before_commit")
-def _notify_postgres(session: Session) -> None:
-    written = session.info.get(PENDING)
-    if written is None or session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(select(func.pg_notify(CHANNEL, written.payload())))
 
 
 @event.listens_for(Session, "after_commit")

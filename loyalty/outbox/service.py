@@ -10,14 +10,27 @@ ISO-8601 times. The jobs build the same shapes in SQL (``json_object``/``json_bu
 the ``loyalty_global_id`` SQL function, ``iso_sql``, ``true_sql``).
 """
 
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import SQLColumnExpression, String, cast, func, insert, literal, select
+from sqlalchemy import (
+    SQLColumnExpression,
+    String,
+    bindparam,
+    cast,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 from sqlalchemy.sql.selectable import Select
 
 from loyalty.db import UTCDateTime, utcnow
@@ -85,8 +98,9 @@ cancellation causes (a purchase refund takes points back, a cancelled redemption
 back); ``data.entry.kind`` tells which."""
 
 
-_INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
-"""The id comes back in the same statement: live updates name it (``loyalty.outbox.live``)."""
+EVENTS = Event.__table__
+UNWRITTEN = "loyalty_outbox_unwritten"
+"""``Session.info`` key: the events ``emit`` holds back until the transaction commits."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -198,10 +212,16 @@ async def emit(
     data: dict[str, Any],
     occurred_at: datetime | None = None,
 ) -> None:
-    """Write one event in the session's transaction."""
+    """Add one event to the session's transaction.
+
+    It is written when the transaction commits, with every other event ``emit`` held back
+    and, on PostgreSQL, the live-update notice, in one statement: a purchase's two events
+    cost one round trip instead of three. ``flush`` writes them earlier, for a statement that
+    must see them.
+    """
     now = utcnow()
-    written = await session.execute(
-        _INSERT_EVENT,
+    unwritten: list[dict[str, Any]] = session.info.setdefault(UNWRITTEN, [])
+    unwritten.append(
         {
             "event_id": str(uuid.uuid4()),
             "type": event_type,
@@ -209,9 +229,75 @@ async def emit(
             "member_id": member_id,
             "data": data,
             "created_at": now,
-        },
+        }
     )
-    live.note_event(session, event_id=written.scalar_one(), member_id=member_id)
+    live.note_member(session, member_id)
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write the events ``emit`` held back now: before a statement that reads or changes the
+    events table, or writes events of its own (so ids keep the order the events were made)."""
+    if session.info.get(UNWRITTEN):
+        await session.run_sync(_write_unwritten, notify=False)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    _write_unwritten(session, notify=True)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_unwritten(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(UNWRITTEN, None)
+
+
+_COLUMNS = ("event_id", "type", "occurred_at", "member_id", "data", "created_at")
+
+
+@functools.cache
+def _insert_events(count: int, notify: bool) -> TextClause:
+    """The statement writing ``count`` held-back events, built once per count (SQLAlchemy
+    caches no multi-row ``insert().values()``, a text statement it does): with ``notify``,
+    PostgreSQL's ``pg_notify`` of the payload parts ``head`` and ``tail`` around the range of
+    ids the insert gave, in the same statement."""
+    rows = ", ".join(
+        "(" + ", ".join(f":{name}_{n}" for name in _COLUMNS) + ")" for n in range(count)
+    )
+    sql = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES {rows} RETURNING id"
+    if notify:
+        span = "CAST(min(id) AS TEXT) || ',' || CAST(max(id) AS TEXT)"
+        sql = (
+            f"WITH made AS ({sql}) "
+            f"SELECT pg_notify('{live.CHANNEL}', :head || {span} || :tail) FROM made"
+        )
+    return text(sql).bindparams(
+        *(
+            bindparam(f"{name}_{n}", type_=EVENTS.c[name].type)
+            for n in range(count)
+            for name in _COLUMNS
+        )
+    )
+
+
+def _write_unwritten(session: Session, *, notify: bool) -> None:
+    """Insert the held-back events (one multi-row statement); with ``notify``, on PostgreSQL,
+    send the transaction's live-update notice (``loyalty.outbox.live``), in the same
+    statement when there are events to write."""
+    rows: list[dict[str, Any]] = session.info.pop(UNWRITTEN, None) or []
+    postgres = session.get_bind().dialect.name == "postgresql"
+    written = live.pending(session)
+    around = written.payload_around() if notify and postgres and rows and written else None
+    values = {f"{name}_{n}": row[name] for n, row in enumerate(rows) for name in _COLUMNS}
+    if around is not None:
+        head, tail = around
+        session.execute(_insert_events(len(rows), True), {**values, "head": head, "tail": tail})
+        return
+    if rows:
+        live.note_ids(session, session.scalars(_insert_events(len(rows), False), values).all())
+    written = live.pending(session)
+    if notify and postgres and written is not None:
+        session.execute(select(func.pg_notify(live.CHANNEL, written.payload())))
 
 
 async def emit_points(
@@ -329,6 +415,7 @@ async def emit_select(
 ) -> None:
     """One event per row of ``rows``, which selects ``member_id`` and ``data`` (built with
     ``json_sql``): a single ``INSERT ... SELECT``, however many members a job touches."""
+    await flush(session)
     chosen = rows.subquery()
     inserted = insert(Event.__table__).from_select(
         ["event_id", "type", "occurred_at", "member_id", "data", "created_at"],

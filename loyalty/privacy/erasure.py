@@ -185,6 +185,7 @@ async def remove_personal_data(session: AsyncSession, owner: Owner) -> None:
             .values({column: value})
             .execution_options(synchronize_session=False)
         )
+    await outbox.flush(session)
     await session.execute(
         update(Event)
         .where(owner(Event.member_id))
