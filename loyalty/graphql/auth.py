@@ -6,9 +6,8 @@ from typing import Annotated
 import strawberry
 
 from loyalty.auth import service as auth
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import UserError, errors_field, mutate
 from loyalty.graphql.permissions import CanIssueTokens
-from loyalty.graphql.types import errors_field
 from loyalty.ids import key_or_zero
 
 

@@ -1,4 +1,5 @@
-"""UserErrors for business failures, and the formatting of every other GraphQL error."""
+"""UserErrors for business failures (every payload's errors field), and the formatting of every
+other GraphQL error."""
 
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -33,6 +34,16 @@ class UserError:
     @classmethod
     def of(cls, error: DomainError) -> "UserError":
         return cls(code=error.code, field=error.field, message=error.message)
+
+
+def errors_field() -> list[UserError]:
+    """A mutation payload's ``errors``, described once for every payload."""
+    return strawberry.field(
+        description=(
+            "Business failures, such as NOT_FOUND or INVALID. Empty on success; otherwise "
+            "nothing was written and the other fields are null."
+        )
+    )
 
 
 P = TypeVar("P")

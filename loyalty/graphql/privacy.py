@@ -8,9 +8,9 @@ from strawberry.scalars import JSON
 
 from loyalty.auth.models import Role
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin, RolePermission, ensure_member_access
-from loyalty.graphql.types import Member, errors_field
 from loyalty.ids import key_or_zero
 from loyalty.privacy.erasure import ErasureIn, erase_member
 from loyalty.privacy.export import export_member

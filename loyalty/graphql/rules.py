@@ -7,13 +7,13 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import UNSET
 
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.members import Channel
 from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.graphql.rule_types import DayOfWeek, EarningEffectKind, EarningRule
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.segments import segment_keys
-from loyalty.graphql.types import Channel, errors_field
 from loyalty.ids import key_or_zero
 from loyalty.pagination import page_request
 from loyalty.rules import service as rules

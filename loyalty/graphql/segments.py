@@ -8,12 +8,13 @@ import strawberry
 from strawberry import UNSET, Parent
 
 from loyalty.db import utcnow
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.members import Channel, Member
 from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
+from loyalty.graphql.program import Money
 from loyalty.graphql.purchases import MoneyInput
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Channel, Member, Money, errors_field
 from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.members.models import Channel as DomainChannel
 from loyalty.money import format_amount

@@ -6,10 +6,9 @@ from typing import Annotated, TypeVar
 import strawberry
 from strawberry import UNSET, Parent
 
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import UserError, errors_field, mutate
 from loyalty.graphql.pagination import After, Connection, First, to_connection
 from loyalty.graphql.permissions import IsAdmin
-from loyalty.graphql.types import errors_field
 from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.outbox import webhooks
 from loyalty.outbox.models import DeliveryStatus
