@@ -160,6 +160,7 @@ class LedgerQueries:
         description=(
             "Outstanding points at an instant (default now), replayed from the ledger. Admin only."
         ),
+        graphql_type=PointsLiability,
     )
     async def points_liability(
         self,
@@ -168,28 +169,10 @@ class LedgerQueries:
             datetime | None,
             strawberry.argument(description="The instant, with its offset; omitted: now."),
         ] = None,
-    ) -> PointsLiability:
+    ) -> balances.Liability:
         at = as_of or utcnow()
         instant(at, "asOf")
-        lines = await info.context.read(lambda session: balances.liability(session, as_of=at))
-        by_tier = [
-            LiabilityByTier(
-                tier=line.tier,
-                members=line.members,
-                available=line.available,
-                pending=line.pending,
-                total=line.available + line.pending,
-            )
-            for line in lines
-        ]
-        return PointsLiability(
-            as_of=at,
-            members=sum(line.members for line in by_tier),
-            available=sum(line.available for line in by_tier),
-            pending=sum(line.pending for line in by_tier),
-            total=sum(line.total for line in by_tier),
-            by_tier=by_tier,
-        )
+        return await info.context.read(lambda session: balances.liability(session, as_of=at))
 
 
 @strawberry.type
