@@ -12,7 +12,7 @@ from loyalty.feedback.models import FeedbackKind as DomainFeedbackKind
 from loyalty.graphql.errors import UserError, errors_field, mutate
 from loyalty.graphql.members import Member
 from loyalty.graphql.pagination import After, Connection, First, to_connection
-from loyalty.graphql.permissions import CanRedeem, IsAdmin, ensure_member_access
+from loyalty.graphql.permissions import CanRedeem, IsAdmin, OwnMember
 from loyalty.graphql.purchases import Purchase
 from loyalty.ids import encode_id, key_or_zero
 from loyalty.pagination import page_request
@@ -81,6 +81,7 @@ class SubmitFeedbackPayload:
 class FeedbackMutations:
     @strawberry.mutation(
         permission_classes=[CanRedeem],
+        extensions=[OwnMember(lambda args: args["input"].member_id)],
         description=(
             "Store a member's NPS or CSAT score. Admin and POS for a member; a member token for "
             "itself. Idempotent per idempotencyKey; a second of the same kind for the same "
@@ -95,7 +96,6 @@ class FeedbackMutations:
         ],
     ) -> SubmitFeedbackPayload:
         member_id = key_or_zero("Member", input.member_id)
-        ensure_member_access(info, member_id)
         given = feedback.FeedbackIn(
             member_id=member_id,
             kind=DomainFeedbackKind(input.kind),

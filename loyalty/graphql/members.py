@@ -21,7 +21,7 @@ from loyalty.graphql.permissions import (
     CanUpdateMembers,
     IsAdmin,
     IsMember,
-    ensure_member_access,
+    OwnMember,
     forbidden,
 )
 from loyalty.ids import decode_id, encode_id, key_or_zero
@@ -521,6 +521,7 @@ def _consents(given: ConsentsInput | None) -> members.ConsentsIn | Unset:
 class MemberQueries:
     @strawberry.field(
         permission_classes=[CanReadMembers],
+        extensions=[OwnMember(lambda args: args["id"])],
         description=(
             "A member by id; null if none. Admin and POS; a member token for itself only."
         ),
@@ -531,16 +532,13 @@ class MemberQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="The member's id.")],
     ) -> Member | None:
         member_id = decode_id("Member", id)
-        if member_id is not None:
-            ensure_member_access(info, member_id)
-        elif info.context.principal.role == Role.MEMBER:
-            raise forbidden()
         return await info.context.read(
             lambda session: members.find_member(session, member_id=member_id)
         )
 
     @strawberry.field(
         permission_classes=[CanReadMembers],
+        extensions=[OwnMember()],
         description=(
             "A member by your identifier (a scanned card); null if none. Admin and POS; "
             "a member token for itself only."
@@ -553,14 +551,9 @@ class MemberQueries:
             str, strawberry.argument(description="The externalId given at enrollment.")
         ],
     ) -> Member | None:
-        member = await info.context.read(
+        return await info.context.read(
             lambda session: members.find_member_by_external_id(session, external_id=external_id)
         )
-        if info.context.principal.role == Role.MEMBER and (
-            member is None or member.id != info.context.principal.member_id
-        ):
-            raise forbidden()
-        return member
 
     @strawberry.field(
         permission_classes=[IsAdmin],
@@ -647,6 +640,7 @@ class MemberMutations:
 
     @strawberry.mutation(
         permission_classes=[CanUpdateMembers],
+        extensions=[OwnMember(lambda args: args["input"].id)],
         description="Admins change any member; a member token changes its own profile.",
     )
     async def update_member(
@@ -656,12 +650,9 @@ class MemberMutations:
             UpdateMemberInput, strawberry.argument(description="The member and its changes.")
         ],
     ) -> UpdateMemberPayload:
-        principal = info.context.principal
+        if info.context.principal.role == Role.MEMBER and input.status is not UNSET:
+            raise forbidden()  # a member may change its profile, not its status
         member_id = key_or_zero("Member", input.id)
-        if principal.role == Role.MEMBER and (
-            principal.member_id != member_id or input.status is not UNSET
-        ):
-            raise forbidden()
         changes = members.MemberChanges(
             email=_sent(input.email),
             phone=_sent(input.phone),

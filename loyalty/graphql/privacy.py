@@ -10,14 +10,14 @@ from loyalty.auth.models import Role
 from loyalty.errors import DomainError
 from loyalty.graphql.errors import UserError, errors_field, mutate
 from loyalty.graphql.members import Member
-from loyalty.graphql.permissions import IsAdmin, RolePermission, ensure_member_access
+from loyalty.graphql.permissions import IsAdmin, OwnMember, RolePermission
 from loyalty.ids import key_or_zero
 from loyalty.privacy.erasure import ErasureIn, erase_member
 from loyalty.privacy.export import export_member
 
 
 class CanExport(RolePermission):
-    """Admins, and member tokens for their own data (``ensure_member_access``)."""
+    """Admins, and member tokens for their own data (``OwnMember``)."""
 
     roles = frozenset({Role.ADMIN, Role.MEMBER})
 
@@ -39,6 +39,7 @@ class ExportMemberDataPayload:
 class PrivacyQueries:
     @strawberry.field(
         permission_classes=[CanExport],
+        extensions=[OwnMember(lambda args: args["member_id"])],
         description=(
             "Everything stored about a member, as one JSON document (right of access and "
             "portability). Admin; a member token for itself only."
@@ -50,7 +51,6 @@ class PrivacyQueries:
         member_id: Annotated[strawberry.ID, strawberry.argument(description="The member's id.")],
     ) -> ExportMemberDataPayload:
         key = key_or_zero("Member", member_id)
-        ensure_member_access(info, key)
         try:
             document = await info.context.read(
                 lambda session: export_member(session, member_id=key)

@@ -3,7 +3,7 @@ earn" line)."""
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import Parent
@@ -11,7 +11,7 @@ from strawberry import Parent
 from loyalty.errors import DomainError
 from loyalty.graphql.errors import UserError, errors_field, mutate
 from loyalty.graphql.members import Channel, Member
-from loyalty.graphql.permissions import CanPreview, IsStaff, ensure_member_access
+from loyalty.graphql.permissions import CanPreview, IsStaff, OwnMember
 from loyalty.graphql.program import Money
 from loyalty.graphql.rule_types import PointsBreakdownItem, breakdown_items
 from loyalty.graphql.scalars import DecimalString
@@ -236,10 +236,18 @@ class PreviewPurchasePayload:
     )
 
 
+def _member_named(arguments: dict[str, Any]) -> str | None:
+    """The member a preview names; one named by externalId is not a member token's own (checked
+    before any lookup, so a member token learns nothing of other members)."""
+    given: PreviewPurchaseInput = arguments["input"]
+    return None if given.member_external_id is not None else given.member_id
+
+
 @strawberry.type
 class PurchaseQueries:
     @strawberry.field(
         permission_classes=[CanPreview],
+        extensions=[OwnMember(_member_named)],
         description=(
             "What recordPurchase would award now, writing nothing: the till's \"you will "
             'earn" line. Admin and POS; a member token for itself.'
@@ -254,10 +262,6 @@ class PurchaseQueries:
         ],
     ) -> PreviewPurchasePayload:
         purchase = purchase_in(input)
-        # Before any lookup: a member token must not learn whether other members exist.
-        ensure_member_access(
-            info, None if purchase.member_external_id is not None else purchase.member_id
-        )
         try:
             quote = await info.context.read(
                 lambda session: purchases.preview_purchase(session, purchase=purchase)

@@ -16,7 +16,7 @@ from loyalty.graphql.permissions import (
     IsAdmin,
     IsAuthenticated,
     IsStaff,
-    ensure_member_access,
+    OwnMember,
     forbidden,
 )
 from loyalty.graphql.segments import segment_keys
@@ -485,6 +485,7 @@ class RewardMutations:
 
     @strawberry.mutation(
         permission_classes=[CanRedeem],
+        extensions=[OwnMember(lambda args: args["input"].member_id)],
         description=(
             "Spend a member's available points on a reward and issue its code. Admin and POS "
             "for a member; a member token for itself, in the app. Idempotent per idempotencyKey."
@@ -498,7 +499,6 @@ class RewardMutations:
         ],
     ) -> RedemptionPayload:
         member_id = key_or_zero("Member", input.member_id)
-        ensure_member_access(info, member_id)
         if info.context.principal.role == Role.MEMBER and input.channel != Channel.MOBILE_APP:
             raise forbidden()  # a member token is the member's app: it redeems in the app
         redemption = rewards.RedemptionIn(
