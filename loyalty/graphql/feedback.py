@@ -11,11 +11,11 @@ from loyalty.feedback.models import Feedback as FeedbackRow
 from loyalty.feedback.models import FeedbackKind as DomainFeedbackKind
 from loyalty.graphql.errors import UserError, errors_field, mutate
 from loyalty.graphql.members import Member
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import CanRedeem, IsAdmin, OwnMember
 from loyalty.graphql.purchases import Purchase
 from loyalty.ids import encode_id, key_or_zero
-from loyalty.pagination import page_request
+from loyalty.pagination import Page, PageRequest
 from loyalty.validation import instant
 
 FeedbackKind = DomainFeedbackKind
@@ -123,6 +123,7 @@ class FeedbackQueries:
     @strawberry.field(
         permission_classes=[IsAdmin],
         description="Members' feedback, newest first, optionally narrowed. Admin only.",
+        graphql_type=Connection[Feedback],
     )
     async def feedback(
         self,
@@ -146,16 +147,17 @@ class FeedbackQueries:
             datetime | None,
             strawberry.argument(name="to", description="Only feedback submitted before."),
         ] = None,
-    ) -> Connection[Feedback]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        found = feedback.FeedbackFilter(
-            kind=None if kind is None else DomainFeedbackKind(kind),
-            min_score=min_score,
-            max_score=max_score,
-            since=None if since is None else instant(since, "from"),
-            until=None if until is None else instant(until, "to"),
-        )
-        page = await info.context.read(
-            lambda session: feedback.list_feedback(session, page=request, filter=found)
-        )
-        return to_connection(page, after_given=after is not None)
+    ) -> Connection[FeedbackRow]:
+        async def load(request: PageRequest) -> Page[FeedbackRow]:
+            found = feedback.FeedbackFilter(
+                kind=None if kind is None else DomainFeedbackKind(kind),
+                min_score=min_score,
+                max_score=max_score,
+                since=None if since is None else instant(since, "from"),
+                until=None if until is None else instant(until, "to"),
+            )
+            return await info.context.read(
+                lambda session: feedback.list_feedback(session, page=request, filter=found)
+            )
+
+        return await paged(info, first, after, load)

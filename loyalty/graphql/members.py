@@ -14,7 +14,7 @@ from loyalty.auth.models import Role
 from loyalty.db import utcnow
 from loyalty.errors import invalid
 from loyalty.graphql.errors import UserError, errors_field, mutate
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import (
     CanEnroll,
     CanReadMembers,
@@ -30,7 +30,7 @@ from loyalty.members import service as members
 from loyalty.members.models import Channel as DomainChannel
 from loyalty.members.models import Member as MemberRow
 from loyalty.members.models import MemberStatus as DomainMemberStatus
-from loyalty.pagination import Page, page_request
+from loyalty.pagination import Page, PageRequest
 from loyalty.referrals import service as referrals
 from loyalty.referrals.models import Referral as ReferralRow
 from loyalty.segments import service as segments
@@ -263,9 +263,12 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection[LazyTierChange]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.loaders.tier_history.load((root.id, request))
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.loaders.tier_history.load((root.id, request)),
+        )
 
     @strawberry.field(description="The member's ledger entries, newest first.")
     async def ledger(
@@ -275,9 +278,9 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection[LazyLedgerEntry]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.loaders.ledger.load((root.id, request))
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info, first, after, lambda request: info.context.loaders.ledger.load((root.id, request))
+        )
 
     @strawberry.field(description="The member's NPS and CSAT feedback, newest first.")
     async def feedback(
@@ -287,9 +290,12 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection[LazyFeedback]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.loaders.feedback.load((root.id, request))
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.loaders.feedback.load((root.id, request)),
+        )
 
     @strawberry.field(description="The member's purchases, newest first.")
     async def purchases(
@@ -299,9 +305,12 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection[LazyPurchase]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.loaders.purchases.load((root.id, request))
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.loaders.purchases.load((root.id, request)),
+        )
 
     @strawberry.field(description="Share it: a friend enrolling with it becomes a referral.")
     def referral_code(self, root: Parent[MemberRow]) -> str | None:
@@ -329,11 +338,14 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection["Referral"]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: referrals.referrals_of(session, referrer_id=root.id, page=request)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.read(
+                lambda session: referrals.referrals_of(session, referrer_id=root.id, page=request)
+            ),
         )
-        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(permission_classes=[IsAdmin], description="Who referred this member (admin).")
     async def referred_by(
@@ -367,9 +379,9 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection[LazyMemberEvent]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.loaders.events.load((root.id, request))
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info, first, after, lambda request: info.context.loaders.events.load((root.id, request))
+        )
 
     @strawberry.field(description="The member's redemptions, newest first.")
     async def redemptions(
@@ -379,9 +391,12 @@ class Member:
         first: First = None,
         after: After = None,
     ) -> Connection[LazyRedemption]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.loaders.redemptions.load((root.id, request))
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.loaders.redemptions.load((root.id, request)),
+        )
 
 
 @strawberry.type(description="How a member's referral code has done.")
@@ -582,9 +597,7 @@ class MemberQueries:
             ),
         ] = None,
     ) -> Connection[Member]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-
-        async def load(session: AsyncSession) -> Page[MemberRow]:
+        async def load(session: AsyncSession, request: PageRequest) -> Page[MemberRow]:
             within = None
             if segment_id is not None:
                 within = await segments.condition_of(
@@ -594,8 +607,9 @@ class MemberQueries:
                     return Page(items=[], keys=[], has_next=False)
             return await members.search_members(session, search=search, page=request, within=within)
 
-        page = await info.context.read(load)
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info, first, after, lambda request: info.context.read(lambda s: load(s, request))
+        )
 
     @strawberry.field(
         permission_classes=[IsMember],

@@ -10,7 +10,7 @@ from strawberry import UNSET, Parent
 from loyalty.auth.models import Role
 from loyalty.graphql.errors import ErrorCode, UserError, errors_field, mutate
 from loyalty.graphql.members import Channel, Member
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import (
     CanRedeem,
     IsAdmin,
@@ -24,7 +24,7 @@ from loyalty.graphql.tiers import Tier
 from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.members import service as members
 from loyalty.members.models import Channel as DomainChannel
-from loyalty.pagination import Page, page_request
+from loyalty.pagination import Page, PageRequest
 from loyalty.rewards import service as rewards
 from loyalty.rewards.models import Redemption as RedemptionRow
 from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
@@ -337,10 +337,9 @@ class RewardQueries:
             ),
         ] = False,
     ) -> Connection[Reward]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
         principal = info.context.principal
 
-        async def load(session: AsyncSession) -> Page[RewardView]:
+        async def load(session: AsyncSession, request: PageRequest) -> Page[RewardView]:
             member = None
             if principal.role == Role.MEMBER:
                 member = await members.find_member(session, member_id=principal.member_id)
@@ -348,8 +347,9 @@ class RewardQueries:
                 session, page=request, available_only=bool(available_only), member=member
             )
 
-        page = await info.context.read(load)
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info, first, after, lambda request: info.context.read(lambda s: load(s, request))
+        )
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],

@@ -7,7 +7,7 @@ import strawberry
 from strawberry import UNSET, Parent
 
 from loyalty.graphql.errors import UserError, errors_field, mutate
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.outbox import webhooks
@@ -15,7 +15,7 @@ from loyalty.outbox.models import DeliveryStatus
 from loyalty.outbox.models import Webhook as WebhookRow
 from loyalty.outbox.service import EVENT_TYPES
 from loyalty.outbox.webhooks import DeliveryView
-from loyalty.pagination import Page, page_request
+from loyalty.pagination import Page, PageRequest
 
 # strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
 WebhookDeliveryStatus = DeliveryStatus
@@ -283,11 +283,14 @@ class WebhookQueries:
     async def webhooks(
         self, info: strawberry.Info, first: First = None, after: After = None
     ) -> Connection[Webhook]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: webhooks.list_webhooks(session, page=request)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.read(
+                lambda session: webhooks.list_webhooks(session, page=request)
+            ),
         )
-        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(permission_classes=[IsAdmin], description="One webhook. Admin only.")
     async def webhook(
@@ -318,12 +321,12 @@ class WebhookQueries:
             strawberry.argument(description="Only deliveries in this status."),
         ] = None,
     ) -> Connection[DeliveryView]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
         key = decode_id("Webhook", webhook_id)
-        if key is None:
-            page = EMPTY
-        else:
-            page = await info.context.read(
+
+        async def load(request: PageRequest) -> Page[DeliveryView]:
+            if key is None:
+                return EMPTY
+            return await info.context.read(
                 lambda session: webhooks.list_deliveries(
                     session,
                     webhook_id=key,
@@ -331,4 +334,5 @@ class WebhookQueries:
                     page=request,
                 )
             )
-        return to_connection(page, after_given=after is not None)
+
+        return await paged(info, first, after, load)
