@@ -1,5 +1,5 @@
-"""UserErrors for business failures (every payload's errors field), and the formatting of every
-other GraphQL error."""
+"""UserErrors for business failures (in every payload, which extends Payload), and the formatting
+of every other GraphQL error."""
 
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -36,9 +36,12 @@ class UserError:
         return cls(code=error.code, field=error.field, message=error.message)
 
 
-def errors_field() -> list[UserError]:
-    """A mutation payload's ``errors``, described once for every payload."""
-    return strawberry.field(
+@strawberry.type
+class Payload:
+    """What every mutation payload extends: its errors beside what it wrote, so the field and
+    its meaning are declared once (``mutate`` fills it)."""
+
+    errors: list[UserError] = strawberry.field(
         description=(
             "Business failures, such as NOT_FOUND or INVALID. Empty on success; otherwise "
             "nothing was written and the other fields are null."

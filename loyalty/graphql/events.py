@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from loyalty.events import service as events
 from loyalty.events.models import MemberEvent as MemberEventRow
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import CanRecordEvents
 from loyalty.ids import encode_id, key_or_zero
@@ -56,8 +56,7 @@ class RecordEventInput:
 
 
 @strawberry.type(description="The result of recordEvent.")
-class RecordEventPayload:
-    errors: list[UserError] = errors_field()
+class RecordEventPayload(Payload):
     event: MemberEvent | None = strawberry.field(default=None, description="The event recorded.")
     points_awarded: int | None = strawberry.field(
         default=None, description="Points the event rules in force gave for it (0: none)."

@@ -9,7 +9,7 @@ from strawberry import Parent
 from loyalty.feedback import service as feedback
 from loyalty.feedback.models import Feedback as FeedbackRow
 from loyalty.feedback.models import FeedbackKind as DomainFeedbackKind
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.members import Member
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import CanRedeem, IsAdmin, OwnMember
@@ -72,8 +72,7 @@ class SubmitFeedbackInput:
 
 
 @strawberry.type(description="The result of submitFeedback.")
-class SubmitFeedbackPayload:
-    errors: list[UserError] = errors_field()
+class SubmitFeedbackPayload(Payload):
     feedback: Feedback | None = strawberry.field(default=None, description="The stored feedback.")
 
 

@@ -8,7 +8,7 @@ import strawberry
 from strawberry import Parent
 
 from loyalty.db import utcnow
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.graphql.purchases import Purchase
@@ -118,8 +118,7 @@ class AdjustPointsInput:
 
 
 @strawberry.type(description="The result of adjustPoints.")
-class AdjustPointsPayload:
-    errors: list[UserError] = errors_field()
+class AdjustPointsPayload(Payload):
     entry: LedgerEntry | None = strawberry.field(
         default=None, description="The ADJUST ledger entry written."
     )

@@ -13,7 +13,7 @@ from strawberry import UNSET, Parent
 from loyalty.auth.models import Role
 from loyalty.db import utcnow
 from loyalty.errors import invalid
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import (
     CanEnroll,
@@ -498,16 +498,14 @@ class UpdateMemberInput:
 
 
 @strawberry.type(description="The result of enrollMember.")
-class EnrollMemberPayload:
-    errors: list[UserError] = errors_field()
+class EnrollMemberPayload(Payload):
     member: Member | None = strawberry.field(
         default=None, description="The new member; null when errors is not empty."
     )
 
 
 @strawberry.type(description="The result of updateMember.")
-class UpdateMemberPayload:
-    errors: list[UserError] = errors_field()
+class UpdateMemberPayload(Payload):
     member: Member | None = strawberry.field(
         default=None, description="The member as changed; null when errors is not empty."
     )

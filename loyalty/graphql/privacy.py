@@ -8,7 +8,7 @@ from strawberry.scalars import JSON
 
 from loyalty.auth.models import Role
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, UserError, mutate
 from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin, OwnMember, RolePermission
 from loyalty.ids import key_or_zero
@@ -23,8 +23,7 @@ class CanExport(RolePermission):
 
 
 @strawberry.type(description="A member's data export, or why there is none.")
-class ExportMemberDataPayload:
-    errors: list[UserError] = errors_field()
+class ExportMemberDataPayload(Payload):
     export: JSON | None = strawberry.field(
         default=None,
         description=(
@@ -72,8 +71,7 @@ class EraseMemberInput:
 
 
 @strawberry.type(description="The result of eraseMember.")
-class EraseMemberPayload:
-    errors: list[UserError] = errors_field()
+class EraseMemberPayload(Payload):
     member: Member | None = strawberry.field(
         default=None, description="The member as it now is: status ERASED, no personal data."
     )

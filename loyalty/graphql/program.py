@@ -5,7 +5,7 @@ from typing import Annotated
 import strawberry
 from strawberry import UNSET, Parent
 
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
 from loyalty.money import plain
@@ -145,8 +145,7 @@ class UpdateProgramInput:
 
 
 @strawberry.type(description="The result of updateProgram.")
-class UpdateProgramPayload:
-    errors: list[UserError] = errors_field()
+class UpdateProgramPayload(Payload):
     program: Program | None = strawberry.field(
         default=None, description="The program with the changes applied."
     )

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import Parent
 
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, UserError, mutate
 from loyalty.graphql.members import Channel, Member
 from loyalty.graphql.permissions import CanPreview, IsStaff, OwnMember
 from loyalty.graphql.program import Money
@@ -169,8 +169,7 @@ class RecordPurchaseInput(PreviewPurchaseInput):
 
 
 @strawberry.type(description="The result of recordPurchase.")
-class RecordPurchasePayload:
-    errors: list[UserError] = errors_field()
+class RecordPurchasePayload(Payload):
     purchase: Purchase | None = strawberry.field(default=None, description="The recorded purchase.")
     points_awarded: int | None = strawberry.field(
         default=None, description="Points it earned (pending if the program has pendingDays)."
@@ -215,8 +214,7 @@ class RefundPurchaseInput:
 
 
 @strawberry.type(description="The result of refundPurchase.")
-class RefundPurchasePayload:
-    errors: list[UserError] = errors_field()
+class RefundPurchasePayload(Payload):
     purchase: Purchase | None = strawberry.field(
         default=None, description="The purchase with its refunded amount and status."
     )
@@ -226,8 +224,7 @@ class RefundPurchasePayload:
 
 
 @strawberry.type(description="The result of previewPurchase: what the purchase would earn.")
-class PreviewPurchasePayload:
-    errors: list[UserError] = errors_field()
+class PreviewPurchasePayload(Payload):
     points_awarded: int | None = strawberry.field(
         default=None, description="Points recordPurchase would award now."
     )

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET, Parent
 
 from loyalty.auth.models import Role
-from loyalty.graphql.errors import ErrorCode, UserError, errors_field, mutate
+from loyalty.graphql.errors import ErrorCode, Payload, mutate
 from loyalty.graphql.members import Channel, Member
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import (
@@ -271,14 +271,12 @@ class MarkRedemptionUsedInput:
 
 
 @strawberry.type(description="The result of createReward or updateReward.")
-class RewardPayload:
-    errors: list[UserError] = errors_field()
+class RewardPayload(Payload):
     reward: Reward | None = strawberry.field(default=None, description="The reward as saved.")
 
 
 @strawberry.type(description="The result of addRewardCodes.")
-class AddRewardCodesPayload:
-    errors: list[UserError] = errors_field()
+class AddRewardCodesPayload(Payload):
     reward: Reward | None = strawberry.field(
         default=None, description="The reward, its stock including the new codes."
     )
@@ -286,8 +284,7 @@ class AddRewardCodesPayload:
 
 
 @strawberry.type(description="The result of redeemReward or cancelRedemption.")
-class RedemptionPayload:
-    errors: list[UserError] = errors_field()
+class RedemptionPayload(Payload):
     redemption: Redemption | None = strawberry.field(
         default=None, description="The redemption, with its code and status."
     )
@@ -297,8 +294,7 @@ class RedemptionPayload:
 
 
 @strawberry.type(description="The result of markRedemptionUsed.")
-class MarkRedemptionUsedPayload:
-    errors: list[UserError] = errors_field()
+class MarkRedemptionUsedPayload(Payload):
     redemption: Redemption | None = strawberry.field(
         default=None, description="The redemption, now USED."
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import UNSET
 
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.members import Channel
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
@@ -157,8 +157,7 @@ class ArchiveEarningRuleInput:
 @strawberry.type(
     description="The result of createEarningRule, updateEarningRule or archiveEarningRule."
 )
-class EarningRulePayload:
-    errors: list[UserError] = errors_field()
+class EarningRulePayload(Payload):
     earning_rule: EarningRule | None = strawberry.field(
         default=None, description="The rule as saved, with its current version."
     )

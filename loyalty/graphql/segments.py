@@ -8,7 +8,7 @@ import strawberry
 from strawberry import UNSET, Parent
 
 from loyalty.db import utcnow
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.members import Channel, Member
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
@@ -224,8 +224,7 @@ class DeleteSegmentInput:
 
 
 @strawberry.type(description="The result of createSegment, updateSegment or deleteSegment.")
-class SegmentPayload:
-    errors: list[UserError] = errors_field()
+class SegmentPayload(Payload):
     segment: Segment | None = strawberry.field(
         default=None, description="The segment as saved (deleteSegment: as it was)."
     )

@@ -9,7 +9,7 @@ from strawberry import UNSET, Parent
 
 from loyalty.db import utcnow
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, UserError, mutate
 from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
@@ -193,14 +193,12 @@ class PreviewTierChangeInput:
 
 
 @strawberry.type(description="The result of createTier or updateTier.")
-class TierPayload:
-    errors: list[UserError] = errors_field()
+class TierPayload(Payload):
     tier: Tier | None = strawberry.field(default=None, description="The tier as saved.")
 
 
 @strawberry.type(description="The result of deleteTier.")
-class DeleteTierPayload:
-    errors: list[UserError] = errors_field()
+class DeleteTierPayload(Payload):
     tier: Tier | None = strawberry.field(default=None, description="The tier deleted.")
     members_moved: int | None = strawberry.field(
         default=None, description="How many members moved to moveMembersTo."
@@ -208,8 +206,7 @@ class DeleteTierPayload:
 
 
 @strawberry.type(description="The result of setMemberTier.")
-class SetMemberTierPayload:
-    errors: list[UserError] = errors_field()
+class SetMemberTierPayload(Payload):
     member: Member | None = strawberry.field(
         default=None, description="The member in the new tier."
     )
@@ -229,8 +226,7 @@ class TierPreview:
 
 
 @strawberry.type(description="The result of previewTierChange.")
-class TierChangePreviewPayload:
-    errors: list[UserError] = errors_field()
+class TierChangePreviewPayload(Payload):
     tiers: list[TierPreview] | None = strawberry.field(
         default=None,
         description="One line per proposed tier by rank, then rank -1 for members below all.",

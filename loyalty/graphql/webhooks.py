@@ -6,7 +6,7 @@ from typing import Annotated, TypeVar
 import strawberry
 from strawberry import UNSET, Parent
 
-from loyalty.graphql.errors import UserError, errors_field, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.ids import decode_id, encode_id, key_or_zero
@@ -134,14 +134,12 @@ class RedeliverWebhookDeliveryInput:
 
 
 @strawberry.type(description="The result of updateWebhook or deleteWebhook.")
-class WebhookPayload:
-    errors: list[UserError] = errors_field()
+class WebhookPayload(Payload):
     webhook: Webhook | None = strawberry.field(default=None, description="The webhook.")
 
 
 @strawberry.type(description="The result of createWebhook or rotateWebhookSecret.")
-class WebhookSecretPayload:
-    errors: list[UserError] = errors_field()
+class WebhookSecretPayload(Payload):
     webhook: Webhook | None = strawberry.field(default=None, description="The webhook.")
     secret: str | None = strawberry.field(
         default=None,
@@ -151,8 +149,7 @@ class WebhookSecretPayload:
 
 
 @strawberry.type(description="The result of redeliverWebhookDelivery.")
-class RedeliverWebhookDeliveryPayload:
-    errors: list[UserError] = errors_field()
+class RedeliverWebhookDeliveryPayload(Payload):
     delivery: WebhookDelivery | None = strawberry.field(
         default=None, description="The delivery, PENDING and due now."
     )
