@@ -7,9 +7,10 @@ from typing import Annotated
 import strawberry
 
 from loyalty.analytics import stats
+from loyalty.graphql.members import Channel
 from loyalty.graphql.permissions import IsAdmin
+from loyalty.graphql.program import Money
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Channel, Money
 from loyalty.members.models import Channel as DomainChannel
 from loyalty.money import format_amount
 

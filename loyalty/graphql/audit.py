@@ -33,10 +33,10 @@ from loyalty.audit import service as audit
 from loyalty.audit.models import ActorKind
 from loyalty.audit.models import AuditEntry as AuditRow
 from loyalty.auth.models import Role
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.ids import decode_id, encode_id
-from loyalty.pagination import Page, page_request
+from loyalty.pagination import Page, PageRequest
 
 R = TypeVar("R")
 MAX_ID_LENGTH = 64
@@ -245,26 +245,30 @@ class AuditQueries:
             strawberry.argument(description="Only this mutation (e.g. adjustPoints) or command."),
         ] = None,
     ) -> Connection[AuditEntry]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
         member_key = None if member_id is None else decode_id("Member", member_id)
         key_id = None
         if actor_key_id is not None and actor_key_id.isdigit() and len(actor_key_id) <= 18:
             key_id = int(actor_key_id)
-        if (member_id is not None and member_key is None) or (
-            actor_key_id is not None and key_id is None
-        ):
-            page = EMPTY  # an ID that names nothing matches nothing
-        else:
-            page = await info.context.read(
-                lambda session: audit.list_entries(
-                    session,
-                    page=request,
-                    member_id=member_key,
-                    actor_key_id=key_id,
-                    operation=operation,
+
+        async def load(request: PageRequest) -> Page[AuditEntry]:
+            if (member_id is not None and member_key is None) or (
+                actor_key_id is not None and key_id is None
+            ):
+                page = EMPTY  # an ID that names nothing matches nothing
+            else:
+                page = await info.context.read(
+                    lambda session: audit.list_entries(
+                        session,
+                        page=request,
+                        member_id=member_key,
+                        actor_key_id=key_id,
+                        operation=operation,
+                    )
                 )
+            return Page(
+                items=[AuditEntry.of(row) for row in page.items],
+                keys=page.keys,
+                has_next=page.has_next,
             )
-        entries = Page(
-            items=[AuditEntry.of(row) for row in page.items], keys=page.keys, has_next=page.has_next
-        )
-        return to_connection(entries, after_given=after is not None)
+
+        return await paged(info, first, after, load)

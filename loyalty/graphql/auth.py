@@ -6,9 +6,8 @@ from typing import Annotated
 import strawberry
 
 from loyalty.auth import service as auth
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.permissions import CanIssueTokens
-from loyalty.graphql.types import errors_field
 from loyalty.ids import key_or_zero
 
 
@@ -20,8 +19,7 @@ class IssueMemberTokenInput:
 
 
 @strawberry.type(description="The result of issueMemberToken.")
-class IssueMemberTokenPayload:
-    errors: list[UserError] = errors_field()
+class IssueMemberTokenPayload(Payload):
     token: str | None = strawberry.field(
         default=None,
         description="Bearer token for the member's app: it reads and acts for that member only.",

@@ -1,4 +1,5 @@
-"""UserErrors for business failures, and the formatting of every other GraphQL error."""
+"""UserErrors for business failures (in every payload, which extends Payload), and the formatting
+of every other GraphQL error."""
 
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -33,6 +34,19 @@ class UserError:
     @classmethod
     def of(cls, error: DomainError) -> "UserError":
         return cls(code=error.code, field=error.field, message=error.message)
+
+
+@strawberry.type
+class Payload:
+    """What every mutation payload extends: its errors beside what it wrote, so the field and
+    its meaning are declared once (``mutate`` fills it)."""
+
+    errors: list[UserError] = strawberry.field(
+        description=(
+            "Business failures, such as NOT_FOUND or INVALID. Empty on success; otherwise "
+            "nothing was written and the other fields are null."
+        )
+    )
 
 
 P = TypeVar("P")

@@ -1,16 +1,36 @@
-"""recordEvent: a member's non-purchase action, rewarded by the event rules in force."""
+"""recordEvent: a member's non-purchase action, rewarded by the event rules in force, and the
+MemberEvent type it records."""
 
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from strawberry import Parent
 from strawberry.scalars import JSON
 
 from loyalty.events import service as events
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.events.models import MemberEvent as MemberEventRow
+from loyalty.graphql.errors import Payload, mutate
+from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import CanRecordEvents
-from loyalty.graphql.types import Member, MemberEvent, errors_field
-from loyalty.ids import key_or_zero
+from loyalty.ids import encode_id, key_or_zero
+
+
+@strawberry.type(description="A non-purchase action recorded with recordEvent, and what it earned.")
+class MemberEvent:
+    type: str = strawberry.field(description="What happened, such as app_installed.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+    points_awarded: int = strawberry.field(
+        description="Points the event rules in force gave for it (0: none applied)."
+    )
+    attributes: JSON = strawberry.field(
+        description="The JSON object sent with the event, as sent ({} when none)."
+    )
+
+    @strawberry.field(description="Opaque identifier of the event.")
+    def id(self, root: Parent[MemberEventRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("MemberEvent", root.id))
 
 
 @strawberry.input(description="A non-purchase action of a member, such as installing the app.")
@@ -36,8 +56,7 @@ class RecordEventInput:
 
 
 @strawberry.type(description="The result of recordEvent.")
-class RecordEventPayload:
-    errors: list[UserError] = errors_field()
+class RecordEventPayload(Payload):
     event: MemberEvent | None = strawberry.field(default=None, description="The event recorded.")
     points_awarded: int | None = strawberry.field(
         default=None, description="Points the event rules in force gave for it (0: none)."

@@ -16,8 +16,8 @@ from strawberry.scalars import JSON
 
 from loyalty.errors import ErrorCode
 from loyalty.graphql.context import SubscriptionContext
+from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin, IsMember
-from loyalty.graphql.types import Member
 from loyalty.ids import encode_id
 from loyalty.members import service as members
 from loyalty.members.models import Member as MemberRow

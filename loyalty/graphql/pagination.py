@@ -1,10 +1,11 @@
 """Relay connections over the keyset pages services return."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
-from loyalty.pagination import Page, encode_cursor
+from loyalty.pagination import Page, PageRequest, encode_cursor, page_request
 
 T = TypeVar("T")
 
@@ -65,3 +66,15 @@ def to_connection(page: Page[T], *, after_given: bool) -> Connection[T]:
             end_cursor=cursors[-1] if cursors else None,
         ),
     )
+
+
+async def paged(
+    info: strawberry.Info,
+    first: int | None,
+    after: str | None,
+    fetch: Callable[[PageRequest], Awaitable[Page[T]]],
+) -> Connection[T]:
+    """Every list field's one way to a page: first and after checked against the server's page
+    size limit, the page fetched for that request, and its connection."""
+    request = page_request(first, after, max_size=info.context.settings.page_size_max)
+    return to_connection(await fetch(request), after_given=after is not None)

@@ -1,12 +1,17 @@
-"""The role matrix of API.md §2, as permission classes attached to fields."""
+"""The role matrix of API.md §2, as permission classes attached to fields, and ``OwnMember``,
+the one check that a member token reaches only its own member."""
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import FieldExtension
+from strawberry.extensions.field_extension import AsyncExtensionResolver
 from strawberry.permission import BasePermission
 
 from loyalty.auth.models import Role
+from loyalty.ids import decode_id
 
 FORBIDDEN = "FORBIDDEN"
 
@@ -31,7 +36,7 @@ class IsStaff(RolePermission):
 
 
 class CanReadMembers(RolePermission):
-    """Staff, and member tokens (each limited to its own member by ``ensure_member_access``)."""
+    """Staff, and member tokens (each limited to its own member by ``OwnMember``)."""
 
     roles = frozenset({Role.ADMIN, Role.POS, Role.MEMBER})
 
@@ -81,9 +86,40 @@ def forbidden() -> GraphQLError:
     return GraphQLError(RolePermission.message, extensions={"code": FORBIDDEN})
 
 
-def ensure_member_access(info: strawberry.Info, member_id: int | None) -> None:
-    """A member token reaches its own member only (None: a member named another way, which it
-    may not); other roles passed their field permission."""
-    principal = info.context.principal
-    if principal.role == Role.MEMBER and principal.member_id != member_id:
-        raise forbidden()
+MemberNamed = Callable[[dict[str, Any]], str | None]
+"""Picks the member's ID from a field's arguments (None: a member named another way)."""
+
+
+class OwnMember(FieldExtension):
+    """Object-level ownership, declared on the field: a member token reaches its own member only.
+
+    Other roles passed the field's role permission (which runs first) and are not checked here.
+    With ``named``, the member the arguments name is checked before the resolver runs, so a
+    member token learns nothing about other members; a member named another way (None) is
+    refused. Without it, the member the resolver returns must be the token's own; null is
+    refused too, so a token cannot tell whether some other member exists.
+    """
+
+    def __init__(self, named: MemberNamed | None = None) -> None:
+        super().__init__()
+        self.named = named
+
+    async def resolve_async(
+        self,
+        next_: AsyncExtensionResolver,
+        source: Any,
+        info: strawberry.Info,
+        **kwargs: Any,
+    ) -> Any:
+        principal = info.context.principal
+        if principal.role != Role.MEMBER:
+            return await next_(source, info, **kwargs)
+        if self.named is not None:
+            given = self.named(kwargs)
+            if given is None or decode_id("Member", given) != principal.member_id:
+                raise forbidden()
+            return await next_(source, info, **kwargs)
+        result = await next_(source, info, **kwargs)
+        if result is None or result.id != principal.member_id:
+            raise forbidden()
+        return result

@@ -8,23 +8,22 @@ from strawberry.scalars import JSON
 
 from loyalty.auth.models import Role
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.permissions import IsAdmin, RolePermission, ensure_member_access
-from loyalty.graphql.types import Member, errors_field
+from loyalty.graphql.errors import Payload, UserError, mutate
+from loyalty.graphql.members import Member
+from loyalty.graphql.permissions import IsAdmin, OwnMember, RolePermission
 from loyalty.ids import key_or_zero
 from loyalty.privacy.erasure import ErasureIn, erase_member
 from loyalty.privacy.export import export_member
 
 
 class CanExport(RolePermission):
-    """Admins, and member tokens for their own data (``ensure_member_access``)."""
+    """Admins, and member tokens for their own data (``OwnMember``)."""
 
     roles = frozenset({Role.ADMIN, Role.MEMBER})
 
 
 @strawberry.type(description="A member's data export, or why there is none.")
-class ExportMemberDataPayload:
-    errors: list[UserError] = errors_field()
+class ExportMemberDataPayload(Payload):
     export: JSON | None = strawberry.field(
         default=None,
         description=(
@@ -39,6 +38,7 @@ class ExportMemberDataPayload:
 class PrivacyQueries:
     @strawberry.field(
         permission_classes=[CanExport],
+        extensions=[OwnMember(lambda args: args["member_id"])],
         description=(
             "Everything stored about a member, as one JSON document (right of access and "
             "portability). Admin; a member token for itself only."
@@ -50,7 +50,6 @@ class PrivacyQueries:
         member_id: Annotated[strawberry.ID, strawberry.argument(description="The member's id.")],
     ) -> ExportMemberDataPayload:
         key = key_or_zero("Member", member_id)
-        ensure_member_access(info, key)
         try:
             document = await info.context.read(
                 lambda session: export_member(session, member_id=key)
@@ -72,8 +71,7 @@ class EraseMemberInput:
 
 
 @strawberry.type(description="The result of eraseMember.")
-class EraseMemberPayload:
-    errors: list[UserError] = errors_field()
+class EraseMemberPayload(Payload):
     member: Member | None = strawberry.field(
         default=None, description="The member as it now is: status ERASED, no personal data."
     )

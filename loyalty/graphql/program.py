@@ -1,16 +1,84 @@
-"""Program settings and tiers."""
+"""Program settings (the Program type, read and changed) and Money, the amount type."""
 
 from typing import Annotated
 
 import strawberry
-from strawberry import UNSET
+from strawberry import UNSET, Parent
 
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Program, errors_field
+from loyalty.money import plain
 from loyalty.program import service as program_service
+from loyalty.program.models import Program as ProgramRow
 from loyalty.validation import UNSET as UNCHANGED
+
+
+@strawberry.type(description="An amount of money; exact, never a float.")
+class Money:
+    amount: DecimalString = strawberry.field(
+        description='Decimal string in the currency\'s major unit, such as "12.50".'
+    )
+    currency: str = strawberry.field(description="ISO 4217 code, such as EUR.")
+
+
+@strawberry.type(
+    description="The loyalty program's settings: one per deployment, changed with updateProgram."
+)
+class Program:
+    name: str = strawberry.field(description="The program's name, as shown to members.")
+    currency: str = strawberry.field(
+        description="ISO 4217 code every purchase and refund must be in."
+    )
+    pending_days: int = strawberry.field(
+        description=(
+            "Days after a purchase's occurredAt before its points become available "
+            "(0: at once); refunds in that time take them back first."
+        )
+    )
+    points_expire_after_days: int | None = strawberry.field(
+        description="Days after they are earned that points expire; null: they never expire."
+    )
+    tier_window_days: int = strawberry.field(
+        description="Length of the rolling window in which qualifying points count toward tiers."
+    )
+    time_zone: str = strawberry.field(
+        description="Where days, weeks and hours are counted (rules, caps, birthdays)."
+    )
+    max_backdate_days: int = strawberry.field(
+        description="How far back a purchase's occurredAt may lie."
+    )
+    referrer_points: int = strawberry.field(
+        description="What a referrer earns when a referee's first purchase earns points."
+    )
+    referee_points: int = strawberry.field(
+        description="What the referee earns on that first purchase, on top of its points."
+    )
+    referral_limit: int | None = strawberry.field(
+        description="Referrals rewarded per referrer (null: no limit)."
+    )
+    idempotency_retention_days: int = strawberry.field(
+        description=(
+            "How long idempotency keys are kept; the retention job deletes older ones, and a "
+            "retry after that is treated as a new request."
+        )
+    )
+    expiry_warning_days: int = strawberry.field(
+        description=(
+            "How many days before they expire points are announced by a points.expiring "
+            "event (the warn-expiring job; once per earned lot); 0: never."
+        )
+    )
+    closed_member_retention_days: int | None = strawberry.field(
+        description=(
+            "Days a CLOSED member's personal data is kept; then the retention job erases it "
+            "as eraseMember would. null: kept until eraseMember."
+        )
+    )
+
+    @strawberry.field(description="Points earned per 1.00 of the program's currency.")
+    def points_per_unit(self, root: Parent[ProgramRow]) -> DecimalString:
+        return DecimalString(plain(root.points_per_unit))
 
 
 @strawberry.input(description="Program settings to change; fields left out stay as they are.")
@@ -77,8 +145,7 @@ class UpdateProgramInput:
 
 
 @strawberry.type(description="The result of updateProgram.")
-class UpdateProgramPayload:
-    errors: list[UserError] = errors_field()
+class UpdateProgramPayload(Payload):
     program: Program | None = strawberry.field(
         default=None, description="The program with the changes applied."
     )

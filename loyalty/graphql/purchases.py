@@ -1,19 +1,109 @@
-"""recordPurchase, refundPurchase and previewPurchase (the till's "you will earn" line)."""
+"""The Purchase type, recordPurchase, refundPurchase and previewPurchase (the till's "you will
+earn" line)."""
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
 import strawberry
+from strawberry import Parent
 
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.permissions import CanPreview, IsStaff, ensure_member_access
+from loyalty.graphql.errors import Payload, UserError, mutate
+from loyalty.graphql.members import Channel, Member
+from loyalty.graphql.permissions import CanPreview, IsStaff, OwnMember
+from loyalty.graphql.program import Money
 from loyalty.graphql.rule_types import PointsBreakdownItem, breakdown_items
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Channel, Member, Purchase, errors_field
-from loyalty.ids import key_or_zero
+from loyalty.ids import encode_id, key_or_zero
+from loyalty.money import format_amount
 from loyalty.purchases import refunds
 from loyalty.purchases import service as purchases
+from loyalty.purchases.models import Purchase as PurchaseRow
+from loyalty.purchases.models import PurchaseStatus as DomainPurchaseStatus
+
+PurchaseStatus = DomainPurchaseStatus
+strawberry.enum(
+    PurchaseStatus,
+    name="PurchaseStatus",
+    description="How much of a purchase has been refunded: none, part or all of its total.",
+)
+
+
+@strawberry.type(description="A basket line as the till sent it; earning rules match on it.")
+class PurchaseLine:
+    sku: str | None = strawberry.field(description="The product's SKU; null if not sent.")
+    category: str | None = strawberry.field(description="The product's category; null if not sent.")
+    quantity: int = strawberry.field(description="Units bought.")
+    unit_price: Money | None = strawberry.field(description="Price of one unit; null if not sent.")
+
+
+@strawberry.type(description="A receipt points were earned on, recorded with recordPurchase.")
+class Purchase:
+    order_id: str = strawberry.field(
+        description="Your order or receipt number; unique across the program."
+    )
+    channel: Channel = strawberry.field(description="Where it was bought.")
+    store_id: str | None = strawberry.field(description="Your store identifier; null if not sent.")
+    occurred_at: datetime = strawberry.field(
+        description="When it was bought; earning used the tier and rules in force then."
+    )
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+    points_awarded: int = strawberry.field(
+        description="Points it earned: base points plus earning-rule bonuses."
+    )
+    points_refunded: int = strawberry.field(
+        description="Points refunds took back, including any the member no longer had."
+    )
+    points_unrecovered: int = strawberry.field(
+        description="Clawback the member no longer had the points for."
+    )
+    status: PurchaseStatus = strawberry.field(description="Whether it has been refunded.")
+
+    @strawberry.field(description="Total refunded so far, over all refunds.")
+    def refunded(self, root: Parent[PurchaseRow]) -> Money:
+        return Money(
+            amount=DecimalString(format_amount(root.refunded_amount)), currency=root.currency
+        )
+
+    @strawberry.field(description="Opaque identifier of the purchase; use it as purchaseId.")
+    def id(self, root: Parent[PurchaseRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Purchase", root.id))
+
+    @strawberry.field(description="The amount paid, in the program's currency.")
+    def total(self, root: Parent[PurchaseRow]) -> Money:
+        return Money(amount=DecimalString(format_amount(root.total_amount)), currency=root.currency)
+
+    @strawberry.field(
+        description="Base points and each earning rule's points; they add up to pointsAwarded."
+    )
+    def points_breakdown(self, root: Parent[PurchaseRow]) -> list[PointsBreakdownItem]:
+        return breakdown_items(
+            root.points_breakdown or [{"rule_id": None, "points": root.points_awarded}]
+        )
+
+    @strawberry.field(description="The basket lines sent with it, in order; empty if none.")
+    def lines(self, root: Parent[PurchaseRow]) -> list[PurchaseLine]:
+        return [
+            PurchaseLine(
+                sku=line["sku"],
+                category=line["category"],
+                quantity=line["quantity"],
+                unit_price=(
+                    None
+                    if line["unit_price"] is None
+                    else Money(
+                        amount=DecimalString(format_amount(Decimal(line["unit_price"]))),
+                        currency=root.currency,
+                    )
+                ),
+            )
+            for line in root.lines
+        ]
+
+    @strawberry.field(description="Who earned the points.")
+    async def member(self, root: Parent[PurchaseRow], info: strawberry.Info) -> Member:
+        return await info.context.loaders.member.load(root.member_id)
 
 
 @strawberry.input(description="An amount of money: a decimal string, never a float.")
@@ -79,8 +169,7 @@ class RecordPurchaseInput(PreviewPurchaseInput):
 
 
 @strawberry.type(description="The result of recordPurchase.")
-class RecordPurchasePayload:
-    errors: list[UserError] = errors_field()
+class RecordPurchasePayload(Payload):
     purchase: Purchase | None = strawberry.field(default=None, description="The recorded purchase.")
     points_awarded: int | None = strawberry.field(
         default=None, description="Points it earned (pending if the program has pendingDays)."
@@ -125,8 +214,7 @@ class RefundPurchaseInput:
 
 
 @strawberry.type(description="The result of refundPurchase.")
-class RefundPurchasePayload:
-    errors: list[UserError] = errors_field()
+class RefundPurchasePayload(Payload):
     purchase: Purchase | None = strawberry.field(
         default=None, description="The purchase with its refunded amount and status."
     )
@@ -136,8 +224,7 @@ class RefundPurchasePayload:
 
 
 @strawberry.type(description="The result of previewPurchase: what the purchase would earn.")
-class PreviewPurchasePayload:
-    errors: list[UserError] = errors_field()
+class PreviewPurchasePayload(Payload):
     points_awarded: int | None = strawberry.field(
         default=None, description="Points recordPurchase would award now."
     )
@@ -146,10 +233,18 @@ class PreviewPurchasePayload:
     )
 
 
+def _member_named(arguments: dict[str, Any]) -> str | None:
+    """The member a preview names; one named by externalId is not a member token's own (checked
+    before any lookup, so a member token learns nothing of other members)."""
+    given: PreviewPurchaseInput = arguments["input"]
+    return None if given.member_external_id is not None else given.member_id
+
+
 @strawberry.type
 class PurchaseQueries:
     @strawberry.field(
         permission_classes=[CanPreview],
+        extensions=[OwnMember(_member_named)],
         description=(
             "What recordPurchase would award now, writing nothing: the till's \"you will "
             'earn" line. Admin and POS; a member token for itself.'
@@ -164,10 +259,6 @@ class PurchaseQueries:
         ],
     ) -> PreviewPurchasePayload:
         purchase = purchase_in(input)
-        # Before any lookup: a member token must not learn whether other members exist.
-        ensure_member_access(
-            info, None if purchase.member_external_id is not None else purchase.member_id
-        )
         try:
             quote = await info.context.read(
                 lambda session: purchases.preview_purchase(session, purchase=purchase)

@@ -1,33 +1,147 @@
-"""Rewards catalog and redemption."""
+"""Rewards catalog and redemption: the Reward and Redemption types, their queries and mutations."""
 
 from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry import UNSET
+from strawberry import UNSET, Parent
 
 from loyalty.auth.models import Role
-from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.errors import ErrorCode, Payload, mutate
+from loyalty.graphql.members import Channel, Member
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import (
     CanRedeem,
     IsAdmin,
     IsAuthenticated,
     IsStaff,
-    ensure_member_access,
+    OwnMember,
     forbidden,
 )
 from loyalty.graphql.segments import segment_keys
-from loyalty.graphql.types import Channel, Member, Redemption, Reward, RewardKind, errors_field
-from loyalty.ids import decode_id, key_or_zero
+from loyalty.graphql.tiers import Tier
+from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.members import service as members
 from loyalty.members.models import Channel as DomainChannel
-from loyalty.pagination import Page, page_request
+from loyalty.pagination import Page, PageRequest
 from loyalty.rewards import service as rewards
+from loyalty.rewards.models import Redemption as RedemptionRow
+from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
 from loyalty.rewards.models import Reward as RewardRow
+from loyalty.rewards.models import RewardKind as DomainRewardKind
 from loyalty.rewards.service import RewardView
 from loyalty.validation import UNSET as UNCHANGED
+
+RewardKind = DomainRewardKind
+strawberry.enum(
+    RewardKind,
+    name="RewardKind",
+    description=(
+        "Where a redemption's code comes from: GENERATED_CODE draws a fresh unguessable code, "
+        "CODE_POOL hands out one of the partner codes uploaded with addRewardCodes."
+    ),
+)
+
+
+RedemptionStatus = DomainRedemptionStatus
+strawberry.enum(
+    RedemptionStatus,
+    name="RedemptionStatus",
+    description=(
+        "ISSUED: the code is valid; USED: markRedemptionUsed consumed it; CANCELLED: "
+        "cancelRedemption gave the points back."
+    ),
+)
+
+
+@strawberry.type(description="A catalog entry members spend points on; anyone signed in reads it.")
+class Reward:
+    name: str = strawberry.field(description="Shown to members, such as Free coffee.")
+    description: str | None = strawberry.field(description="Longer text for members; null if none.")
+    kind: RewardKind = strawberry.field(description="Where redemption codes come from.")
+    cost_points: int = strawberry.field(description="Available points one redemption spends.")
+    active: bool = strawberry.field(description="Inactive rewards cannot be redeemed.")
+    stock: int | None = strawberry.field(description="Units left to issue; null is unlimited.")
+    per_member_limit: int | None = strawberry.field(
+        description="Times one member may redeem it (cancelled ones do not count); null: no limit."
+    )
+    starts_at: datetime | None = strawberry.field(
+        description="Redeemable from then; null: already."
+    )
+    ends_at: datetime | None = strawberry.field(
+        description="Redeemable until then (exclusive); null: no end."
+    )
+
+    @strawberry.field(description="Opaque identifier of the reward; use it as rewardId.")
+    def id(self, root: Parent[rewards.RewardView]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Reward", root.reward.id))
+
+    @strawberry.field(description="Channels it can be redeemed in; empty means all.")
+    def channels(self, root: Parent[rewards.RewardView]) -> list[Channel]:
+        return [DomainChannel(c) for c in root.reward.channels]
+
+    @strawberry.field(
+        description="Members need this tier or a higher-ranked one to redeem; null: anyone."
+    )
+    async def min_tier(
+        self, root: Parent[rewards.RewardView], info: strawberry.Info
+    ) -> Tier | None:
+        if root.reward.min_tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.reward.min_tier_id)
+
+    @strawberry.field(
+        description=(
+            "Segments whose members alone may redeem it (NOT_IN_SEGMENT for others); "
+            "empty: every member."
+        )
+    )
+    def segment_ids(self, root: Parent[rewards.RewardView]) -> list[strawberry.ID]:
+        return [strawberry.ID(encode_id("Segment", i)) for i in root.reward.segment_ids or ()]
+
+    @strawberry.field(
+        description="For a member token: why the member cannot redeem this now; null if they can."
+    )
+    def ineligible_reason(self, root: Parent[rewards.RewardView]) -> ErrorCode | None:
+        return None if root.ineligible is None else root.ineligible.code
+
+    @strawberry.field(description="A readable explanation of ineligibleReason.")
+    def ineligible_message(self, root: Parent[rewards.RewardView]) -> str | None:
+        return None if root.ineligible is None else root.ineligible.message
+
+
+@strawberry.type(description="A reward a member redeemed: the code to present, and its state.")
+class Redemption:
+    points_spent: int = strawberry.field(
+        description="Points it took; a cancellation gives them back."
+    )
+    code: str = strawberry.field(
+        description="The coupon code the till or web shop accepts; unique."
+    )
+    status: RedemptionStatus = strawberry.field(description="Whether the code is still usable.")
+    channel: Channel = strawberry.field(description="Where it was redeemed.")
+    created_at: datetime = strawberry.field(description="When it was redeemed.")
+    used_at: datetime | None = strawberry.field(
+        description="When the code was consumed; null until then."
+    )
+    cancelled_at: datetime | None = strawberry.field(
+        description="When it was cancelled; null unless cancelled."
+    )
+
+    @strawberry.field(description="Opaque identifier of the redemption; use it as redemptionId.")
+    def id(self, root: Parent[RedemptionRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Redemption", root.id))
+
+    @strawberry.field(description="What was redeemed.", graphql_type=Reward)
+    async def reward(
+        self, root: Parent[RedemptionRow], info: strawberry.Info
+    ) -> rewards.RewardView:
+        return rewards.RewardView(reward=await info.context.loaders.reward.load(root.reward_id))
+
+    @strawberry.field(description="Who redeemed it.")
+    async def member(self, root: Parent[RedemptionRow], info: strawberry.Info) -> Member:
+        return await info.context.loaders.member.load(root.member_id)
 
 
 @strawberry.input(description="A new catalog entry.")
@@ -157,14 +271,12 @@ class MarkRedemptionUsedInput:
 
 
 @strawberry.type(description="The result of createReward or updateReward.")
-class RewardPayload:
-    errors: list[UserError] = errors_field()
+class RewardPayload(Payload):
     reward: Reward | None = strawberry.field(default=None, description="The reward as saved.")
 
 
 @strawberry.type(description="The result of addRewardCodes.")
-class AddRewardCodesPayload:
-    errors: list[UserError] = errors_field()
+class AddRewardCodesPayload(Payload):
     reward: Reward | None = strawberry.field(
         default=None, description="The reward, its stock including the new codes."
     )
@@ -172,8 +284,7 @@ class AddRewardCodesPayload:
 
 
 @strawberry.type(description="The result of redeemReward or cancelRedemption.")
-class RedemptionPayload:
-    errors: list[UserError] = errors_field()
+class RedemptionPayload(Payload):
     redemption: Redemption | None = strawberry.field(
         default=None, description="The redemption, with its code and status."
     )
@@ -183,8 +294,7 @@ class RedemptionPayload:
 
 
 @strawberry.type(description="The result of markRedemptionUsed.")
-class MarkRedemptionUsedPayload:
-    errors: list[UserError] = errors_field()
+class MarkRedemptionUsedPayload(Payload):
     redemption: Redemption | None = strawberry.field(
         default=None, description="The redemption, now USED."
     )
@@ -223,10 +333,9 @@ class RewardQueries:
             ),
         ] = False,
     ) -> Connection[Reward]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
         principal = info.context.principal
 
-        async def load(session: AsyncSession) -> Page[RewardView]:
+        async def load(session: AsyncSession, request: PageRequest) -> Page[RewardView]:
             member = None
             if principal.role == Role.MEMBER:
                 member = await members.find_member(session, member_id=principal.member_id)
@@ -234,8 +343,9 @@ class RewardQueries:
                 session, page=request, available_only=bool(available_only), member=member
             )
 
-        page = await info.context.read(load)
-        return to_connection(page, after_given=after is not None)
+        return await paged(
+            info, first, after, lambda request: info.context.read(lambda s: load(s, request))
+        )
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],
@@ -371,6 +481,7 @@ class RewardMutations:
 
     @strawberry.mutation(
         permission_classes=[CanRedeem],
+        extensions=[OwnMember(lambda args: args["input"].member_id)],
         description=(
             "Spend a member's available points on a reward and issue its code. Admin and POS "
             "for a member; a member token for itself, in the app. Idempotent per idempotencyKey."
@@ -384,7 +495,6 @@ class RewardMutations:
         ],
     ) -> RedemptionPayload:
         member_id = key_or_zero("Member", input.member_id)
-        ensure_member_access(info, member_id)
         if info.context.principal.role == Role.MEMBER and input.channel != Channel.MOBILE_APP:
             raise forbidden()  # a member token is the member's app: it redeems in the app
         redemption = rewards.RedemptionIn(

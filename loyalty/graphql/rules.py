@@ -7,15 +7,14 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import UNSET
 
-from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.errors import Payload, mutate
+from loyalty.graphql.members import Channel
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
 from loyalty.graphql.rule_types import DayOfWeek, EarningEffectKind, EarningRule
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.segments import segment_keys
-from loyalty.graphql.types import Channel, errors_field
 from loyalty.ids import key_or_zero
-from loyalty.pagination import page_request
 from loyalty.rules import service as rules
 from loyalty.rules.definition import DAYS_OF_WEEK, RuleDraft, parse
 
@@ -158,8 +157,7 @@ class ArchiveEarningRuleInput:
 @strawberry.type(
     description="The result of createEarningRule, updateEarningRule or archiveEarningRule."
 )
-class EarningRulePayload:
-    errors: list[UserError] = errors_field()
+class EarningRulePayload(Payload):
     earning_rule: EarningRule | None = strawberry.field(
         default=None, description="The rule as saved, with its current version."
     )
@@ -215,13 +213,16 @@ class RuleQueries:
             bool, strawberry.argument(description="Also list archived rules.")
         ] = False,
     ) -> Connection[EarningRule]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: rules.list_rules(
-                session, page=request, include_archived=include_archived
-            )
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.read(
+                lambda session: rules.list_rules(
+                    session, page=request, include_archived=include_archived
+                )
+            ),
         )
-        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(
         permission_classes=[IsAdmin],

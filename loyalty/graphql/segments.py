@@ -8,16 +8,16 @@ import strawberry
 from strawberry import UNSET, Parent
 
 from loyalty.db import utcnow
-from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.errors import Payload, mutate
+from loyalty.graphql.members import Channel, Member
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
+from loyalty.graphql.program import Money
 from loyalty.graphql.purchases import MoneyInput
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Channel, Member, Money, errors_field
 from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.members.models import Channel as DomainChannel
 from loyalty.money import format_amount
-from loyalty.pagination import page_request
 from loyalty.program.service import get_program
 from loyalty.segments import service as segments
 from loyalty.segments.filters import MarketingChannel as DomainMarketingChannel
@@ -176,13 +176,16 @@ class Segment:
         first: First = None,
         after: After = None,
     ) -> Connection[Member]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: segments.segment_members(
-                session, segment=root, page=request, now=utcnow()
-            )
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.read(
+                lambda session: segments.segment_members(
+                    session, segment=root, page=request, now=utcnow()
+                )
+            ),
         )
-        return to_connection(page, after_given=after is not None)
 
 
 @strawberry.input(description="A new segment.")
@@ -221,8 +224,7 @@ class DeleteSegmentInput:
 
 
 @strawberry.type(description="The result of createSegment, updateSegment or deleteSegment.")
-class SegmentPayload:
-    errors: list[UserError] = errors_field()
+class SegmentPayload(Payload):
     segment: Segment | None = strawberry.field(
         default=None, description="The segment as saved (deleteSegment: as it was)."
     )
@@ -266,11 +268,14 @@ class SegmentQueries:
     async def segments(
         self, info: strawberry.Info, first: First = None, after: After = None
     ) -> Connection[Segment]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: segments.list_segments(session, page=request)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.read(
+                lambda session: segments.list_segments(session, page=request)
+            ),
         )
-        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(permission_classes=[IsAdmin], description="A segment by id; null if none.")
     async def segment(

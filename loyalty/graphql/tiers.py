@@ -1,20 +1,116 @@
-"""Tier configuration, admin overrides and the what-if preview."""
+"""Tiers, a member's progress and tier history; tier configuration, admin overrides and the
+what-if preview."""
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import UNSET
+from strawberry import UNSET, Parent
 
 from loyalty.db import utcnow
 from loyalty.errors import DomainError
-from loyalty.graphql.errors import UserError, mutate
+from loyalty.graphql.errors import Payload, UserError, mutate
+from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
-from loyalty.graphql.types import Member, Tier, errors_field
-from loyalty.ids import key_or_zero
+from loyalty.ids import encode_id, key_or_zero
+from loyalty.money import plain
 from loyalty.tiers import evaluation
 from loyalty.tiers import service as tiers
+from loyalty.tiers.models import Tier as TierRow
+from loyalty.tiers.models import TierChange as TierChangeRow
+from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
 from loyalty.validation import UNSET as UNCHANGED
+
+
+@strawberry.type(
+    description="A status level: reached with qualifying points, it multiplies purchase points."
+)
+class Tier:
+    name: str = strawberry.field(description="Shown to members, such as Gold.")
+    rank: int = strawberry.field(
+        description="Position in the ladder: higher is better; unique among tiers."
+    )
+    threshold: int = strawberry.field(
+        description="Qualifying points within the program's tier window that reach this tier."
+    )
+    benefits: list[str] = strawberry.field(
+        description="Perks to show members, as the admin wrote them; the API does not apply them."
+    )
+    retention_days: int = strawberry.field(
+        description="How long a member keeps the tier after falling below its threshold."
+    )
+
+    @strawberry.field(description="Opaque identifier of the tier.")
+    def id(self, root: Parent[TierRow]) -> strawberry.ID:
+        return strawberry.ID(encode_id("Tier", root.id))
+
+    @strawberry.field(description="Applied to points earned from purchases.")
+    def multiplier(self, root: Parent[TierRow]) -> DecimalString:
+        return DecimalString(plain(root.multiplier))
+
+
+@strawberry.type(description="Where a member stands in the tier ladder now.")
+class TierProgress:
+    current: Tier | None = strawberry.field(
+        description="The tier held now; null when the member holds none."
+    )
+    next: Tier | None = strawberry.field(
+        description="The tier ranked just above the current one; null at the top."
+    )
+    qualifying_points: int = strawberry.field(
+        description="Points that count toward tiers within the rolling window, as of now."
+    )
+    points_to_next: int | None = strawberry.field(
+        description="Qualifying points still needed to reach next (0 if reached); null at the top."
+    )
+    window_starts_at: datetime = strawberry.field(
+        description="Start of the rolling window: qualifying points earned before it do not count."
+    )
+    window_ends_at: datetime | None = strawberry.field(
+        description="When the oldest points counted now leave the rolling window."
+    )
+
+
+TierChangeReason = DomainTierChangeReason
+strawberry.enum(
+    TierChangeReason,
+    name="TierChangeReason",
+    description=(
+        "QUALIFIED: points reached the tier; EXPIRED: retention ran out below the threshold; "
+        "ADMIN: setMemberTier; RULE_CHANGE: the tier was deleted and its members moved."
+    ),
+)
+
+
+@strawberry.type(description="One move of a member from one tier to another, kept as history.")
+class TierChange:
+    from_name: str | None = strawberry.field(
+        description="The old tier's name then (kept when the tier is renamed or deleted)."
+    )
+    to_name: str | None = strawberry.field(
+        description="The new tier's name at the time; null when the member was left without one."
+    )
+    reason: TierChangeReason = strawberry.field(description="Why the tier changed.")
+    qualifying_points: int | None = strawberry.field(
+        description="Qualifying points when it changed; null for admin and rule changes."
+    )
+    note: str | None = strawberry.field(
+        description="The admin's reason, or what happened (such as a deleted tier)."
+    )
+    at: datetime = strawberry.field(description="When the change took effect.")
+
+    @strawberry.field(name="from", description="The old tier; null if none or since deleted.")
+    async def from_tier(self, root: Parent[TierChangeRow], info: strawberry.Info) -> Tier | None:
+        if root.from_tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.from_tier_id)
+
+    @strawberry.field(description="The new tier; null if none or since deleted.")
+    async def to(self, root: Parent[TierChangeRow], info: strawberry.Info) -> Tier | None:
+        if root.to_tier_id is None:
+            return None
+        return await info.context.loaders.tier.load(root.to_tier_id)
 
 
 @strawberry.input(description="A new tier; a higher rank must need strictly more points.")
@@ -97,14 +193,12 @@ class PreviewTierChangeInput:
 
 
 @strawberry.type(description="The result of createTier or updateTier.")
-class TierPayload:
-    errors: list[UserError] = errors_field()
+class TierPayload(Payload):
     tier: Tier | None = strawberry.field(default=None, description="The tier as saved.")
 
 
 @strawberry.type(description="The result of deleteTier.")
-class DeleteTierPayload:
-    errors: list[UserError] = errors_field()
+class DeleteTierPayload(Payload):
     tier: Tier | None = strawberry.field(default=None, description="The tier deleted.")
     members_moved: int | None = strawberry.field(
         default=None, description="How many members moved to moveMembersTo."
@@ -112,8 +206,7 @@ class DeleteTierPayload:
 
 
 @strawberry.type(description="The result of setMemberTier.")
-class SetMemberTierPayload:
-    errors: list[UserError] = errors_field()
+class SetMemberTierPayload(Payload):
     member: Member | None = strawberry.field(
         default=None, description="The member in the new tier."
     )
@@ -133,8 +226,7 @@ class TierPreview:
 
 
 @strawberry.type(description="The result of previewTierChange.")
-class TierChangePreviewPayload:
-    errors: list[UserError] = errors_field()
+class TierChangePreviewPayload(Payload):
     tiers: list[TierPreview] | None = strawberry.field(
         default=None,
         description="One line per proposed tier by rank, then rank -1 for members below all.",

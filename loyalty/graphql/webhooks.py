@@ -6,17 +6,16 @@ from typing import Annotated, TypeVar
 import strawberry
 from strawberry import UNSET, Parent
 
-from loyalty.graphql.errors import UserError, mutate
-from loyalty.graphql.pagination import After, Connection, First, to_connection
+from loyalty.graphql.errors import Payload, mutate
+from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
-from loyalty.graphql.types import errors_field
 from loyalty.ids import decode_id, encode_id, key_or_zero
 from loyalty.outbox import webhooks
 from loyalty.outbox.models import DeliveryStatus
 from loyalty.outbox.models import Webhook as WebhookRow
 from loyalty.outbox.service import EVENT_TYPES
 from loyalty.outbox.webhooks import DeliveryView
-from loyalty.pagination import Page, page_request
+from loyalty.pagination import Page, PageRequest
 
 # strawberry.enum registers the domain enum in place; the plain alias stays a type for mypy.
 WebhookDeliveryStatus = DeliveryStatus
@@ -135,14 +134,12 @@ class RedeliverWebhookDeliveryInput:
 
 
 @strawberry.type(description="The result of updateWebhook or deleteWebhook.")
-class WebhookPayload:
-    errors: list[UserError] = errors_field()
+class WebhookPayload(Payload):
     webhook: Webhook | None = strawberry.field(default=None, description="The webhook.")
 
 
 @strawberry.type(description="The result of createWebhook or rotateWebhookSecret.")
-class WebhookSecretPayload:
-    errors: list[UserError] = errors_field()
+class WebhookSecretPayload(Payload):
     webhook: Webhook | None = strawberry.field(default=None, description="The webhook.")
     secret: str | None = strawberry.field(
         default=None,
@@ -152,8 +149,7 @@ class WebhookSecretPayload:
 
 
 @strawberry.type(description="The result of redeliverWebhookDelivery.")
-class RedeliverWebhookDeliveryPayload:
-    errors: list[UserError] = errors_field()
+class RedeliverWebhookDeliveryPayload(Payload):
     delivery: WebhookDelivery | None = strawberry.field(
         default=None, description="The delivery, PENDING and due now."
     )
@@ -284,11 +280,14 @@ class WebhookQueries:
     async def webhooks(
         self, info: strawberry.Info, first: First = None, after: After = None
     ) -> Connection[Webhook]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
-        page = await info.context.read(
-            lambda session: webhooks.list_webhooks(session, page=request)
+        return await paged(
+            info,
+            first,
+            after,
+            lambda request: info.context.read(
+                lambda session: webhooks.list_webhooks(session, page=request)
+            ),
         )
-        return to_connection(page, after_given=after is not None)
 
     @strawberry.field(permission_classes=[IsAdmin], description="One webhook. Admin only.")
     async def webhook(
@@ -319,12 +318,12 @@ class WebhookQueries:
             strawberry.argument(description="Only deliveries in this status."),
         ] = None,
     ) -> Connection[DeliveryView]:
-        request = page_request(first, after, max_size=info.context.settings.page_size_max)
         key = decode_id("Webhook", webhook_id)
-        if key is None:
-            page = EMPTY
-        else:
-            page = await info.context.read(
+
+        async def load(request: PageRequest) -> Page[DeliveryView]:
+            if key is None:
+                return EMPTY
+            return await info.context.read(
                 lambda session: webhooks.list_deliveries(
                     session,
                     webhook_id=key,
@@ -332,4 +331,5 @@ class WebhookQueries:
                     page=request,
                 )
             )
-        return to_connection(page, after_given=after is not None)
+
+        return await paged(info, first, after, load)

@@ -49,6 +49,36 @@ class LiabilityLine:
     available: int
     pending: int
 
+    @property
+    def total(self) -> int:
+        """Outstanding points: available + pending."""
+        return self.available + self.pending
+
+
+@dataclass(frozen=True)
+class Liability:
+    """What the program owes its members at an instant: the lines by tier, and their sums for
+    finance, computed here so every reader reports the same total."""
+
+    as_of: datetime
+    by_tier: list[LiabilityLine]
+
+    @property
+    def members(self) -> int:
+        return sum(line.members for line in self.by_tier)
+
+    @property
+    def available(self) -> int:
+        return sum(line.available for line in self.by_tier)
+
+    @property
+    def pending(self) -> int:
+        return sum(line.pending for line in self.by_tier)
+
+    @property
+    def total(self) -> int:
+        return sum(line.total for line in self.by_tier)
+
 
 async def expiring_soon(
     session: AsyncSession, *, member_ids: Sequence[int], days: int, now: datetime
@@ -151,7 +181,7 @@ async def points_as_of(session: AsyncSession, *, member_id: int, at: datetime) -
     return Balances(*(int(value) for value in row))
 
 
-async def liability(session: AsyncSession, *, as_of: datetime) -> list[LiabilityLine]:
+async def liability(session: AsyncSession, *, as_of: datetime) -> Liability:
     """Outstanding points (available + pending) of all members at ``as_of``, by the tier each
     member held then (from the tier history; the current tier when it never changed)."""
     booked = (
@@ -225,4 +255,5 @@ async def liability(session: AsyncSession, *, as_of: datetime) -> list[Liability
         )
         for tier_id, count, available, pending in rows
     ]
-    return sorted(lines, key=lambda line: -1 if line.tier is None else line.tier.rank)
+    lines.sort(key=lambda line: -1 if line.tier is None else line.tier.rank)
+    return Liability(as_of=as_of, by_tier=lines)
