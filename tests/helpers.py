@@ -75,6 +75,16 @@ async def record(client: Any, member_id: str, amount: str = "25.00", **overrides
     return data["recordPurchase"]
 
 
+def refund_input(
+    purchase_id: str, amount: str, currency: str = "USD", idempotency_key: str | None = None
+) -> dict[str, Any]:
+    return {
+        "idempotencyKey": idempotency_key or key(),
+        "purchaseId": purchase_id,
+        "amount": {"amount": amount, "currency": currency},
+    }
+
+
 CREATE_REWARD = """
 mutation Create($input: CreateRewardInput!) {
   createReward(input: $input) {
