@@ -8,7 +8,6 @@ commits first, and the first push is the subscriber's own).
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from loyalty.app import create_app
 from loyalty.config import Settings
 from loyalty.db import Database
 from loyalty.ledger.jobs import release_pending
+from tests.cli import free_port
 from tests.conftest import TEST_SECRET_KEY, GraphQLClient
 from tests.helpers import enroll, grant, record
 from tests.test_lifecycle import PROGRAM
@@ -273,18 +273,12 @@ async def test_a_subscription_ends_when_its_member_is_closed(ws_url, pos, admin,
         assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def other_server(settings: Settings, backend: str) -> AsyncIterator[str]:
     """``loyalty serve`` in a process of its own, on the same database."""
     if backend != "postgres":
         pytest.skip("across processes through LISTEN/NOTIFY: PostgreSQL only")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LOYALTY_DATABASE_URL": settings.database_url,
