@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -27,7 +26,7 @@ from loyalty.db import Database
 from loyalty.ledger.jobs import release_pending
 from tests.cli import free_port
 from tests.conftest import TEST_SECRET_KEY, GraphQLClient
-from tests.helpers import enroll, grant, record
+from tests.helpers import enroll, grant, record, serving
 from tests.test_lifecycle import PROGRAM
 from tests.test_roles import issue_token
 from tests.test_schema import is_subscription
@@ -129,17 +128,8 @@ async def session(url: str, token: str) -> AsyncIterator[Socket]:
 async def ws_url(settings: Settings, db: Database) -> AsyncIterator[str]:
     """The app served by a real uvicorn in this process, on a free port."""
     app = create_app(settings, db=db)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"ws://127.0.0.1:{port}/graphql"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"ws://127.0.0.1:{port}/graphql"
     await app.state.feed.close()
 
 
