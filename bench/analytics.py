@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import URL  # noqa: E402
 
 from bench.common import bench_url, fill, fresh_database, settle  # noqa: E402
 from loyalty.analytics.stats import Grouping, StatsQuery, program_stats  # noqa: E402
@@ -97,6 +98,21 @@ async def generate(
     )
 
 
+async def generate_and_settle(
+    db: Database, url: URL, args: argparse.Namespace, now: datetime, profile: list[str] = PROFILE
+) -> None:
+    """``generate``, then ``settle``, saying how many rows it made and how long it took."""
+    started = time.perf_counter()
+    await generate(db, args, now, profile)
+    await settle(url)
+    print(
+        f"generated {args.members:,} members, {args.members * args.purchases:,} "
+        f"purchases and {args.members * args.lots_per_member:,} ledger earnings in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+
+
 async def _timed(name: str, work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = await work()
@@ -121,15 +137,7 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     now = datetime.now(UTC).replace(microsecond=0)
     async with fresh_database(url, keep=args.keep) as db:
-        started = time.perf_counter()
-        await generate(db, args, now)
-        await settle(url)
-        print(
-            f"generated {args.members:,} members, {args.members * args.purchases:,} "
-            f"purchases and {args.members * args.lots_per_member:,} ledger earnings in "
-            f"{time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
+        await generate_and_settle(db, url, args, now)
         async with db.transaction() as session:
             tiers = dict((await session.execute(text("SELECT name, id FROM tiers"))).all())
         three = await _segment(

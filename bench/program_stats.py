@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.analytics import BULK_PURCHASES, fixture_arguments, generate  # noqa: E402
-from bench.common import bench_url, database_exists, fresh_database, settle  # noqa: E402
+from bench.analytics import BULK_PURCHASES, fixture_arguments, generate_and_settle  # noqa: E402
+from bench.common import bench_url, database_exists, fresh_database  # noqa: E402
 from loyalty.analytics.rollup import refresh  # noqa: E402
 from loyalty.analytics.stats import Grouping, StatsQuery, program_stats  # noqa: E402
 from loyalty.db import Database  # noqa: E402
@@ -134,15 +134,7 @@ async def run(args: argparse.Namespace) -> int:
                     text("SELECT max(created_at) FROM purchases WHERE order_id LIKE 'bulk-%'")
                 )
         else:
-            started = time.perf_counter()
-            await generate(db, args, now, PROFILE)
-            await settle(url)
-            print(
-                f"generated {args.members:,} members, {args.members * args.purchases:,} "
-                f"purchases and {args.members * args.lots_per_member:,} ledger earnings in "
-                f"{time.perf_counter() - started:.1f} s",
-                flush=True,
-            )
+            await generate_and_settle(db, url, args, now, PROFILE)
         print("without a rollup:", flush=True)
         await _measure(db, now)
         started = time.perf_counter()
