@@ -42,31 +42,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.engine import URL  # noqa: E402
 
-from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
-from loyalty import migrate  # noqa: E402
+from bench.common import bench_url, fill, fresh_database, settle  # noqa: E402
 from loyalty.analytics.stats import Grouping, StatsQuery, program_stats  # noqa: E402
 from loyalty.db import Database  # noqa: E402
 from loyalty.segments import service as segments  # noqa: E402
 from loyalty.segments.models import Segment  # noqa: E402
 from loyalty.segments.rfm import rfm  # noqa: E402
-from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_analytics"
 SEGMENT_TARGET_SECONDS = 5.0
 STATS_TARGET_SECONDS = 2.0
 
-PROFILE = [
-    """
-    UPDATE members SET
-        tier_id = (SELECT id FROM tiers WHERE name = CASE
-            WHEN members.id % 10 = 0 THEN 'Gold' WHEN members.id % 3 = 0 THEN 'Silver'
-            ELSE 'Bronze' END),
-        enrolled_at = CAST(:now AS timestamptz) - (members.id % 1000) * interval '1 day',
-        marketing_email = members.id % 4 = 0
-    """,
-    """
+BULK_PURCHASES = """
     INSERT INTO purchases (order_id, member_id, channel, store_id, total_amount, currency,
                            lines, occurred_at, created_at, points_awarded, points_refunded,
                            points_unrecovered, refunded_amount, status)
@@ -78,18 +67,50 @@ PROFILE = [
                - (j * 3607 % 86400) * interval '1 second',
            CAST(:now AS timestamptz), 0, 0, 0, 0, 'COMPLETED'
     FROM members m CROSS JOIN generate_series(1, :purchases) j
+    """
+"""``:purchases`` purchases per member over the last 500 days in three channels and 50
+stores, totals 1.00 to 201.00."""
+
+PROFILE = [
+    """
+    UPDATE members SET
+        tier_id = (SELECT id FROM tiers WHERE name = CASE
+            WHEN members.id % 10 = 0 THEN 'Gold' WHEN members.id % 3 = 0 THEN 'Silver'
+            ELSE 'Bronze' END),
+        enrolled_at = CAST(:now AS timestamptz) - (members.id % 1000) * interval '1 day',
+        marketing_email = members.id % 4 = 0
     """,
+    BULK_PURCHASES,
 ]
 
 
-async def _generate(db: Database, args: argparse.Namespace, now: datetime) -> None:
-    async with db.transaction() as session:
-        await insert_tiers(session)
-        await generate_members_with_earnings(
-            session, members=args.members, per_member=args.lots_per_member, now=now
-        )
-        for statement in PROFILE:
-            await session.execute(text(statement), {"now": now, "purchases": args.purchases})
+async def generate(
+    db: Database, args: argparse.Namespace, now: datetime, profile: list[str] = PROFILE
+) -> None:
+    """The fill of ``fixture_arguments``' options: members, earnings, then ``profile``."""
+    await fill(
+        db,
+        members=args.members,
+        lots_per_member=args.lots_per_member,
+        now=now,
+        profile=profile,
+        purchases=args.purchases,
+    )
+
+
+async def generate_and_settle(
+    db: Database, url: URL, args: argparse.Namespace, now: datetime, profile: list[str] = PROFILE
+) -> None:
+    """``generate``, then ``settle``, saying how many rows it made and how long it took."""
+    started = time.perf_counter()
+    await generate(db, args, now, profile)
+    await settle(url)
+    print(
+        f"generated {args.members:,} members, {args.members * args.purchases:,} "
+        f"purchases and {args.members * args.lots_per_member:,} ledger earnings in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
 
 async def _timed(name: str, work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
@@ -111,97 +132,77 @@ async def _count(db: Database, segment: Segment, now: datetime) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = make_url(args.database_url)
-    if "bench" not in (url.database or ""):
-        print("refusing: the database name must contain 'bench'", file=sys.stderr)
+    url = bench_url(args.database_url)
+    if url is None:
         return 2
     now = datetime.now(UTC).replace(microsecond=0)
-    await recreate_database(url)
-    try:
-        await asyncio.to_thread(migrate.upgrade, url.render_as_string(hide_password=False))
-        db = Database(url.render_as_string(hide_password=False))
-        try:
-            started = time.perf_counter()
-            await _generate(db, args, now)
-            await settle(url)
-            print(
-                f"generated {args.members:,} members, {args.members * args.purchases:,} "
-                f"purchases and {args.members * args.lots_per_member:,} ledger earnings in "
-                f"{time.perf_counter() - started:.1f} s",
-                flush=True,
-            )
-            async with db.transaction() as session:
-                tiers = dict((await session.execute(text("SELECT name, id FROM tiers"))).all())
-            three = await _segment(
-                db,
-                "silver or gold, bought in 90 days, spent 500",
-                segments.FilterIn(
-                    tier_ids=[tiers["Silver"], tiers["Gold"]],
-                    purchased_within_days=90,
-                    min_lifetime_spend=segments.AmountIn(amount="500.00", currency="USD"),
-                ),
-            )
-            lapsed = await _segment(
-                db,
-                "lapsed 60 days, 5 purchases, email consent",
-                segments.FilterIn(
-                    not_purchased_for_days=60, min_purchases=5, marketing_consent="EMAIL"
-                ),
-            )
-            best = await _segment(
-                db,
-                "recency 4+, monetary 4+, bought online",
-                segments.FilterIn(min_recency=4, min_monetary=4, channels=["ONLINE"]),
-            )
-            timings = {}
-            for segment in (three, lapsed):
-                for attempt in ("first", "again"):
-                    timings[(segment.id, attempt)], _ = await _timed(
-                        f"memberCount {segment.name} ({attempt})",
-                        lambda s=segment: _count(db, s, now),
-                    )
-            await _timed("rfm job", lambda: rfm(db, now=now))
-            for attempt in ("first", "again"):
-                await _timed(f"memberCount {best.name} ({attempt})", lambda: _count(db, best, now))
-
-            async def one_member() -> frozenset[int]:
-                async with db.transaction() as session:
-                    filters = await segments.filters_of(session, [three.id, lapsed.id, best.id])
-                    return await segments.segments_of_member(
-                        session, member_id=args.members // 2, filters=filters, now=now
-                    )
-
-            await _timed("one member against the three segments", one_member)
-
-            async def stats() -> str:
-                async with db.transaction() as session:
-                    result = await program_stats(
-                        session,
-                        StatsQuery(
-                            start=now - timedelta(days=365), end=now, group_by=Grouping.MONTH
-                        ),
-                    )
-                return f"{len(result.periods)} periods, {result.totals.purchases:,} purchases"
-
-            stats_seconds = min(
-                [
-                    (await _timed(f"programStats a year by month ({a})", stats))[0]
-                    for a in ("first", "again")
-                ]
-            )
-        finally:
-            await db.dispose()
-        segment_seconds = min(timings[(three.id, a)] for a in ("first", "again"))
-        print(
-            f"target memberCount of three conditions < {SEGMENT_TARGET_SECONDS:.0f} s: "
-            f"{'MET' if segment_seconds < SEGMENT_TARGET_SECONDS else 'MISSED'}; "
-            f"programStats < {STATS_TARGET_SECONDS:.0f} s: "
-            f"{'MET' if stats_seconds < STATS_TARGET_SECONDS else 'MISSED'}"
+    async with fresh_database(url, keep=args.keep) as db:
+        await generate_and_settle(db, url, args, now)
+        async with db.transaction() as session:
+            tiers = dict((await session.execute(text("SELECT name, id FROM tiers"))).all())
+        three = await _segment(
+            db,
+            "silver or gold, bought in 90 days, spent 500",
+            segments.FilterIn(
+                tier_ids=[tiers["Silver"], tiers["Gold"]],
+                purchased_within_days=90,
+                min_lifetime_spend=segments.AmountIn(amount="500.00", currency="USD"),
+            ),
         )
-        return 0 if segment_seconds < SEGMENT_TARGET_SECONDS else 1
-    finally:
-        if not args.keep:
-            await drop_database(url)
+        lapsed = await _segment(
+            db,
+            "lapsed 60 days, 5 purchases, email consent",
+            segments.FilterIn(
+                not_purchased_for_days=60, min_purchases=5, marketing_consent="EMAIL"
+            ),
+        )
+        best = await _segment(
+            db,
+            "recency 4+, monetary 4+, bought online",
+            segments.FilterIn(min_recency=4, min_monetary=4, channels=["ONLINE"]),
+        )
+        timings = {}
+        for segment in (three, lapsed):
+            for attempt in ("first", "again"):
+                timings[(segment.id, attempt)], _ = await _timed(
+                    f"memberCount {segment.name} ({attempt})",
+                    lambda s=segment: _count(db, s, now),
+                )
+        await _timed("rfm job", lambda: rfm(db, now=now))
+        for attempt in ("first", "again"):
+            await _timed(f"memberCount {best.name} ({attempt})", lambda: _count(db, best, now))
+
+        async def one_member() -> frozenset[int]:
+            async with db.transaction() as session:
+                filters = await segments.filters_of(session, [three.id, lapsed.id, best.id])
+                return await segments.segments_of_member(
+                    session, member_id=args.members // 2, filters=filters, now=now
+                )
+
+        await _timed("one member against the three segments", one_member)
+
+        async def stats() -> str:
+            async with db.transaction() as session:
+                result = await program_stats(
+                    session,
+                    StatsQuery(start=now - timedelta(days=365), end=now, group_by=Grouping.MONTH),
+                )
+            return f"{len(result.periods)} periods, {result.totals.purchases:,} purchases"
+
+        stats_seconds = min(
+            [
+                (await _timed(f"programStats a year by month ({a})", stats))[0]
+                for a in ("first", "again")
+            ]
+        )
+    segment_seconds = min(timings[(three.id, a)] for a in ("first", "again"))
+    print(
+        f"target memberCount of three conditions < {SEGMENT_TARGET_SECONDS:.0f} s: "
+        f"{'MET' if segment_seconds < SEGMENT_TARGET_SECONDS else 'MISSED'}; "
+        f"programStats < {STATS_TARGET_SECONDS:.0f} s: "
+        f"{'MET' if stats_seconds < STATS_TARGET_SECONDS else 'MISSED'}"
+    )
+    return 0 if segment_seconds < SEGMENT_TARGET_SECONDS else 1
 
 
 def fixture_arguments(doc: str, *, purchases: int, database_url: str) -> argparse.ArgumentParser:

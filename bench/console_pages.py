@@ -41,18 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.analytics import PROFILE, fixture_arguments  # noqa: E402
-from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
-from loyalty import migrate  # noqa: E402
+from bench.analytics import fixture_arguments, generate  # noqa: E402
+from bench.common import bench_url, fresh_database, settle  # noqa: E402
 from loyalty.analytics.rollup import stats_rollup  # noqa: E402
 from loyalty.app import create_app  # noqa: E402
 from loyalty.auth import service as auth  # noqa: E402
 from loyalty.config import Settings  # noqa: E402
-from loyalty.db import Database  # noqa: E402
-from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_console"
 PAGES = ROOT / "loyalty" / "admin_console" / "static" / "pages"
@@ -91,16 +86,6 @@ def dashboard_stats() -> str:
     match = re.search(r"const STATS = `([^`]*)`", source)
     assert match, "dashboard.js: STATS not found"
     return match.group(1)
-
-
-async def _generate(db: Database, args: argparse.Namespace, now: datetime) -> None:
-    async with db.transaction() as session:
-        await insert_tiers(session)
-        await generate_members_with_earnings(
-            session, members=args.members, per_member=args.lots_per_member, now=now
-        )
-        for statement in PROFILE:
-            await session.execute(text(statement), {"now": now, "purchases": args.purchases})
 
 
 class Console:
@@ -177,51 +162,41 @@ async def measure(console: Console, now: datetime, members: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = make_url(args.database_url)
-    if "bench" not in (url.database or ""):
-        print("refusing: the database name must contain 'bench'", file=sys.stderr)
+    url = bench_url(args.database_url)
+    if url is None:
         return 2
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     plain_url = url.render_as_string(hide_password=False)
-    await recreate_database(url)
-    try:
-        await asyncio.to_thread(migrate.upgrade, plain_url)
-        db = Database(plain_url)
-        try:
-            started = time.perf_counter()
-            await _generate(db, args, now)
-            await settle(url)
-            print(
-                f"generated {args.members:,} members with {args.purchases} purchases and "
-                f"{args.lots_per_member} earnings each in {time.perf_counter() - started:.1f} s",
-                flush=True,
-            )
-            started = time.perf_counter()
-            rolled = await stats_rollup(db, now=datetime.now(UTC))
-            print(f"stats-rollup: {rolled} in {time.perf_counter() - started:.1f} s", flush=True)
-            async with db.transaction() as session:
-                key = (await auth.create_api_key(session, role="admin", name="bench")).secret
-            app = create_app(Settings(database_url=plain_url), db=db)
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Bearer {key}"}
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://bench", headers=headers, timeout=600
-            ) as http:
-                console = Console(http, args.repeat)
-                await measure(console, now, args.members)
-        finally:
-            await db.dispose()
-        slow = [name for name, seconds in console.figures if seconds >= TARGET_SECONDS]
+    async with fresh_database(url, keep=args.keep) as db:
+        started = time.perf_counter()
+        await generate(db, args, now)
+        await settle(url)
         print(
-            f"under {TARGET_SECONDS:.0f} s: "
-            f"{len(console.figures) - len(slow)} of {len(console.figures)}"
+            f"generated {args.members:,} members with {args.purchases} purchases and "
+            f"{args.lots_per_member} earnings each in {time.perf_counter() - started:.1f} s",
+            flush=True,
         )
-        for name in slow:
-            print(f"MISSED: {name}")
-        return 1 if slow else 0
-    finally:
-        if not args.keep:
-            await drop_database(url)
+        started = time.perf_counter()
+        rolled = await stats_rollup(db, now=datetime.now(UTC))
+        print(f"stats-rollup: {rolled} in {time.perf_counter() - started:.1f} s", flush=True)
+        async with db.transaction() as session:
+            key = (await auth.create_api_key(session, role="admin", name="bench")).secret
+        app = create_app(Settings(database_url=plain_url), db=db)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers, timeout=600
+        ) as http:
+            console = Console(http, args.repeat)
+            await measure(console, now, args.members)
+    slow = [name for name, seconds in console.figures if seconds >= TARGET_SECONDS]
+    print(
+        f"under {TARGET_SECONDS:.0f} s: "
+        f"{len(console.figures) - len(slow)} of {len(console.figures)}"
+    )
+    for name in slow:
+        print(f"MISSED: {name}")
+    return 1 if slow else 0
 
 
 def main() -> int:

@@ -64,15 +64,22 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import (  # noqa: E402
+    ADMIN_TIMEOUT_SECONDS,
+    MAINTENANCE_TIMEOUT_SECONDS,
+    check_database_url,
+    connect,
+    database_exists,
+    drop_database,
+    fill,
+    recreate_database,
+    settle,
+)
 from loyalty import migrate  # noqa: E402
 from loyalty.db import Database  # noqa: E402
 from loyalty.tiers.evaluation import EvaluationReport, evaluate_tiers, preview_tier_change  # noqa: E402
 from loyalty.tiers.service import PreviewRow, ProposedTier  # noqa: E402
-from tests.tiers_data import (  # noqa: E402
-    THRESHOLDS,
-    generate_members_with_earnings,
-    insert_tiers,
-)
+from tests.tiers_data import THRESHOLDS  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_tiers"
 TARGET_SECONDS = 60.0
@@ -85,18 +92,10 @@ PROPOSED = [
     ProposedTier(rank=3, threshold=5000, name="Premier"),
 ]
 
-CONNECT_TIMEOUT_SECONDS = 10.0
-ADMIN_TIMEOUT_SECONDS = 120.0
 MIGRATE_TIMEOUT_SECONDS = 300.0
 GENERATE_TIMEOUT_SECONDS = 3600.0
-MAINTENANCE_TIMEOUT_SECONDS = 1800.0
 EVALUATE_TIMEOUT_SECONDS = 1800.0
 PREVIEW_TIMEOUT_SECONDS = 900.0
-DATABASE_SETTINGS = {
-    "statement_timeout": "30min",
-    "lock_timeout": "60s",
-    "idle_in_transaction_session_timeout": "10min",
-}
 
 
 @dataclass(frozen=True)
@@ -117,92 +116,15 @@ class Timing:
 
 
 # --------------------------------------------------------------------------------------------
-# The database: create, migrate, generate, settle, reuse, drop
+# The database: reuse, reset (create, fill, settle and drop are bench/common.py's)
 # --------------------------------------------------------------------------------------------
-
-
-def asyncpg_dsn(url: URL, database: str | None = None) -> str:
-    """The libpq-style DSN asyncpg takes, for ``url`` or another database on its server."""
-    plain = url.set(drivername="postgresql")
-    if database is not None:
-        plain = plain.set(database=database)
-    return plain.render_as_string(hide_password=False)
-
-
-def _identifier(name: str | None) -> str:
-    return '"' + (name or "").replace('"', '""') + '"'
-
-
-async def _connect(url: URL, database: str | None = None) -> asyncpg.Connection:
-    return await asyncpg.connect(asyncpg_dsn(url, database), timeout=CONNECT_TIMEOUT_SECONDS)
-
-
-async def database_exists(url: URL) -> bool:
-    admin = await _connect(url, "postgres")
-    try:
-        found = await admin.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            url.database,
-            timeout=ADMIN_TIMEOUT_SECONDS,
-        )
-    finally:
-        await admin.close()
-    return found is not None
-
-
-async def recreate_database(url: URL) -> None:
-    """Drop and create the database, with server-side bounds on every statement and lock."""
-    name = _identifier(url.database)
-    admin = await _connect(url, "postgres")
-    try:
-        await admin.execute(
-            f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", timeout=ADMIN_TIMEOUT_SECONDS
-        )
-        await admin.execute(f"CREATE DATABASE {name}", timeout=ADMIN_TIMEOUT_SECONDS)
-        for setting, value in DATABASE_SETTINGS.items():
-            await admin.execute(
-                f"ALTER DATABASE {name} SET {setting} = '{value}'", timeout=ADMIN_TIMEOUT_SECONDS
-            )
-    finally:
-        await admin.close()
-
-
-async def drop_database(url: URL) -> None:
-    admin = await _connect(url, "postgres")
-    try:
-        await admin.execute(
-            f"DROP DATABASE IF EXISTS {_identifier(url.database)} WITH (FORCE)",
-            timeout=ADMIN_TIMEOUT_SECONDS,
-        )
-    finally:
-        await admin.close()
-
-
-async def generate(db: Database, *, members: int, per_member: int, now: datetime) -> None:
-    async with db.transaction() as session:
-        await insert_tiers(session)
-        await generate_members_with_earnings(
-            session, members=members, per_member=per_member, now=now
-        )
-
-
-async def settle(url: URL, tables: Sequence[str] = ()) -> None:
-    """``VACUUM ANALYZE`` (outside a transaction: asyncpg runs a lone statement in autocommit),
-    then a ``CHECKPOINT`` so that the next phase does not write the previous one's pages."""
-    connection = await _connect(url)
-    try:
-        target = ", ".join(tables)
-        await connection.execute(f"VACUUM ANALYZE {target}", timeout=MAINTENANCE_TIMEOUT_SECONDS)
-        await connection.execute("CHECKPOINT", timeout=MAINTENANCE_TIMEOUT_SECONDS)
-    finally:
-        await connection.close()
 
 
 async def existing_data(url: URL, *, members: int, per_member: int) -> DataSet | None:
     """The data set already in the database when it is exactly the one asked for, else None."""
     if not await database_exists(url):
         return None
-    connection = await _connect(url)
+    connection = await connect(url)
     try:
         try:
             revision = await connection.fetchval(
@@ -234,7 +156,7 @@ async def existing_data(url: URL, *, members: int, per_member: int) -> DataSet |
 
 async def reset_tiers(url: URL) -> None:
     """Back to the state right after generation: no member has a tier, no history."""
-    connection = await _connect(url)
+    connection = await connect(url)
     try:
         async with connection.transaction():
             await connection.execute("TRUNCATE tier_changes", timeout=ADMIN_TIMEOUT_SECONDS)
@@ -249,7 +171,7 @@ async def reset_tiers(url: URL) -> None:
 
 
 async def server_facts(url: URL) -> str:
-    connection = await _connect(url, "postgres")
+    connection = await connect(url, "postgres")
     try:
         version = await connection.fetchval("SHOW server_version", timeout=ADMIN_TIMEOUT_SECONDS)
         settings = [
@@ -352,7 +274,7 @@ async def prepare(url: URL, args: argparse.Namespace) -> tuple[DataSet, list[Tim
     try:
         started = time.perf_counter()
         async with asyncio.timeout(GENERATE_TIMEOUT_SECONDS):
-            await generate(db, members=members, per_member=per_member, now=now)
+            await fill(db, members=members, lots_per_member=per_member, now=now)
         seconds = time.perf_counter() - started
     finally:
         await db.dispose()
@@ -480,11 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("members", "purchases_per_member"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    url = make_url(args.database_url)
-    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "asyncpg":
-        parser.error("--database-url must be a postgresql+asyncpg:// URL")
-    if not url.database or "bench" not in url.database:
-        parser.error("the database is dropped and recreated: its name must contain 'bench'")
+    check_database_url(parser, args.database_url)
     return args
 
 

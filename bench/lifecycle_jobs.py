@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -40,14 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event, func, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
-from loyalty import migrate  # noqa: E402
+from bench.common import bench_url, fill, fresh_database, settle, verify_ledger  # noqa: E402
 from loyalty.db import Database  # noqa: E402
 from loyalty.ledger.jobs import JobReport, expire_points, release_pending  # noqa: E402
 from loyalty.ledger.models import PointLot  # noqa: E402
-from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_lifecycle"
 TARGET_SECONDS = 60.0
@@ -110,74 +105,53 @@ async def _timed(
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = make_url(args.database_url)
-    if "bench" not in (url.database or ""):
-        print("refusing: the database name must contain 'bench'", file=sys.stderr)
+    url = bench_url(args.database_url)
+    if url is None:
         return 2
     now = datetime.now(UTC).replace(microsecond=0)
-    await recreate_database(url)
-    try:
-        await asyncio.to_thread(migrate.upgrade, url.render_as_string(hide_password=False))
-        db = Database(url.render_as_string(hide_password=False))
-        try:
-            started = time.perf_counter()
-            async with db.transaction() as session:
-                await insert_tiers(session)
-                await generate_members_with_earnings(
-                    session,
-                    members=args.members,
-                    per_member=args.lots_per_member,
-                    now=now,
-                    pending_days=args.pending_days,
-                    expire_days=args.expire_days,
-                )
-            await settle(url)
-            lots = await _lots(db)
-            print(
-                f"generated {args.members:,} members and {lots:,} lots in "
-                f"{time.perf_counter() - started:.1f} s (2 CPU cores shared with PostgreSQL)",
-                flush=True,
-            )
-            released_at = now + timedelta(days=args.pending_days)
-            size = {
-                "members": args.members,
-                "lots": lots,
-                "statements": StatementTimes(db),
-                "top": args.statements,
-            }
-            slowest = max(
-                [
-                    await _timed("release-pending", release_pending, db, released_at, **size),
-                    await _timed("release-pending again", release_pending, db, released_at, **size),
-                    await _timed("expire-points", expire_points, db, released_at, **size),
-                    await _timed("expire-points again", expire_points, db, released_at, **size),
-                    await _timed(
-                        "expire-points a day on",
-                        expire_points,
-                        db,
-                        released_at + timedelta(days=1),
-                        **size,
-                    ),
-                ]
-            )
-        finally:
-            await db.dispose()
-        verify = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "loyalty", "ledger", "verify"],
-            env={**os.environ, "LOYALTY_DATABASE_URL": url.render_as_string(hide_password=False)},
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
+    async with fresh_database(url, keep=args.keep) as db:
+        started = time.perf_counter()
+        await fill(
+            db,
+            members=args.members,
+            lots_per_member=args.lots_per_member,
+            now=now,
+            pending_days=args.pending_days,
+            expire_days=args.expire_days,
         )
-        print(f"loyalty ledger verify: exit {verify.returncode}: {verify.stdout.strip()[:300]}")
+        await settle(url)
+        lots = await _lots(db)
+        print(
+            f"generated {args.members:,} members and {lots:,} lots in "
+            f"{time.perf_counter() - started:.1f} s (2 CPU cores shared with PostgreSQL)",
+            flush=True,
+        )
+        released_at = now + timedelta(days=args.pending_days)
+        size = {
+            "members": args.members,
+            "lots": lots,
+            "statements": StatementTimes(db),
+            "top": args.statements,
+        }
+        slowest = max(
+            [
+                await _timed("release-pending", release_pending, db, released_at, **size),
+                await _timed("release-pending again", release_pending, db, released_at, **size),
+                await _timed("expire-points", expire_points, db, released_at, **size),
+                await _timed("expire-points again", expire_points, db, released_at, **size),
+                await _timed(
+                    "expire-points a day on",
+                    expire_points,
+                    db,
+                    released_at + timedelta(days=1),
+                    **size,
+                ),
+            ]
+        )
+        verified = await verify_ledger(url)
         met = slowest < TARGET_SECONDS
         print(f"target (< {TARGET_SECONDS:.0f} s per job run): {'MET' if met else 'MISSED'}")
-        return 0 if met and verify.returncode == 0 else 1
-    finally:
-        if not args.keep:
-            await drop_database(url)
+        return 0 if met and verified == 0 else 1
 
 
 def main() -> int:

@@ -28,18 +28,24 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import sys
 import time
 import uuid
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import drop_database, recreate_database  # noqa: E402
+from tests.cli import free_port  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_live"
 WAIT_SECONDS = 60.0
@@ -51,12 +57,6 @@ PURCHASE = """mutation($input: RecordPurchaseInput!) {
   recordPurchase(input: $input) { member { points { available } } errors { code } } }"""
 MEMBER_UPDATED = "subscription { memberUpdated { id points { available } } }"
 EVENTS = 'subscription { events(types: ["purchase.recorded"]) { id memberId } }'
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def cli(env: dict[str, str], *args: str) -> str:
@@ -71,13 +71,7 @@ async def cli(env: dict[str, str], *args: str) -> str:
 async def recreate(url: str) -> None:
     parsed = make_url(url)
     assert parsed.database and "bench" in parsed.database, "the database name must say bench"
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{parsed.database}"')
-    finally:
-        await connection.close()
+    await recreate_database(parsed, settings={})
 
 
 async def serve(env: dict[str, str], stack: AsyncExitStack) -> int:
@@ -229,17 +223,7 @@ async def main(args: argparse.Namespace) -> None:
         print(summary("member's push from A", pushed))
         print(summary("admin's event from A", evented))
     if not args.keep:
-        await drop(args.database_url)
-
-
-async def drop(url: str) -> None:
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await connection.close()
+        await drop_database(make_url(args.database_url))
 
 
 if __name__ == "__main__":

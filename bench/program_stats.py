@@ -42,15 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.analytics import fixture_arguments  # noqa: E402
-from bench.evaluate_tiers import database_exists, drop_database, recreate_database, settle  # noqa: E402
-from loyalty import migrate  # noqa: E402
+from bench.analytics import BULK_PURCHASES, fixture_arguments, generate_and_settle  # noqa: E402
+from bench.common import bench_url, database_exists, fresh_database  # noqa: E402
 from loyalty.analytics.rollup import refresh  # noqa: E402
 from loyalty.analytics.stats import Grouping, StatsQuery, program_stats  # noqa: E402
 from loyalty.db import Database  # noqa: E402
-from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_program_stats"
 TARGET_SECONDS = 2.0
@@ -60,20 +57,7 @@ PROFILE = [
     UPDATE members SET enrolled_at = CAST(:now AS timestamptz) - (members.id % 1000)
         * interval '1 day' - (members.id % 86400) * interval '1 second'
     """,
-    """
-    INSERT INTO purchases (order_id, member_id, channel, store_id, total_amount, currency,
-                           lines, occurred_at, created_at, points_awarded, points_refunded,
-                           points_unrecovered, refunded_amount, status)
-    SELECT 'bulk-' || m.id || '-' || j, m.id,
-           (ARRAY['IN_STORE', 'ONLINE', 'MOBILE_APP'])[1 + (m.id + j) % 3],
-           'store-' || m.id % 50,
-           1 + ((m.id * 7919 + j * 104729) % 20000) / 100.0, 'USD', '[]',
-           CAST(:now AS timestamptz) - ((m.id * 31 + j * 97) % 500) * interval '1 day'
-               - (j * 3607 % 86400) * interval '1 second',
-           CAST(:now AS timestamptz),
-           0, 0, 0, 0, 'COMPLETED'
-    FROM members m CROSS JOIN generate_series(1, :purchases) j
-    """,
+    BULK_PURCHASES,
     """
     INSERT INTO purchase_refunds (purchase_id, amount, created_at)
     SELECT id, 1.00, occurred_at + interval '1 day' FROM purchases WHERE id % 20 = 0
@@ -85,16 +69,6 @@ PROFILE = [
     FROM members WHERE id % 5 = 0
     """,
 ]
-
-
-async def _generate(db: Database, args: argparse.Namespace, now: datetime) -> None:
-    async with db.transaction() as session:
-        await insert_tiers(session)
-        await generate_members_with_earnings(
-            session, members=args.members, per_member=args.lots_per_member, now=now
-        )
-        for statement in PROFILE:
-            await session.execute(text(statement), {"now": now, "purchases": args.purchases})
 
 
 async def _fresh_tail(db: Database, now: datetime) -> None:
@@ -148,52 +122,32 @@ async def _measure(db: Database, now: datetime) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = make_url(args.database_url)
-    if "bench" not in (url.database or ""):
-        print("refusing: the database name must contain 'bench'", file=sys.stderr)
+    url = bench_url(args.database_url)
+    if url is None:
         return 2
-    dsn = url.render_as_string(hide_password=False)
     now = datetime.now(UTC).replace(microsecond=0)
     reuse = args.reuse and await database_exists(url)
-    if not reuse:
-        await recreate_database(url)
-    try:
-        await asyncio.to_thread(migrate.upgrade, dsn)
-        db = Database(dsn)
-        try:
-            if reuse:
-                async with db.transaction() as session:
-                    now = await session.scalar(
-                        text("SELECT max(created_at) FROM purchases WHERE order_id LIKE 'bulk-%'")
-                    )
-            else:
-                started = time.perf_counter()
-                await _generate(db, args, now)
-                await settle(url)
-                print(
-                    f"generated {args.members:,} members, {args.members * args.purchases:,} "
-                    f"purchases and {args.members * args.lots_per_member:,} ledger earnings in "
-                    f"{time.perf_counter() - started:.1f} s",
-                    flush=True,
-                )
-            print("without a rollup:", flush=True)
-            await _measure(db, now)
-            started = time.perf_counter()
+    async with fresh_database(url, keep=args.keep, recreate=not reuse) as db:
+        if reuse:
             async with db.transaction() as session:
-                # Nothing is in flight here: seal everything generated (no margin).
-                report = await refresh(session, now=datetime.now(UTC), margin=timedelta(0))
-            print(f"stats-rollup job: {time.perf_counter() - started:.1f} s, {report}", flush=True)
-            await _fresh_tail(db, now)
-            print("with the rollup and 1,000 purchases booked since:", flush=True)
-            best = await _measure(db, now)
-        finally:
-            await db.dispose()
-        met = best["the last 12 whole months by month"] < TARGET_SECONDS
-        print(f"target a year by month < {TARGET_SECONDS:.0f} s: {'MET' if met else 'MISSED'}")
-        return 0 if met else 1
-    finally:
-        if not args.keep:
-            await drop_database(url)
+                now = await session.scalar(
+                    text("SELECT max(created_at) FROM purchases WHERE order_id LIKE 'bulk-%'")
+                )
+        else:
+            await generate_and_settle(db, url, args, now, PROFILE)
+        print("without a rollup:", flush=True)
+        await _measure(db, now)
+        started = time.perf_counter()
+        async with db.transaction() as session:
+            # Nothing is in flight here: seal everything generated (no margin).
+            report = await refresh(session, now=datetime.now(UTC), margin=timedelta(0))
+        print(f"stats-rollup job: {time.perf_counter() - started:.1f} s, {report}", flush=True)
+        await _fresh_tail(db, now)
+        print("with the rollup and 1,000 purchases booked since:", flush=True)
+        best = await _measure(db, now)
+    met = best["the last 12 whole months by month"] < TARGET_SECONDS
+    print(f"target a year by month < {TARGET_SECONDS:.0f} s: {'MET' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 def main() -> int:

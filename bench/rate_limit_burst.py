@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import collections
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,17 +30,16 @@ from pathlib import Path
 
 import httpx
 
-from loyalty import migrate
-from loyalty.auth import service as auth
-from loyalty.db import Database
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from loyalty import migrate  # noqa: E402
+from loyalty.auth import service as auth  # noqa: E402
+from loyalty.db import Database  # noqa: E402
+from tests.cli import free_port  # noqa: E402
 
 SECRET = "burst-bench-secret-that-signs-member-tokens"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def admin_key(database_url: str) -> str:

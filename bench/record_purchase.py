@@ -74,7 +74,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -92,18 +91,29 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
-from loyalty import migrate
-from loyalty.auth.service import create_api_key
-from loyalty.db import Base, Database
-from loyalty.idempotency.service import request_hash
-from loyalty.ids import encode_id
-from loyalty.ledger.chain import FIELDS, transaction_hash
-from loyalty.members.models import Member
-from loyalty.program.models import Program
-from loyalty.purchases.models import Purchase
-from loyalty.purchases.service import points_for
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench.common import (  # noqa: E402
+    asyncpg_dsn,
+    check_database_url,
+    connect,
+    drop_database,
+    recreate_database,
+)
+from loyalty import migrate  # noqa: E402
+from loyalty.auth.service import create_api_key  # noqa: E402
+from loyalty.db import Base, Database  # noqa: E402
+from loyalty.idempotency.service import request_hash  # noqa: E402
+from loyalty.ids import encode_id  # noqa: E402
+from loyalty.ledger.chain import FIELDS, transaction_hash  # noqa: E402
+from loyalty.members.models import Member  # noqa: E402
+from loyalty.program.models import Program  # noqa: E402
+from loyalty.purchases.models import Purchase  # noqa: E402
+from loyalty.purchases.service import points_for  # noqa: E402
+from tests.cli import free_port  # noqa: E402
+
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench"
 READY_TIMEOUT_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -406,7 +416,7 @@ async def postgres_state(url: URL) -> tuple[list[int], int | None]:
     (backends of other databases are left out: other people's tests may share the server),
     and how many connections the bench database has had so far.
     """
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    conn = await connect(url)
     try:
         rows = await conn.fetch(
             "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
@@ -790,35 +800,6 @@ class Fixture:
     """A tier below the members' own that nobody holds (for the tier-condition rules)."""
 
 
-def asyncpg_dsn(url: URL, database: str | None = None) -> str:
-    """The libpq-style DSN asyncpg takes, for ``url`` or another database on its server."""
-    plain = url.set(drivername="postgresql")
-    if database is not None:
-        plain = plain.set(database=database)
-    return plain.render_as_string(hide_password=False)
-
-
-def _identifier(name: str | None) -> str:
-    return '"' + (name or "").replace('"', '""') + '"'
-
-
-async def recreate_database(url: URL) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=10)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {_identifier(url.database)} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {_identifier(url.database)}")
-    finally:
-        await admin.close()
-
-
-async def drop_database(url: URL) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=10)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {_identifier(url.database)} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
 async def prepare(url: str, members: int, with_tier: bool, rule_tiers: bool) -> Fixture:
     """API keys through the service, then N valid members with one set-based INSERT.
 
@@ -895,12 +876,6 @@ def loyalty_command() -> str:
     if found is None:
         raise SystemExit("The `loyalty` command is not installed (pip install -e .).")
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -1001,12 +976,9 @@ async def http_phase(
             response = await client.post(
                 "/graphql", json={"query": MUTATION, "variables": variables}
             )
-            if response.status_code != 200:
-                return f"HTTP {response.status_code}: {response.text[:300]}"
-            body = response.json()
-            if body.get("errors"):
-                return f"GraphQL errors: {body['errors']}"
-            payload = body["data"]["recordPurchase"]
+            payload = graphql_payload(response, "recordPurchase")
+            if isinstance(payload, str):
+                return payload
             if payload["errors"]:
                 return f"errors: {payload['errors']}"
             if payload["pointsAwarded"] != spec.points:
@@ -1234,7 +1206,7 @@ async def raw_minimal_phase(
 ) -> PhaseResult:
     """The floor of any ledger: claim the key, insert the purchase, update the balance
     (returning it), post both sides; five statements in one transaction."""
-    setup = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    setup = await connect(url)
     try:
         await setup.execute(SQL_MINIMAL_TABLES)
     finally:
@@ -1263,7 +1235,7 @@ async def raw_minimal_phase(
 
 
 async def row_counts(url: URL) -> dict[str, int]:
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    conn = await connect(url)
     try:
         return {
             table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
@@ -1280,7 +1252,7 @@ async def row_counts(url: URL) -> dict[str, int]:
 
 
 async def server_version(url: URL) -> str:
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    conn = await connect(url)
     try:
         return str(await conn.fetchval("SHOW server_version"))
     finally:
@@ -1488,12 +1460,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--rounds must be at least 1")
     if args.rounds > 1 and args.compare_rules is None:
         parser.error("--rounds goes with --compare-rules")
-    url = make_url(args.database_url)
-    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "asyncpg":
-        parser.error("--database-url must be a postgresql+asyncpg:// URL")
-    if not url.database or "bench" not in url.database:
-        parser.error("the database is dropped and recreated: its name must contain 'bench'")
+    check_database_url(parser, args.database_url)
     return args
+
+
+def drop_unless_kept(url: URL, *, keep: bool) -> None:
+    """The end of a run: the database dropped (a failure to drop said, not raised, so that it
+    does not hide the run's own outcome), or kept with ``--keep``."""
+    if keep:
+        say(f"kept database {url.database}")
+    else:
+        try:
+            run_async(drop_database(url))
+        except (OSError, asyncpg.PostgresError) as error:
+            say(f"could not drop database {url.database}: {error}")
+
+
+def graphql_payload(response: httpx.Response, field: str) -> dict[str, Any] | str:
+    """A mutation's payload, or what failed before it (the HTTP status or GraphQL errors)."""
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+    body = response.json()
+    if body.get("errors"):
+        return f"GraphQL errors: {body['errors']}"
+    payload: dict[str, Any] = body["data"][field]
+    return payload
 
 
 def verify_ledger(database_url: str) -> int:
@@ -1514,7 +1505,7 @@ def verify_ledger(database_url: str) -> int:
 def set_up(url: URL, args: argparse.Namespace, rule_tiers: bool) -> Fixture:
     """A fresh, migrated database with the keys and members."""
     started = time.monotonic()
-    run_async(recreate_database(url))
+    run_async(recreate_database(url, settings={}))
     migrate.upgrade(url.render_as_string(hide_password=False))
     fixture = run_async(
         prepare(url.render_as_string(hide_password=False), args.members, args.tier, rule_tiers)
@@ -1723,13 +1714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             status = compare_raw(args, url)
     finally:
-        if args.keep:
-            say(f"kept database {url.database}")
-        else:
-            try:
-                run_async(drop_database(url))
-            except (OSError, asyncpg.PostgresError) as error:
-                say(f"could not drop database {url.database}: {error}")
+        drop_unless_kept(url, keep=args.keep)
         say(f"total run time {time.monotonic() - run_started:.1f} s")
     return status
 

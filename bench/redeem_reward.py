@@ -63,7 +63,6 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +80,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import asyncpg_dsn, check_database_url, connect, recreate_database  # noqa: E402
 from bench.record_purchase import (  # noqa: E402
     FAILURE_SAMPLES,
     MEMBER_COLUMNS,
@@ -90,26 +90,24 @@ from bench.record_purchase import (  # noqa: E402
     SQL_CLAIM,
     SQL_COMPLETE,
     SQL_INSERT_TRANSACTION,
-    VERIFY_TIMEOUT_SECONDS,
+    SQL_UPDATE_BALANCES,
     CpuUsage,
     Fixture,
     PhaseResult,
     Server,
     _columns,
-    _identifier,
     _ms,
     _no_reset,
-    asyncpg_dsn,
     cpu_sample,
     cpu_usage,
-    drop_database,
-    loyalty_command,
+    drop_unless_kept,
+    graphql_payload,
     prepare,
-    recreate_database,
     run_async,
     say,
     server_version,
     tail,
+    verify_ledger,
 )
 from loyalty import migrate  # noqa: E402
 from loyalty.db import Database  # noqa: E402
@@ -123,6 +121,8 @@ from loyalty.rewards.service import RewardIn, create_reward, generate_code  # no
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_redeem"
 PHASE_TIMEOUT_SECONDS = 900.0
 """Upper bound on one phase (warm-up and measured requests of one scenario on one path)."""
+WAIT_LIMITS = {"statement_timeout": "60s", "idle_in_transaction_session_timeout": "60s"}
+"""Bounds on every statement of the bench database, the server's included."""
 STARTING_POINTS = 10_000_000
 COST_POINTS = 100
 CHANNEL = "IN_STORE"
@@ -159,18 +159,9 @@ SQL_INSERT_REDEMPTION = (
     "created_at) VALUES ($1::BIGINT, $2::BIGINT, $3::BIGINT, $4::VARCHAR, $5::VARCHAR, "
     f"$6::VARCHAR, $7::TIMESTAMP WITH TIME ZONE) RETURNING {_columns(Redemption)}"
 )
-# ledger.service.post: the balances (each delta bound once), the postings (insertmanyvalues
-# with sort_by_parameter_order), then _consume: the lots, oldest first, and what was taken
-SQL_UPDATE_BALANCES = (
-    "UPDATE members SET points_available=(members.points_available + $1::BIGINT), "
-    "points_pending=(members.points_pending + $2::BIGINT), "
-    "lifetime_earned=(members.lifetime_earned + $3::BIGINT), "
-    "points_redeemed=(members.points_redeemed + $4::BIGINT), "
-    "points_expired=(members.points_expired + $5::BIGINT) "
-    "WHERE members.id = $6::BIGINT AND members.points_available + $1::BIGINT >= $7::BIGINT "
-    f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}, "
-    "nextval($9::VARCHAR) AS id0"
-)
+# ledger.service.post: the balances (SQL_UPDATE_BALANCES, as ledger.service.earn: each delta
+# bound once), the postings (insertmanyvalues with sort_by_parameter_order), then _consume: the
+# lots, oldest first, and what was taken
 SQL_INSERT_ENTRIES = (
     "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
     "SELECT p0::BIGINT, p1::VARCHAR, p2::BIGINT, p3::BIGINT, p4::BIGINT FROM (VALUES "
@@ -308,17 +299,6 @@ class Rewards:
     limited_raw: int
 
 
-async def limit_waits(url: URL) -> None:
-    """Bound every statement of the bench database, the server's included."""
-    admin = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=10)
-    try:
-        name = _identifier(url.database)
-        for setting in ("statement_timeout", "idle_in_transaction_session_timeout"):
-            await admin.execute(f"ALTER DATABASE {name} SET {setting} = '60s'")
-    finally:
-        await admin.close()
-
-
 async def give_points_and_rewards(url: str, member_ids: Sequence[int], stock: int) -> Rewards:
     """STARTING_POINTS to each member through adjust_points (ledger, lot and balances agree),
     then an unlimited reward and one limited reward per path."""
@@ -352,7 +332,7 @@ async def give_points_and_rewards(url: str, member_ids: Sequence[int], stock: in
 
 async def reward_state(url: URL, reward_id: int) -> tuple[int | None, int]:
     """The reward's stock and its number of redemptions."""
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    conn = await connect(url)
     try:
         row = await conn.fetchrow(
             "SELECT stock, (SELECT count(*) FROM redemptions WHERE reward_id = $1) AS issued "
@@ -367,7 +347,7 @@ async def reward_state(url: URL, reward_id: int) -> tuple[int | None, int]:
 
 async def other_activity(url: URL) -> list[str]:
     """Active queries on other databases of the server (another benchmark, tests)."""
-    conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=10)
+    conn = await connect(url, "postgres")
     try:
         rows = await conn.fetch(
             "SELECT datname, left(query, 50) AS query FROM pg_stat_activity "
@@ -408,12 +388,9 @@ def http_redeemer(client: httpx.AsyncClient, reward_id: int) -> Operation:
             }
         }
         response = await client.post("/graphql", json={"query": MUTATION, "variables": variables})
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}: {response.text[:300]}"
-        body = response.json()
-        if body.get("errors"):
-            return f"GraphQL errors: {body['errors']}"
-        payload = body["data"]["redeemReward"]
+        payload = graphql_payload(response, "redeemReward")
+        if isinstance(payload, str):
+            return payload
         if payload["errors"]:
             return str(payload["errors"][0]["code"])
         status = payload["redemption"]["status"]
@@ -636,11 +613,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     spent = (args.warmup + 2 * args.redemptions) * 2 * COST_POINTS
     if spent > STARTING_POINTS:  # the unluckiest member must still afford every draw
         parser.error("too many redemptions for the points each member is given")
-    url = make_url(args.database_url)
-    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "asyncpg":
-        parser.error("--database-url must be a postgresql+asyncpg:// URL")
-    if not url.database or "bench" not in url.database:
-        parser.error("the database is dropped and recreated: its name must contain 'bench'")
+    check_database_url(parser, args.database_url)
     return args
 
 
@@ -691,8 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify_status = 1
     try:
         started = time.monotonic()
-        run_async(recreate_database(url))
-        run_async(limit_waits(url))
+        run_async(recreate_database(url, settings=WAIT_LIMITS))
         migrate.upgrade(database_url)
         fixture = run_async(prepare(database_url, args.members, with_tier=False, rule_tiers=False))
         rewards = run_async(give_points_and_rewards(database_url, fixture.member_ids, args.stock))
@@ -800,28 +772,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems += check_contention(
                 url, measured, measured.scenario.reward_id, args.stock, args.redemptions
             )
-        verify = subprocess.run(
-            [loyalty_command(), "ledger", "verify"],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "LOYALTY_DATABASE_URL": database_url},
-            capture_output=True,
-            text=True,
-            timeout=VERIFY_TIMEOUT_SECONDS,
-            check=False,
-        )
-        verify_status = verify.returncode
-        output = (verify.stdout + verify.stderr).strip()
-        say(f"loyalty ledger verify: exit {verify.returncode}: {output[-2000:]}")
+        verify_status = verify_ledger(database_url)
         for problem in problems:
             say(f"PROBLEM: {problem}")
     finally:
-        if args.keep:
-            say(f"kept database {url.database}")
-        else:
-            try:
-                run_async(drop_database(url))
-            except (OSError, asyncpg.PostgresError) as error:
-                say(f"could not drop database {url.database}: {error}")
+        drop_unless_kept(url, keep=args.keep)
         say(f"total run time {time.monotonic() - run_started:.1f} s")
     failed = any(m.phase.failures for pair in pairs for m in pair)
     return 0 if verify_status == 0 and not problems and not failed and pairs else 1

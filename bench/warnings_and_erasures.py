@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,14 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.evaluate_tiers import drop_database, recreate_database, settle  # noqa: E402
-from loyalty import migrate  # noqa: E402
+from bench.common import bench_url, fill, fresh_database, settle, verify_ledger  # noqa: E402
 from loyalty.db import Database  # noqa: E402
 from loyalty.ledger.expiry_warnings import warn_expiring  # noqa: E402
 from loyalty.privacy.retention import retention  # noqa: E402
-from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_warnings"
 
@@ -64,55 +59,33 @@ async def _close_members(db: Database, *, every: int, now: datetime) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = make_url(args.database_url)
-    if "bench" not in (url.database or ""):
-        print("refusing: the database name must contain 'bench'", file=sys.stderr)
+    url = bench_url(args.database_url)
+    if url is None:
         return 2
     now = datetime.now(UTC).replace(microsecond=0)
-    plain_url = url.render_as_string(hide_password=False)
-    await recreate_database(url)
-    try:
-        await asyncio.to_thread(migrate.upgrade, plain_url)
-        db = Database(plain_url)
-        try:
-            started = time.perf_counter()
-            async with db.transaction() as session:
-                await insert_tiers(session)
-                await generate_members_with_earnings(
-                    session,
-                    members=args.members,
-                    per_member=args.lots_per_member,
-                    now=now,
-                    expire_days=365,
-                )
-            await settle(url)
-            print(
-                f"generated {args.members:,} members with {args.lots_per_member} lots each in "
-                f"{time.perf_counter() - started:.1f} s",
-                flush=True,
-            )
-            await _timed("warn-expiring", warn_expiring, db, now)
-            await _timed("warn-expiring again", warn_expiring, db, now)
-            await _close_members(db, every=args.closed_every, now=now)
-            await settle(url)
-            await _timed("retention (erasing)", retention, db, now)
-            await _timed("retention again", retention, db, now)
-        finally:
-            await db.dispose()
-        verify = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "loyalty", "ledger", "verify"],
-            env={**os.environ, "LOYALTY_DATABASE_URL": plain_url},
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
+    async with fresh_database(url, keep=args.keep) as db:
+        started = time.perf_counter()
+        await fill(
+            db,
+            members=args.members,
+            lots_per_member=args.lots_per_member,
+            now=now,
+            expire_days=365,
         )
-        print(f"loyalty ledger verify: exit {verify.returncode}: {verify.stdout.strip()[:300]}")
-        return verify.returncode
-    finally:
-        if not args.keep:
-            await drop_database(url)
+        await settle(url)
+        print(
+            f"generated {args.members:,} members with {args.lots_per_member} lots each in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        await _timed("warn-expiring", warn_expiring, db, now)
+        await _timed("warn-expiring again", warn_expiring, db, now)
+        await _close_members(db, every=args.closed_every, now=now)
+        await settle(url)
+        await _timed("retention (erasing)", retention, db, now)
+        await _timed("retention again", retention, db, now)
+        verified = await verify_ledger(url)
+        return verified
 
 
 def main() -> int:

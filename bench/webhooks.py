@@ -34,23 +34,28 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-import asyncpg
 from sqlalchemy import func, make_url, select, update
 
-from loyalty import migrate
-from loyalty.config import Settings
-from loyalty.db import Database
-from loyalty.outbox import service as outbox
-from loyalty.outbox import webhooks
-from loyalty.outbox.models import DeliveryStatus, Event, WebhookDelivery
-from loyalty.outbox.worker import run
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import drop_database, recreate_database  # noqa: E402
+from loyalty import migrate  # noqa: E402
+from loyalty.config import Settings  # noqa: E402
+from loyalty.db import Database  # noqa: E402
+from loyalty.outbox import service as outbox  # noqa: E402
+from loyalty.outbox import webhooks  # noqa: E402
+from loyalty.outbox.models import DeliveryStatus, Event, WebhookDelivery  # noqa: E402
+from loyalty.outbox.worker import run  # noqa: E402
+from tests.cli import free_port  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_webhooks"
 PURCHASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_outbox"
@@ -65,12 +70,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": b""})
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def listening(port: int) -> None:
@@ -90,13 +89,7 @@ async def recreate(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     if "bench" not in name:
         raise SystemExit(f"refusing to drop {name!r}: the name must contain 'bench'")
-    admin = url.rsplit("/", 1)[0].replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
-    connection = await asyncpg.connect(admin)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
+    await recreate_database(make_url(url), settings={})
 
 
 async def fill(db: Database, events: int, receiver_url: str) -> None:
@@ -247,11 +240,7 @@ async def main(args: argparse.Namespace) -> int:
         receiver.terminate()
         await receiver.wait()
     if not args.keep:
-        name = args.database_url.rsplit("/", 1)[1]
-        admin = args.database_url.rsplit("/", 1)[0].replace("postgresql+asyncpg", "postgresql")
-        connection = await asyncpg.connect(admin + "/postgres")
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
+        await drop_database(make_url(args.database_url))
     return 1 if failed else 0
 
 

@@ -109,16 +109,8 @@ def database_problem(database_url: str) -> str | None:
     if path is not None and not path.is_file():
         return f"No database at {shown} (file {path} does not exist): run `loyalty db upgrade`."
 
-    async def read_revision() -> str | None:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.connect() as connection:
-                return await current_revision(connection)
-        finally:
-            await engine.dispose()
-
     try:
-        revision = asyncio.run(read_revision())
+        revision = asyncio.run(_applied_revision(database_url))
     except Exception as error:
         return unreachable(database_url, error)
     head = head_revision()

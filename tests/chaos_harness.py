@@ -19,7 +19,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ import httpx
 from sqlalchemy.engine import URL, make_url
 
 from loyalty.ids import decode_id
+from tests.cli import free_port
 from tests.helpers import ADJUST, CREATE_REWARD, ENROLL
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -125,12 +125,6 @@ async def create_key(database_url: str, role: str) -> str:
         database_url, "apikey", "create", "--role", role, "--name", f"chaos {role}"
     )
     return output.strip().splitlines()[-1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Server:

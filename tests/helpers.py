@@ -1,8 +1,14 @@
 """GraphQL documents and small helpers the tests share."""
 
+import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
 
 ENROLL = """
 mutation Enroll($input: EnrollMemberInput!) {
@@ -73,6 +79,16 @@ def purchase_input(member_id: str, amount: str = "25.00", **overrides: Any) -> d
 async def record(client: Any, member_id: str, amount: str = "25.00", **overrides: Any) -> dict:
     data = await client.data(RECORD_PURCHASE, input=purchase_input(member_id, amount, **overrides))
     return data["recordPurchase"]
+
+
+def refund_input(
+    purchase_id: str, amount: str, currency: str = "USD", idempotency_key: str | None = None
+) -> dict[str, Any]:
+    return {
+        "idempotencyKey": idempotency_key or key(),
+        "purchaseId": purchase_id,
+        "amount": {"amount": amount, "currency": currency},
+    }
 
 
 CREATE_REWARD = """
@@ -151,3 +167,20 @@ async def post_with_lone_surrogate(client: Any, query: str, **variables: Any) ->
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[int]:
+    """``app`` served by a real uvicorn in this process, for the block; yields its port."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.01)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task

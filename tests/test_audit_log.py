@@ -25,6 +25,7 @@ from tests.helpers import (
     key,
     purchase_input,
     record,
+    refund_input,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -242,11 +243,7 @@ async def test_filters_and_pagination(admin, pos, db):
     sale = await record(pos, ann, "10.00")
     await admin.data(
         REFUND,
-        input={
-            "idempotencyKey": key(),
-            "purchaseId": sale["purchase"]["id"],
-            "amount": {"amount": "5.00", "currency": "USD"},
-        },
+        input=refund_input(sale["purchase"]["id"], "5.00"),
     )
     await record(pos, bob, "3.00")
 

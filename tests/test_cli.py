@@ -1,7 +1,6 @@
 """The ``loyalty`` command as an operator uses it."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from loyalty.graphql.schema import export_sdl
-from tests.cli import arun_cli, run_cli
+from tests.cli import arun_cli, free_port, printed_key, run_cli, wait_ready
 from tests.conftest import GraphQLClient
 from tests.helpers import MEMBER, enroll, record
 
@@ -89,14 +88,8 @@ def test_db_upgrade_is_safe_twice_and_works_from_any_directory(tmp_path: Path):
         assert "Database at revision" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_demo_gives_a_working_api_with_demo_data(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "loyalty", "serve", "--demo", "--port", str(port)],
         env={**os.environ, "LOYALTY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"},
@@ -105,22 +98,11 @@ def test_serve_demo_gives_a_working_api_with_demo_data(tmp_path: Path):
         text=True,
     )
     try:
-        key = None
         deadline = time.monotonic() + 60
-        assert server.stdout is not None
-        while key is None and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line, "the server exited before printing a key"
-            if line.startswith("lyk_"):
-                key = line.strip()
+        key = printed_key(server, deadline)
         assert key, "no admin key printed"
         base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_ready(base, deadline)
         response = httpx.post(
             f"{base}/graphql",
             json={
@@ -145,7 +127,7 @@ def test_serve_demo_gives_a_working_api_with_demo_data(tmp_path: Path):
 def test_serve_with_two_workers_shares_one_database(postgres_template: str):
     created = run_cli(postgres_template, "apikey", "create", "--role", "admin", "--name", "w")
     key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "loyalty", "serve", "--workers", "2", "--port", str(port)],
         env={**os.environ, "LOYALTY_DATABASE_URL": postgres_template},
@@ -154,13 +136,7 @@ def test_serve_with_two_workers_shares_one_database(postgres_template: str):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_ready(base, time.monotonic() + 60)
         headers = {"Authorization": f"Bearer {key}"}
         external_id = f"w-{os.getpid()}-{port}"
         enrolled = httpx.post(

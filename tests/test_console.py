@@ -9,7 +9,6 @@ page go to ``test-artifacts/console/`` (or LOYALTY_TEST_ARTIFACTS).
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from graphql import FieldNode, IntValueNode, VariableNode, parse
 from loyalty.admin_console import STATIC
 from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
 from tests.browser import require_chromium
+from tests.cli import free_port, wait_ready
 from tests.conftest import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,12 +73,6 @@ def test_the_console_never_parses_markup_and_has_no_inline_script():
 # ---- the browser test
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _loyalty(*args: str, env: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "loyalty", *args],
@@ -114,7 +108,7 @@ def server(fresh_postgres: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     _loyalty("db", "upgrade", env=env)
     key = _loyalty("apikey", "create", "--role", "admin", "--name", "console test", env=env)
     key = key.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "loyalty", "serve", "--port", str(port), "--workers", "1"],
@@ -124,14 +118,7 @@ def server(fresh_postgres: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
+        if not wait_ready(base, time.monotonic() + 60, process):
             pytest.fail(f"serve did not get ready: {(tmp_path / 'serve.log').read_text()}")
         yield base, key
     finally:

@@ -31,6 +31,7 @@ from tests.helpers import (
     key,
     record,
     redeem,
+    refund_input,
 )
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
@@ -113,11 +114,7 @@ async def test_every_kind_of_posting_extends_the_members_chain(admin, pos, db, d
     await record(pos, bob, "10.00")
     refunded = await pos.data(
         REFUND,
-        input={
-            "idempotencyKey": key(),
-            "purchaseId": fresh["purchase"]["id"],
-            "amount": {"amount": "10.00", "currency": "USD"},
-        },
+        input=refund_input(fresh["purchase"]["id"], "10.00"),
     )
     assert refunded["refundPurchase"]["errors"] == []
     await grant(admin, ann, 300)

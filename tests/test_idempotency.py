@@ -25,6 +25,7 @@ from tests.helpers import (
     key,
     purchase_input,
     redeem_input,
+    refund_input,
 )
 
 
@@ -169,14 +170,6 @@ async def ok(client, document: str, **variables) -> dict:
 
 async def buy(pos, member_id: str, amount: str = "20.00") -> str:
     return (await ok(pos, RECORD, input=purchase_input(member_id, amount)))["purchase"]["id"]
-
-
-def refund_input(purchase_id: str, amount: str) -> dict:
-    return {
-        "idempotencyKey": key(),
-        "purchaseId": purchase_id,
-        "amount": {"amount": amount, "currency": "USD"},
-    }
 
 
 def adjust_input(member_id: str, points: int) -> dict:

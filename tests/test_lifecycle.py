@@ -19,6 +19,7 @@ from tests.helpers import (
     purchase_input,
     record,
     redeem,
+    refund_input,
 )
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
@@ -57,11 +58,7 @@ def days_ago(days: float) -> str:
 async def refund(pos, purchase_id, amount, idempotency_key=None) -> dict:
     data = await pos.data(
         REFUND,
-        input={
-            "idempotencyKey": idempotency_key or key(),
-            "purchaseId": purchase_id,
-            "amount": {"amount": amount, "currency": "USD"},
-        },
+        input=refund_input(purchase_id, amount, idempotency_key=idempotency_key),
     )
     return data["refundPurchase"]
 
@@ -183,11 +180,7 @@ async def test_refund_of_unknown_purchase_and_wrong_currency(pos):
     purchase = (await record(pos, member_id, "10.00"))["purchase"]
     data = await pos.data(
         REFUND,
-        input={
-            "idempotencyKey": key(),
-            "purchaseId": purchase["id"],
-            "amount": {"amount": "1.00", "currency": "EUR"},
-        },
+        input=refund_input(purchase["id"], "1.00", "EUR"),
     )
     assert [e["code"] for e in data["refundPurchase"]["errors"]] == ["CURRENCY_NOT_SUPPORTED"]
 

@@ -8,7 +8,6 @@ commits first, and the first push is the subscriber's own).
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -26,8 +24,9 @@ from loyalty.app import create_app
 from loyalty.config import Settings
 from loyalty.db import Database
 from loyalty.ledger.jobs import release_pending
+from tests.cli import free_port
 from tests.conftest import TEST_SECRET_KEY, GraphQLClient
-from tests.helpers import enroll, grant, record
+from tests.helpers import enroll, grant, record, serving
 from tests.test_lifecycle import PROGRAM
 from tests.test_roles import issue_token
 from tests.test_schema import is_subscription
@@ -129,17 +128,8 @@ async def session(url: str, token: str) -> AsyncIterator[Socket]:
 async def ws_url(settings: Settings, db: Database) -> AsyncIterator[str]:
     """The app served by a real uvicorn in this process, on a free port."""
     app = create_app(settings, db=db)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"ws://127.0.0.1:{port}/graphql"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"ws://127.0.0.1:{port}/graphql"
     await app.state.feed.close()
 
 
@@ -273,18 +263,12 @@ async def test_a_subscription_ends_when_its_member_is_closed(ws_url, pos, admin,
         assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def other_server(settings: Settings, backend: str) -> AsyncIterator[str]:
     """``loyalty serve`` in a process of its own, on the same database."""
     if backend != "postgres":
         pytest.skip("across processes through LISTEN/NOTIFY: PostgreSQL only")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LOYALTY_DATABASE_URL": settings.database_url,

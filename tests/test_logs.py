@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from loyalty.logs import JsonFormatter, TextFormatter, log_config
+from tests.cli import free_port, printed_key, wait_ready
 from tests.helpers import ENROLL, key
-from tests.test_cli import _free_port
 
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
@@ -70,7 +70,7 @@ def test_formatters_carry_the_fields():
 
 
 def test_serve_writes_json_lines(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "loyalty", "serve", "--demo", "--port", str(port)],
         env={
@@ -83,21 +83,10 @@ def test_serve_writes_json_lines(tmp_path: Path):
         text=True,
     )
     try:
-        assert server.stdout is not None
-        secret = None
         deadline = time.monotonic() + 60
-        while secret is None and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line, "the server exited before printing a key"
-            if line.startswith("lyk_"):
-                secret = line.strip()
+        secret = printed_key(server, deadline)
         base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_ready(base, deadline)
         httpx.post(
             f"{base}/graphql",
             json={"query": "query Name { program { name } }"},

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from tests.cli import arun_cli
-from tests.helpers import create_reward, enroll, grant, key, record, redeem
+from tests.helpers import create_reward, enroll, grant, key, record, redeem, refund_input
 from tests.test_security import ISSUE_TOKEN, codes
 
 EXPORT = """query($id: ID!) { exportMemberData(memberId: $id) { export errors { code field } } }"""
@@ -55,11 +55,7 @@ async def _member_with_history(admin, pos) -> tuple[str, str]:
     bought = await record(pos, member_id, "10.00", orderId="ANN-ORDER-1", lines=[line])
     refunded = await pos.data(
         REFUND,
-        input={
-            "idempotencyKey": key(),
-            "purchaseId": bought["purchase"]["id"],
-            "amount": {"amount": "5.00", "currency": "USD"},
-        },
+        input=refund_input(bought["purchase"]["id"], "5.00"),
     )
     assert refunded["refundPurchase"]["errors"] == []
     await grant(admin, member_id, 100)

@@ -17,6 +17,7 @@ from tests.helpers import (
     post_with_lone_surrogate,
     purchase_input,
     record,
+    refund_input,
 )
 
 PROGRAM = """mutation($input: UpdateProgramInput!) { updateProgram(input: $input) {
@@ -183,11 +184,7 @@ async def test_refunding_a_pending_first_purchase_leaves_the_pending_bonus(admin
 
     refunded = await pos.data(
         REFUND,
-        input={
-            "idempotencyKey": key(),
-            "purchaseId": purchase["id"],
-            "amount": {"amount": "25.00", "currency": "USD"},
-        },
+        input=refund_input(purchase["id"], "25.00"),
     )
 
     assert refunded["refundPurchase"]["pointsClawedBack"] == 25
@@ -364,11 +361,7 @@ async def test_refund_and_rebuy_does_not_reward_again_nor_claw_back(admin, pos):
 
     refunded = await pos.data(
         REFUND,
-        input={
-            "idempotencyKey": key(),
-            "purchaseId": first["id"],
-            "amount": {"amount": "25.00", "currency": "USD"},
-        },
+        input=refund_input(first["id"], "25.00"),
     )
     assert refunded["refundPurchase"]["errors"] == []
     assert refunded["refundPurchase"]["pointsClawedBack"] == 25

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from loyalty.events.birthdays import birthday_bonus
-from tests.helpers import RECORD_PURCHASE, enroll, key, purchase_input
+from tests.helpers import RECORD_PURCHASE, enroll, key, purchase_input, refund_input
 
 pytestmark = pytest.mark.postgres_only
 
@@ -248,11 +248,7 @@ async def test_refunds_free_budget_that_racing_purchases_then_use(admin, pos):
     refunds = [
         pos.data(
             REFUND,
-            input={
-                "idempotencyKey": key(),
-                "purchaseId": p["purchase"]["id"],
-                "amount": {"amount": "10.00", "currency": "USD"},
-            },
+            input=refund_input(p["purchase"]["id"], "10.00"),
         )
         for p in bought[:5]
     ]

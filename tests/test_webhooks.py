@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -29,7 +28,7 @@ from loyalty.outbox.models import Webhook as WebhookRow
 from loyalty.outbox.webhooks import check_url
 from loyalty.outbox.worker import run
 from tests.conftest import TEST_SECRET_KEY, execute_sql
-from tests.helpers import enroll, record
+from tests.helpers import enroll, record, serving
 
 CREATE = """mutation($input: CreateWebhookInput!) { createWebhook(input: $input) {
   webhook { id url events description active disabledReason createdAt } secret
@@ -106,20 +105,11 @@ async def receiver() -> AsyncIterator[Receiver]:
             Route("/redirect", target.redirect, methods=["POST"]),
         ]
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    target.url = f"http://127.0.0.1:{port}/hook"
-    target.redirect_url = f"http://127.0.0.1:{port}/redirect"
-    yield target
-    target.release.set()
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        target.url = f"http://127.0.0.1:{port}/hook"
+        target.redirect_url = f"http://127.0.0.1:{port}/redirect"
+        yield target
+        target.release.set()
 
 
 async def create(admin: Any, url: str, events: list[str]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ serves from any directory: the migrations travel inside the package."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.cli import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "loyalty", "migrations")
@@ -31,12 +32,6 @@ def _run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> 
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +83,7 @@ def test_db_upgrade_then_serve_from_another_directory(installed: Path, tmp_path:
     upgraded = _run(loyalty, "db", "upgrade", cwd=tmp_path, env=env)
     assert "Database at revision" in upgraded
     assert (tmp_path / "loyalty.db").is_file()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(loyalty), "serve", "--port", str(port)],
         cwd=tmp_path,

@@ -124,6 +124,15 @@ async def _fill(
     session: AsyncSession, zone: ZoneInfo, sealed: object, low: datetime, high: datetime
 ) -> None:
     """Three set-based INSERT ... SELECTs: member-months, their grouping, and the days."""
+    await _fill_member_months(session, zone, sealed, low, high)
+    await _fill_months(session)
+    await _fill_days(session, zone, sealed, low, high)
+
+
+async def _fill_member_months(
+    session: AsyncSession, zone: ZoneInfo, sealed: object, low: datetime, high: datetime
+) -> None:
+    """Each member's purchases and revenue in each local month."""
     month = local_month_key(Purchase.occurred_at, low, high, zone)
     purchases = (
         select(Purchase.member_id, month.label("month"), Purchase.total_amount.label("total"))
@@ -141,6 +150,11 @@ async def _fill(
             ).group_by(purchases.c.member_id, purchases.c.month),
         )
     )
+
+
+async def _fill_months(session: AsyncSession) -> None:
+    """The member-months grouped by month and by each member's previous and next month with
+    purchases, so that distinct members over a range of months can be counted from them."""
     order: dict[str, Any] = {
         "partition_by": StatsMemberMonth.member_id,
         "order_by": StatsMemberMonth.month,
@@ -170,6 +184,13 @@ async def _fill(
             ).group_by(neighbours.c.month, neighbours.c.prev_month, neighbours.c.next_month),
         )
     )
+
+
+async def _fill_days(
+    session: AsyncSession, zone: ZoneInfo, sealed: object, low: datetime, high: datetime
+) -> None:
+    """Per local day: purchases and revenue, points issued, redeemed and expired (by when
+    they happened) and member postings booked (by when they were booked)."""
     issued, redeemed, expired = points_measures()
     zero = literal(0)
     rows = union_all(

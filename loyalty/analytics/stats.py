@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Select,
     and_,
@@ -375,6 +376,38 @@ async def _tail_members(
     """For the members with purchases in range booked since the cutoff, per month and for the
     whole range (WHOLE): members, members with one purchase, purchases and revenue, as the
     rollup counts them (old) and with those purchases (new). One statement."""
+    old, new = _tail_months(rollup, edges, months)
+    parts = []
+    for side, rows in (("old", old), ("new", new)):
+        per_member = (
+            select(func.sum(rows.c.n).label("n"), func.sum(rows.c.revenue).label("revenue"))
+            .group_by(rows.c.member_id)
+            .subquery()
+        )
+        for key, source, group in (
+            (rows.c.bucket, rows, True),
+            (literal_column(str(WHOLE)), per_member, False),
+        ):
+            part = select(
+                literal(side).label("side"),
+                key.label("bucket"),
+                func.count(),
+                func.sum(case((source.c.n == 1, 1), else_=0)),
+                func.sum(source.c.n),
+                func.sum(source.c.revenue),
+            )
+            parts.append(part.group_by(rows.c.bucket) if group else part)
+    result: dict[str, dict[int, Any]] = {"old": {}, "new": {}}
+    for side, key, *row in await session.execute(union_all(*parts)):
+        result[side][key] = tuple(row)
+    return result["old"], result["new"]
+
+
+def _tail_months(
+    rollup: StatsRollup, edges: Sequence[datetime], months: Sequence[int]
+) -> tuple[CTE, CTE]:
+    """The (member, month) rows of ``_tail_members``' members: their purchases and revenue as
+    the rollup sealed them (old), and with the purchases booked since its cutoff (new)."""
     start, end = edges[0], edges[-1]
     booked_since = Purchase.created_at >= literal(rollup.cutoff, UTCDateTime())
     recent = (
@@ -421,30 +454,7 @@ async def _tail_members(
         .group_by(both.c.member_id, both.c.bucket)
         .cte("new")
     )
-    parts = []
-    for side, rows in (("old", old), ("new", new)):
-        per_member = (
-            select(func.sum(rows.c.n).label("n"), func.sum(rows.c.revenue).label("revenue"))
-            .group_by(rows.c.member_id)
-            .subquery()
-        )
-        for key, source, group in (
-            (rows.c.bucket, rows, True),
-            (literal_column(str(WHOLE)), per_member, False),
-        ):
-            part = select(
-                literal(side).label("side"),
-                key.label("bucket"),
-                func.count(),
-                func.sum(case((source.c.n == 1, 1), else_=0)),
-                func.sum(source.c.n),
-                func.sum(source.c.revenue),
-            )
-            parts.append(part.group_by(rows.c.bucket) if group else part)
-    result: dict[str, dict[int, Any]] = {"old": {}, "new": {}}
-    for side, key, *row in await session.execute(union_all(*parts)):
-        result[side][key] = tuple(row)
-    return result["old"], result["new"]
+    return old, new
 
 
 async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStats:
@@ -457,63 +467,21 @@ async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStat
     query = StatsQuery(start, end, query.group_by, query.channel, store_id)
     program = await get_program(session)
     edges = boundaries(start, end, query.group_by, program.time_zone)
-    inner = edges[1:-1]
-    count = len(edges) - 1
-
-    members = await _grouped(
-        session,
-        select(bucket(Member.enrolled_at, inner).label("bucket"), Referral.id.label("referral"))
-        .select_from(Member)
-        .outerjoin(Referral, Referral.referee_id == Member.id)
-        .where(_within(Member.enrolled_at, start, end)),
-        lambda r: func.count(),
-        lambda r: func.count(r.c.referral),
-    )
+    members = await _new_members(session, edges)
     rollup = await rollups.current(session, program.time_zone)
     zone = ZoneInfo(program.time_zone)
     days = None if rollup is None else _day_keys(edges, zone)
-    months = None if days is None or _purchase_filters(query) else _month_keys(edges, zone)
-    if rollup is not None and months is not None:
-        purchases = await _rolled_up_purchases(session, rollup, edges, months)
-        purchases[PREVIOUS] = (0, 0, await _previous_revenue(session, rollup, edges, zone), 0)
-    else:
-        purchases = await _live_purchases(session, query, edges)
+    purchases = await _purchases(session, query, edges, rollup, days, zone)
     overall = purchases.get(WHOLE)
     previous_revenue = purchases.get(PREVIOUS, (0, 0, 0, 0))[2]
-    refunded = select(
-        bucket(PurchaseRefund.created_at, inner).label("bucket"), PurchaseRefund.amount
-    ).where(_within(PurchaseRefund.created_at, start, end))
-    if _purchase_filters(query):
-        refunded = refunded.join(Purchase, Purchase.id == PurchaseRefund.purchase_id).where(
-            *_purchase_filters(query)
-        )
-    refunds = await _grouped(session, refunded, lambda r: func.sum(r.c.amount))
+    refunds = await _refunds(session, query, edges)
     movements = await _movements(session, edges, rollup, days)
     liability = await _liability(session, edges, rollup, days)
-    is_csat, is_nps, score = (
-        Feedback.kind == FeedbackKind.CSAT,
-        Feedback.kind == FeedbackKind.NPS,
-        Feedback.score,
-    )
-    feedback = await _grouped(
-        session,
-        select(
-            bucket(Feedback.created_at, inner).label("bucket"),
-            case((is_csat, 1), else_=0).label("csat"),
-            case((is_csat, score), else_=0).label("csat_score"),
-            case((and_(is_csat, score >= 4), 1), else_=0).label("satisfied"),
-            case((is_nps, 1), else_=0).label("nps"),
-            case((and_(is_nps, score >= 9), 1), else_=0).label("promoters"),
-            case((and_(is_nps, score <= 6), 1), else_=0).label("detractors"),
-        ).where(_within(Feedback.created_at, start, end)),
-        lambda r: func.count(),
-        *(lambda r, c=c: func.sum(r.c[c]) for c in ("csat", "csat_score", "satisfied")),
-        *(lambda r, c=c: func.sum(r.c[c]) for c in ("nps", "promoters", "detractors")),
-    )
+    feedback = await _feedback(session, edges)
 
     periods: list[PeriodStats] = []
     outstanding = 0
-    for index in range(count):
+    for index in range(len(edges) - 1):
         outstanding += int(liability.get(index, (0,))[0] or 0)
         periods.append(
             _period(
@@ -544,6 +512,79 @@ async def program_stats(session: AsyncSession, query: StatsQuery) -> ProgramStat
         time_zone=program.time_zone,
         totals=PeriodStats(**{**totals.__dict__, "sales_growth": growth}),
         periods=periods,
+    )
+
+
+async def _new_members(session: AsyncSession, edges: Sequence[datetime]) -> dict[int, Any]:
+    """Per period: members enrolled, and how many of them were referred."""
+    return await _grouped(
+        session,
+        select(
+            bucket(Member.enrolled_at, edges[1:-1]).label("bucket"),
+            Referral.id.label("referral"),
+        )
+        .select_from(Member)
+        .outerjoin(Referral, Referral.referee_id == Member.id)
+        .where(_within(Member.enrolled_at, edges[0], edges[-1])),
+        lambda r: func.count(),
+        lambda r: func.count(r.c.referral),
+    )
+
+
+async def _purchases(
+    session: AsyncSession,
+    query: StatsQuery,
+    edges: Sequence[datetime],
+    rollup: StatsRollup | None,
+    days: Sequence[int] | None,
+    zone: ZoneInfo,
+) -> dict[int, Any]:
+    """The purchase figures, from the rollup's months when the periods are whole local months
+    and no filter applies (the rollup is not kept per channel or store), else live."""
+    months = None if days is None or _purchase_filters(query) else _month_keys(edges, zone)
+    if rollup is None or months is None:
+        return await _live_purchases(session, query, edges)
+    purchases = await _rolled_up_purchases(session, rollup, edges, months)
+    purchases[PREVIOUS] = (0, 0, await _previous_revenue(session, rollup, edges, zone), 0)
+    return purchases
+
+
+async def _refunds(
+    session: AsyncSession, query: StatsQuery, edges: Sequence[datetime]
+) -> dict[int, Any]:
+    """Per period: the amount refunded, of the purchases the filters select."""
+    refunded = select(
+        bucket(PurchaseRefund.created_at, edges[1:-1]).label("bucket"), PurchaseRefund.amount
+    ).where(_within(PurchaseRefund.created_at, edges[0], edges[-1]))
+    if _purchase_filters(query):
+        refunded = refunded.join(Purchase, Purchase.id == PurchaseRefund.purchase_id).where(
+            *_purchase_filters(query)
+        )
+    return await _grouped(session, refunded, lambda r: func.sum(r.c.amount))
+
+
+async def _feedback(session: AsyncSession, edges: Sequence[datetime]) -> dict[int, Any]:
+    """Per period: answers; CSAT answers, their score sum and the satisfied (4 or 5); NPS
+    answers, promoters (9 or 10) and detractors (0 to 6)."""
+    is_csat, is_nps, score = (
+        Feedback.kind == FeedbackKind.CSAT,
+        Feedback.kind == FeedbackKind.NPS,
+        Feedback.score,
+    )
+    return await _grouped(
+        session,
+        select(
+            bucket(Feedback.created_at, edges[1:-1]).label("bucket"),
+            case((is_csat, 1), else_=0).label("csat"),
+            case((is_csat, score), else_=0).label("csat_score"),
+            case((and_(is_csat, score >= 4), 1), else_=0).label("satisfied"),
+            case((is_nps, 1), else_=0).label("nps"),
+            case((and_(is_nps, score >= 9), 1), else_=0).label("promoters"),
+            case((and_(is_nps, score <= 6), 1), else_=0).label("detractors"),
+        ).where(_within(Feedback.created_at, edges[0], edges[-1])),
+        lambda r: func.count(),
+        *(lambda r, c=c: func.sum(r.c[c]) for c in ("csat", "csat_score", "satisfied")),
+        *(lambda r, c=c: func.sum(r.c[c]) for c in ("nps", "promoters", "detractors")),
     )
 
 

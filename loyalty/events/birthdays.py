@@ -209,9 +209,17 @@ async def _record_awards(
     session: AsyncSession, *, rule: CompiledRule, now: datetime, prefix: str
 ) -> None:
     """The ``birthday`` event and the rule award of each member the batch posted to."""
+    job_key = literal(prefix) + cast(batch.batch.c.member_id, String)
+    await _record_events(session, now=now, job_key=job_key)
+    await _record_rule_awards(session, rule=rule, now=now, job_key=job_key)
+
+
+async def _record_events(
+    session: AsyncSession, *, now: datetime, job_key: ColumnElement[str]
+) -> None:
+    """A ``birthday`` event per member posted to, its once-key ``job_key`` (so that a rerun of
+    the same day finds it)."""
     posted = batch.batch
-    stamp = literal(now, UTCDateTime())
-    job_key = literal(prefix) + cast(posted.c.member_id, String)
     await session.execute(
         insert(MemberEvent).from_select(
             [
@@ -226,7 +234,7 @@ async def _record_awards(
             select(
                 posted.c.member_id,
                 literal(BIRTHDAY),
-                stamp,
+                literal(now, UTCDateTime()),
                 literal(utcnow(), UTCDateTime()),
                 literal({}, JSON()),
                 posted.c.amount,
@@ -234,6 +242,13 @@ async def _record_awards(
             ),
         )
     )
+
+
+async def _record_rule_awards(
+    session: AsyncSession, *, rule: CompiledRule, now: datetime, job_key: ColumnElement[str]
+) -> None:
+    """The birthday rule's award per member posted to, naming the event and the posting."""
+    posted = batch.batch
     await session.execute(
         insert(RuleAward).from_select(
             [
@@ -253,7 +268,7 @@ async def _record_awards(
                 posted.c.member_id,
                 MemberEvent.id,
                 LedgerEntry.id,
-                stamp,
+                literal(now, UTCDateTime()),
                 posted.c.amount,
                 literal(rule.limits.budget is not None),
                 literal(utcnow(), UTCDateTime()),

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from loyalty.ledger.models import (
     EARNING_KINDS,
@@ -184,50 +185,8 @@ async def points_as_of(session: AsyncSession, *, member_id: int, at: datetime) -
 async def liability(session: AsyncSession, *, as_of: datetime) -> Liability:
     """Outstanding points (available + pending) of all members at ``as_of``, by the tier each
     member held then (from the tier history; the current tier when it never changed)."""
-    booked = (
-        select(
-            LedgerEntry.member_id,
-            func.sum(
-                case((LedgerEntry.account == Account.MEMBER_AVAILABLE, LedgerEntry.points), else_=0)
-            ).label("available"),
-            func.sum(
-                case((LedgerEntry.account == Account.MEMBER_PENDING, LedgerEntry.points), else_=0)
-            ).label("pending"),
-        )
-        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-        .where(LedgerEntry.member_id.isnot(None), LedgerTransaction.created_at <= as_of)
-        .group_by(LedgerEntry.member_id)
-        .subquery()
-    )
-    last_before = (
-        select(TierChange.to_tier_id)
-        .where(TierChange.member_id == Member.id, TierChange.at <= as_of)
-        .order_by(TierChange.at.desc(), TierChange.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    first_after = (
-        select(TierChange.from_tier_id)
-        .where(TierChange.member_id == Member.id, TierChange.at > as_of)
-        .order_by(TierChange.at, TierChange.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    changed_before = (
-        select(func.count())
-        .where(TierChange.member_id == Member.id, TierChange.at <= as_of)
-        .scalar_subquery()
-    )
-    changed_after = (
-        select(func.count())
-        .where(TierChange.member_id == Member.id, TierChange.at > as_of)
-        .scalar_subquery()
-    )
-    tier_then = case(
-        (changed_before > 0, last_before),
-        (changed_after > 0, first_after),
-        else_=Member.tier_id,
-    ).label("tier_id")
+    booked = _booked(as_of)
+    tier_then = _tier_held(as_of).label("tier_id")
     per_member = (
         select(tier_then, booked.c.available, booked.c.pending)
         .select_from(Member)
@@ -257,3 +216,56 @@ async def liability(session: AsyncSession, *, as_of: datetime) -> Liability:
     ]
     lines.sort(key=lambda line: -1 if line.tier is None else line.tier.rank)
     return Liability(as_of=as_of, by_tier=lines)
+
+
+def _booked(as_of: datetime) -> Subquery:
+    """Each member's available and pending points booked up to ``as_of``."""
+    return (
+        select(
+            LedgerEntry.member_id,
+            func.sum(
+                case((LedgerEntry.account == Account.MEMBER_AVAILABLE, LedgerEntry.points), else_=0)
+            ).label("available"),
+            func.sum(
+                case((LedgerEntry.account == Account.MEMBER_PENDING, LedgerEntry.points), else_=0)
+            ).label("pending"),
+        )
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerEntry.member_id.isnot(None), LedgerTransaction.created_at <= as_of)
+        .group_by(LedgerEntry.member_id)
+        .subquery()
+    )
+
+
+def _tier_held(as_of: datetime) -> ColumnElement[int | None]:
+    """The tier the joined member held at ``as_of``: the last change's before it, else the
+    first change's after it came from, else (never changed) the current tier."""
+    last_before = (
+        select(TierChange.to_tier_id)
+        .where(TierChange.member_id == Member.id, TierChange.at <= as_of)
+        .order_by(TierChange.at.desc(), TierChange.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    first_after = (
+        select(TierChange.from_tier_id)
+        .where(TierChange.member_id == Member.id, TierChange.at > as_of)
+        .order_by(TierChange.at, TierChange.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    changed_before = (
+        select(func.count())
+        .where(TierChange.member_id == Member.id, TierChange.at <= as_of)
+        .scalar_subquery()
+    )
+    changed_after = (
+        select(func.count())
+        .where(TierChange.member_id == Member.id, TierChange.at > as_of)
+        .scalar_subquery()
+    )
+    return case(
+        (changed_before > 0, last_before),
+        (changed_after > 0, first_after),
+        else_=Member.tier_id,
+    )

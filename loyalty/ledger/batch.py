@@ -457,13 +457,7 @@ async def _emit_events(session: AsyncSession, movement: BatchMovement) -> None:
             ),
             "purchase": literal(None, String()),
             "redemption": literal(None, String()),
-            "member": json(
-                session,
-                {
-                    "id": outbox.global_id_sql("Member", Member.id),
-                    "points": outbox.points_sql(session),
-                },
-            ),
+            "member": outbox.member_points_sql(session),
         },
     )
     await outbox.emit_select(

@@ -129,20 +129,13 @@ async def _warn_batch(
         ),
     )
     members = await session.scalar(select(func.count(PointLot.member_id.distinct())).where(locked))
-    json = outbox.json_sql
-    data = json(
+    data = outbox.json_sql(
         session,
         {
             "points": PointLot.remaining,
             "expiresAt": outbox.iso_sql(session, PointLot.expires_at),
             "earnedAt": outbox.iso_sql(session, PointLot.earned_at),
-            "member": json(
-                session,
-                {
-                    "id": outbox.global_id_sql("Member", Member.id),
-                    "points": outbox.points_sql(session),
-                },
-            ),
+            "member": outbox.member_points_sql(session),
         },
     )
     await outbox.emit_select(

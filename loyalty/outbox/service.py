@@ -370,6 +370,15 @@ def points_sql(session: AsyncSession) -> ColumnElement[Any]:
     )
 
 
+def member_points_sql(session: AsyncSession) -> ColumnElement[Any]:
+    """The member of a points event (``{"id", "points"}``, as ``emit_points`` writes it) over
+    the ``members`` row the statement joins."""
+    return json_sql(
+        session,
+        {"id": global_id_sql("Member", Member.id), "points": points_sql(session)},
+    )
+
+
 def iso_sql(
     session: AsyncSession, moment: SQLColumnExpression[datetime | None]
 ) -> ColumnElement[str]:

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook as Signer
@@ -151,34 +151,8 @@ def _body(event: Any) -> str:
 async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
     """Take up to ``limit`` due deliveries for this worker (see the module's design)."""
     d = WebhookDelivery
-    earlier = aliased(WebhookDelivery)
-    # The member's oldest pending delivery to this endpoint, as a scalar subquery: it runs as
-    # a lookup in ix_webhook_deliveries_order per candidate whatever the table's statistics
-    # say (a NOT EXISTS may be planned as a quadratic anti-join on a freshly filled table).
-    oldest = (
-        select(earlier.event_id)
-        .where(
-            earlier.webhook_id == d.webhook_id,
-            earlier.member_id == d.member_id,
-            earlier.status == DeliveryStatus.PENDING,
-        )
-        .order_by(earlier.event_id)
-        .limit(1)
-        .scalar_subquery()
-    )
     async with db.transaction() as session:
-        due = (
-            select(d.id)
-            .join(Webhook, Webhook.id == d.webhook_id)
-            .where(
-                d.status == DeliveryStatus.PENDING,
-                d.next_attempt_at <= now,
-                Webhook.active.is_(True),
-                or_(d.member_id.is_(None), d.event_id == oldest),
-            )
-            .order_by(d.event_id)
-            .limit(limit)
-        )
+        due = _due(now=now, limit=limit)
         if _postgres(session):
             due = due.with_for_update(of=d, skip_locked=True)
         ids = list((await session.scalars(due)).all())
@@ -221,6 +195,39 @@ async def claim(db: Database, *, now: datetime, lease: timedelta, limit: int) ->
         )
         for row in rows
     ]
+
+
+def _due(*, now: datetime, limit: int) -> Select[int]:
+    """The first ``limit`` deliveries due to active endpoints, by event: for a member's events,
+    only the oldest still pending to each endpoint, so they arrive in order."""
+    d = WebhookDelivery
+    earlier = aliased(WebhookDelivery)
+    # The member's oldest pending delivery to this endpoint, as a scalar subquery: it runs as
+    # a lookup in ix_webhook_deliveries_order per candidate whatever the table's statistics
+    # say (a NOT EXISTS may be planned as a quadratic anti-join on a freshly filled table).
+    oldest = (
+        select(earlier.event_id)
+        .where(
+            earlier.webhook_id == d.webhook_id,
+            earlier.member_id == d.member_id,
+            earlier.status == DeliveryStatus.PENDING,
+        )
+        .order_by(earlier.event_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(d.id)
+        .join(Webhook, Webhook.id == d.webhook_id)
+        .where(
+            d.status == DeliveryStatus.PENDING,
+            d.next_attempt_at <= now,
+            Webhook.active.is_(True),
+            or_(d.member_id.is_(None), d.event_id == oldest),
+        )
+        .order_by(d.event_id)
+        .limit(limit)
+    )
 
 
 def signed_headers(claimed: Claimed, *, now: datetime) -> dict[str, str]:

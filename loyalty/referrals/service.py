@@ -100,20 +100,7 @@ async def reward_referral(
     )
     if referral is None:
         return referee
-    referrer = await session.scalar(
-        select(Member).where(Member.id == referral.referrer_id).with_for_update()
-    )
-    rewarded = (
-        await session.scalar(
-            select(func.count()).where(
-                Referral.referrer_id == referral.referrer_id, Referral.referrer_points > 0
-            )
-        )
-        or 0
-    )
-    limit_reached = program.referral_limit is not None and rewarded >= program.referral_limit
-    active = referrer is not None and referrer.status == MemberStatus.ACTIVE
-    referrer_points = program.referrer_points if active and not limit_reached else 0
+    referrer_points = await _referrer_points(session, referral=referral, program=program)
     for member_id, points, reason in (
         (referee.id, program.referee_points, "Referral bonus: welcome"),
         (referral.referrer_id, referrer_points, "Referral bonus: a friend's first purchase"),
@@ -134,6 +121,27 @@ async def reward_referral(
         )
         if member_id == referee.id:
             referee = earned.member
+    await _mark_rewarded(
+        session,
+        referral=referral,
+        referrer_points=referrer_points,
+        referee_points=program.referee_points,
+        purchase_id=purchase_id,
+        occurred_at=occurred_at,
+    )
+    return referee
+
+
+async def _mark_rewarded(
+    session: AsyncSession,
+    *,
+    referral: Referral,
+    referrer_points: int,
+    referee_points: int,
+    purchase_id: int,
+    occurred_at: datetime,
+) -> None:
+    """Store what the referral gave, so it is never rewarded again, and say so in the outbox."""
     await session.execute(
         update(Referral)
         .where(Referral.id == referral.id)
@@ -141,26 +149,44 @@ async def reward_referral(
             rewarded_at=utcnow(),
             purchase_id=purchase_id,
             referrer_points=referrer_points,
-            referee_points=program.referee_points,
+            referee_points=referee_points,
         )
     )
     await outbox.emit(
         session,
         outbox.REFERRAL_REWARDED,
-        member_id=referee.id,
+        member_id=referral.referee_id,
         occurred_at=occurred_at,
         data={
             "referral": {
                 "id": outbox.gid("Referral", referral.id),
                 "referrer": outbox.ref("Member", referral.referrer_id),
-                "referee": outbox.ref("Member", referee.id),
+                "referee": outbox.ref("Member", referral.referee_id),
                 "referrerPoints": referrer_points,
-                "refereePoints": max(program.referee_points, 0),
+                "refereePoints": max(referee_points, 0),
             },
             "purchase": outbox.ref("Purchase", purchase_id),
         },
     )
-    return referee
+
+
+async def _referrer_points(session: AsyncSession, *, referral: Referral, program: Program) -> int:
+    """The referrer's bonus: none once they are no longer active or have had the program's
+    limit of rewarded referrals. Locks the referrer's row."""
+    referrer = await session.scalar(
+        select(Member).where(Member.id == referral.referrer_id).with_for_update()
+    )
+    rewarded = (
+        await session.scalar(
+            select(func.count()).where(
+                Referral.referrer_id == referral.referrer_id, Referral.referrer_points > 0
+            )
+        )
+        or 0
+    )
+    limit_reached = program.referral_limit is not None and rewarded >= program.referral_limit
+    active = referrer is not None and referrer.status == MemberStatus.ACTIVE
+    return program.referrer_points if active and not limit_reached else 0
 
 
 async def referrals_of(

@@ -434,6 +434,37 @@ async def _require_eligible(
         raise problem
 
 
+async def _lock_cancellable(session: AsyncSession, *, redemption_id: int) -> Redemption:
+    """The redemption, locked after its member (the order every redemption locks in), if it
+    can still be cancelled: neither cancelled already nor used."""
+    found = await session.get(Redemption, redemption_id)
+    if found is None:
+        raise not_found("Redemption", "redemptionId")
+    await members.lock_member(session, member_id=found.member_id)
+    redemption = await lock_by_id(session, Redemption, redemption_id, field="redemptionId")
+    if redemption.status == RedemptionStatus.CANCELLED:
+        raise DomainError(
+            ErrorCode.ALREADY_CANCELLED, "The redemption is already cancelled.", ["redemptionId"]
+        )
+    if redemption.status == RedemptionStatus.USED:
+        raise invalid("A used redemption cannot be cancelled.", "redemptionId")
+    return redemption
+
+
+async def _put_back(session: AsyncSession, redemption: Redemption) -> None:
+    """The item back in stock, for rewards whose stock is counted and whose codes are
+    generated (a code from an uploaded pool is not reissued)."""
+    await session.execute(
+        update(Reward)
+        .where(
+            Reward.id == redemption.reward_id,
+            Reward.stock.isnot(None),
+            Reward.kind == RewardKind.GENERATED_CODE,
+        )
+        .values(stock=Reward.stock + 1)
+    )
+
+
 async def _take_one(session: AsyncSession, reward: Reward) -> None:
     """One item of stock, at the price and status as checked, or nothing: an admin change
     committed meanwhile makes the update match no row instead of selling at the old price."""
@@ -501,29 +532,11 @@ async def cancel_redemption(
 
 
 async def _cancel(session: AsyncSession, *, redemption_id: int) -> RedemptionResult:
-    found = await session.get(Redemption, redemption_id)
-    if found is None:
-        raise not_found("Redemption", "redemptionId")
-    await members.lock_member(session, member_id=found.member_id)
-    redemption = await lock_by_id(session, Redemption, redemption_id, field="redemptionId")
-    if redemption.status == RedemptionStatus.CANCELLED:
-        raise DomainError(
-            ErrorCode.ALREADY_CANCELLED, "The redemption is already cancelled.", ["redemptionId"]
-        )
-    if redemption.status == RedemptionStatus.USED:
-        raise invalid("A used redemption cannot be cancelled.", "redemptionId")
+    redemption = await _lock_cancellable(session, redemption_id=redemption_id)
     now = utcnow()
     redemption.status = RedemptionStatus.CANCELLED
     redemption.cancelled_at = now
-    await session.execute(
-        update(Reward)
-        .where(
-            Reward.id == redemption.reward_id,
-            Reward.stock.isnot(None),
-            Reward.kind == RewardKind.GENERATED_CODE,
-        )
-        .values(stock=Reward.stock + 1)
-    )
+    await _put_back(session, redemption)
     posted = await ledger.post(
         session,
         ledger.Movement(

@@ -20,8 +20,10 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    Select,
     String,
     UniqueConstraint,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -74,6 +76,21 @@ class EarningRuleVersion(Base):
     effect_value: Mapped[Decimal] = mapped_column(Numeric(18, 4))
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+CURRENT_VERSION = (EarningRuleVersion.rule_id == EarningRule.id) & (
+    EarningRuleVersion.version == EarningRule.version
+)
+"""Joins a rule and the version its ``version`` names: the one in force."""
+
+
+def live_versions() -> Select[EarningRuleVersion]:
+    """The version in force of each rule not archived."""
+    return (
+        select(EarningRuleVersion)
+        .join(EarningRule, CURRENT_VERSION)
+        .where(EarningRule.archived_at.is_(None))
+    )
 
 
 class RuleAward(Base):

@@ -25,7 +25,13 @@ from loyalty.rules.definition import (
     effect_of,
     event_rule_errors,
 )
-from loyalty.rules.models import EarningRule, EarningRuleVersion, RuleAward
+from loyalty.rules.models import (
+    CURRENT_VERSION,
+    EarningRule,
+    EarningRuleVersion,
+    RuleAward,
+    live_versions,
+)
 from loyalty.segments import service as segments
 from loyalty.tiers.models import Tier
 
@@ -103,11 +109,7 @@ async def list_rules(
 ) -> Page[RuleView]:
     statement = (
         select(EarningRule, EarningRuleVersion)
-        .join(
-            EarningRuleVersion,
-            (EarningRuleVersion.rule_id == EarningRule.id)
-            & (EarningRuleVersion.version == EarningRule.version),
-        )
+        .join(EarningRuleVersion, CURRENT_VERSION)
         .order_by(EarningRule.id.desc())
         .limit(page.first + 1)
     )
@@ -122,11 +124,7 @@ async def list_rules(
 async def rules_by_id(session: AsyncSession, rule_ids: list[int]) -> list[RuleView | None]:
     rows = await session.execute(
         select(EarningRule, EarningRuleVersion)
-        .join(
-            EarningRuleVersion,
-            (EarningRuleVersion.rule_id == EarningRule.id)
-            & (EarningRuleVersion.version == EarningRule.version),
-        )
+        .join(EarningRuleVersion, CURRENT_VERSION)
         .where(EarningRule.id.in_(rule_ids))
     )
     found = {row[0].id: RuleView(rule=row[0], version=row[1]) for row in rows}
@@ -144,15 +142,7 @@ async def rule_ids_of_entries(session: AsyncSession, entry_ids: list[int]) -> li
 
 async def rules_naming_tier(session: AsyncSession, *, tier_id: int) -> int:
     """Live rules whose current version has the tier among its conditions."""
-    versions = await session.scalars(
-        select(EarningRuleVersion)
-        .join(
-            EarningRule,
-            (EarningRule.id == EarningRuleVersion.rule_id)
-            & (EarningRule.version == EarningRuleVersion.version),
-        )
-        .where(EarningRule.archived_at.is_(None))
-    )
+    versions = await session.scalars(live_versions())
     return sum(tier_id in (version.conditions.get("tier_ids") or ()) for version in versions)
 
 

@@ -24,7 +24,7 @@ from loyalty.money import parse_decimal, require_currency
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.rewards.models import Reward
-from loyalty.rules.models import EarningRule, EarningRuleVersion
+from loyalty.rules.models import live_versions
 from loyalty.segments.filters import MarketingChannel, SegmentFilter, member_condition
 from loyalty.segments.models import Segment
 from loyalty.tiers.models import Tier
@@ -314,15 +314,7 @@ async def _spend(session: AsyncSession, given: AmountIn | None) -> Decimal | Non
 
 
 async def _rules_naming(session: AsyncSession, segment_id: int) -> list[str]:
-    versions = await session.scalars(
-        select(EarningRuleVersion)
-        .join(
-            EarningRule,
-            (EarningRule.id == EarningRuleVersion.rule_id)
-            & (EarningRule.version == EarningRuleVersion.version),
-        )
-        .where(EarningRule.archived_at.is_(None))
-    )
+    versions = await session.scalars(live_versions())
     return [
         f"earning rule {version.name!r}"
         for version in versions

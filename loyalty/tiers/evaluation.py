@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from loyalty.db import Database, UTCDateTime
 from loyalty.errors import invalid
@@ -132,25 +133,61 @@ async def _evaluate_batch(
     tiers = list((await session.scalars(select(Tier))).all())
     program = await get_program(session)
     since = now - timedelta(days=program.tier_window_days)
+    earned = _qualifying_points(since=since, now=now, members=(low, high))
+    counts = await _decide(session, earned=earned, in_batch=in_batch, tiers=tiers, now=now)
+    if counts.get("UP") or counts.get("DOWN"):
+        await _move(session, tiers=tiers, now=now)
+    if counts.get("CLEAR"):
+        await session.execute(
+            update(Member)
+            .where(Member.id == tier_eval.c.member_id, tier_eval.c.action == "CLEAR")
+            .values(tier_retained_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    if counts.get("HOLD"):
+        await _hold(session, tiers=tiers, now=now)
+    return {
+        "members": members_in_batch or 0,
+        **{k: counts.get(k, 0) for k in ("UP", "DOWN", "HOLD", "CLEAR")},
+    }
 
-    connection = await session.connection()
-    await connection.run_sync(lambda sync: tier_eval.create(sync, checkfirst=True))
-    await session.execute(delete(tier_eval))
 
-    earned = (
+def _qualifying_points(
+    *, since: datetime, now: datetime, members: tuple[int, int] | None = None
+) -> Subquery:
+    """Each member's qualifying points in the window ``(since, now]``, for the members whose
+    id is in ``[low, high)`` when ``members`` is given, else for everyone."""
+    window = [
+        LedgerTransaction.qualifying_at > literal(since, UTCDateTime()),
+        LedgerTransaction.qualifying_at <= literal(now, UTCDateTime()),
+    ]
+    if members is not None:
+        low, high = members
+        window = [LedgerTransaction.member_id >= low, LedgerTransaction.member_id < high, *window]
+    return (
         select(
             LedgerTransaction.member_id,
             func.sum(LedgerTransaction.qualifying_points).label("points"),
         )
-        .where(
-            LedgerTransaction.member_id >= low,
-            LedgerTransaction.member_id < high,
-            LedgerTransaction.qualifying_at > literal(since, UTCDateTime()),
-            LedgerTransaction.qualifying_at <= literal(now, UTCDateTime()),
-        )
+        .where(*window)
         .group_by(LedgerTransaction.member_id)
         .subquery()
     )
+
+
+async def _decide(
+    session: AsyncSession,
+    *,
+    earned: Subquery,
+    in_batch: ColumnElement[bool],
+    tiers: list[Tier],
+    now: datetime,
+) -> dict[str, int]:
+    """Fill ``tier_eval`` with the batch's members whose tier changes (UP, DOWN, HOLD or
+    CLEAR, as the module docstring says) and count them by decision."""
+    connection = await session.connection()
+    await connection.run_sync(lambda sync: tier_eval.create(sync, checkfirst=True))
+    await session.execute(delete(tier_eval))
     points = func.coalesce(earned.c.points, 0)
     target = target_tier(points, tiers)
     target_rank = _by_tier(target, tiers, "rank", -1)
@@ -198,65 +235,66 @@ async def _evaluate_batch(
         # A fresh temporary table has no statistics: without them the planner may start the
         # updates below from ``members`` instead of from the few rows to change.
         await session.execute(text("ANALYZE tier_eval"))
+    return counts
+
+
+async def _move(session: AsyncSession, *, tiers: list[Tier], now: datetime) -> None:
+    """Move the members decided UP or DOWN: their history, their events, their tier."""
     moves = tier_eval.c.action.in_(("UP", "DOWN"))
-    joined = Member.id == tier_eval.c.member_id
-    if counts.get("UP") or counts.get("DOWN"):
-        await session.execute(
-            insert(TierChange).from_select(
-                [
-                    "member_id",
-                    "from_tier_id",
-                    "to_tier_id",
-                    "from_name",
-                    "to_name",
-                    "reason",
-                    "qualifying_points",
-                    "at",
-                ],
-                select(
-                    tier_eval.c.member_id,
-                    tier_eval.c.old_tier_id,
-                    tier_eval.c.new_tier_id,
-                    _by_tier(tier_eval.c.old_tier_id, tiers, "name", None),
-                    _by_tier(tier_eval.c.new_tier_id, tiers, "name", None),
-                    case(
-                        (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
-                        else_=TierChangeReason.EXPIRED.value,
-                    ),
-                    tier_eval.c.points,
-                    literal(now, UTCDateTime()),
-                ).where(moves),
-            )
+    await session.execute(
+        insert(TierChange).from_select(
+            [
+                "member_id",
+                "from_tier_id",
+                "to_tier_id",
+                "from_name",
+                "to_name",
+                "reason",
+                "qualifying_points",
+                "at",
+            ],
+            select(
+                tier_eval.c.member_id,
+                tier_eval.c.old_tier_id,
+                tier_eval.c.new_tier_id,
+                _by_tier(tier_eval.c.old_tier_id, tiers, "name", None),
+                _by_tier(tier_eval.c.new_tier_id, tiers, "name", None),
+                _move_reason(),
+                tier_eval.c.points,
+                literal(now, UTCDateTime()),
+            ).where(moves),
         )
-        await _emit_changes(session, tiers=tiers, now=now, moves=moves)
-        await session.execute(
-            update(Member)
-            .where(joined, moves)
-            .values(tier_id=tier_eval.c.new_tier_id, tier_since=now, tier_retained_until=None)
-            .execution_options(synchronize_session=False)
-        )
-    if counts.get("CLEAR"):
-        await session.execute(
-            update(Member)
-            .where(joined, tier_eval.c.action == "CLEAR")
-            .values(tier_retained_until=None)
-            .execution_options(synchronize_session=False)
-        )
-    if counts.get("HOLD"):
-        retained_until = case(
-            {t.id: literal(now + timedelta(days=t.retention_days), UTCDateTime()) for t in tiers},
-            value=tier_eval.c.old_tier_id,
-        )
-        await session.execute(
-            update(Member)
-            .where(joined, tier_eval.c.action == "HOLD")
-            .values(tier_retained_until=retained_until)
-            .execution_options(synchronize_session=False)
-        )
-    return {
-        "members": members_in_batch or 0,
-        **{k: counts.get(k, 0) for k in ("UP", "DOWN", "HOLD", "CLEAR")},
-    }
+    )
+    await _emit_changes(session, tiers=tiers, now=now, moves=moves)
+    await session.execute(
+        update(Member)
+        .where(Member.id == tier_eval.c.member_id, moves)
+        .values(tier_id=tier_eval.c.new_tier_id, tier_since=now, tier_retained_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _move_reason() -> ColumnElement[str]:
+    """QUALIFIED for a move up, EXPIRED for a move down."""
+    return case(
+        (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
+        else_=TierChangeReason.EXPIRED.value,
+    )
+
+
+async def _hold(session: AsyncSession, *, tiers: list[Tier], now: datetime) -> None:
+    """Start the retention of the members decided HOLD: their tier is kept until now plus
+    the retention days of the tier they hold."""
+    retained_until = case(
+        {t.id: literal(now + timedelta(days=t.retention_days), UTCDateTime()) for t in tiers},
+        value=tier_eval.c.old_tier_id,
+    )
+    await session.execute(
+        update(Member)
+        .where(Member.id == tier_eval.c.member_id, tier_eval.c.action == "HOLD")
+        .values(tier_retained_until=retained_until)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _emit_changes(
@@ -282,10 +320,7 @@ async def _emit_changes(
             "member": outbox.ref_sql(session, "Member", tier_eval.c.member_id),
             "from": tier_json(tier_eval.c.old_tier_id),
             "to": tier_json(tier_eval.c.new_tier_id),
-            "reason": case(
-                (tier_eval.c.action == "UP", TierChangeReason.QUALIFIED.value),
-                else_=TierChangeReason.EXPIRED.value,
-            ),
+            "reason": _move_reason(),
             "qualifyingPoints": tier_eval.c.points,
         },
     )
@@ -307,18 +342,7 @@ async def preview_tier_change(
     program = await get_program(session)
     since = now - timedelta(days=program.tier_window_days)
     tiers = list((await session.scalars(select(Tier))).all())
-    earned = (
-        select(
-            LedgerTransaction.member_id,
-            func.sum(LedgerTransaction.qualifying_points).label("points"),
-        )
-        .where(
-            LedgerTransaction.qualifying_at > literal(since, UTCDateTime()),
-            LedgerTransaction.qualifying_at <= literal(now, UTCDateTime()),
-        )
-        .group_by(LedgerTransaction.member_id)
-        .subquery()
-    )
+    earned = _qualifying_points(since=since, now=now)
     points = func.coalesce(earned.c.points, 0)
     ladder = sorted(proposed, key=lambda t: t.threshold, reverse=True)
     proposed_rank = case(*((points >= t.threshold, t.rank) for t in ladder), else_=-1)

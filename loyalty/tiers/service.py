@@ -183,39 +183,44 @@ async def delete_tier(
             f"{holders} member(s) hold this tier: name a tier to move them to.", "moveMembersTo"
         )
     if holders and target is not None:
-        now = utcnow()
-        await session.execute(
-            insert(TierChange).from_select(
-                [
-                    "member_id",
-                    "from_tier_id",
-                    "to_tier_id",
-                    "from_name",
-                    "to_name",
-                    "reason",
-                    "note",
-                    "at",
-                ],
-                select(
-                    Member.id,
-                    Member.tier_id,
-                    literal(target.id),
-                    literal(tier.name),
-                    literal(target.name),
-                    literal(TierChangeReason.RULE_CHANGE.value),
-                    literal(f"Tier {tier.name} was deleted."),
-                    literal(now, UTCDateTime()),
-                ).where(Member.tier_id == tier.id),
-            )
-        )
-        await session.execute(
-            update(Member)
-            .where(Member.tier_id == tier.id)
-            .values(tier_id=target.id, tier_since=now, tier_retained_until=None)
-        )
+        await _move_holders(session, tier=tier, target=target)
     await session.delete(tier)
     await session.flush()
     return tier, holders or 0
+
+
+async def _move_holders(session: AsyncSession, *, tier: Tier, target: Tier) -> None:
+    """Move the members holding ``tier`` to ``target``, each move in their tier history."""
+    now = utcnow()
+    await session.execute(
+        insert(TierChange).from_select(
+            [
+                "member_id",
+                "from_tier_id",
+                "to_tier_id",
+                "from_name",
+                "to_name",
+                "reason",
+                "note",
+                "at",
+            ],
+            select(
+                Member.id,
+                Member.tier_id,
+                literal(target.id),
+                literal(tier.name),
+                literal(target.name),
+                literal(TierChangeReason.RULE_CHANGE.value),
+                literal(f"Tier {tier.name} was deleted."),
+                literal(now, UTCDateTime()),
+            ).where(Member.tier_id == tier.id),
+        )
+    )
+    await session.execute(
+        update(Member)
+        .where(Member.tier_id == tier.id)
+        .values(tier_id=target.id, tier_since=now, tier_retained_until=None)
+    )
 
 
 async def set_member_tier(
