@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
+from loyalty import held_writes
 from loyalty.audit.models import ActorKind, AuditEntry
 from loyalty.auth.service import Principal
 from loyalty.db import UTCDateTime, utcnow
@@ -145,9 +146,10 @@ async def record(
 ) -> None:
     """Add an entry to the caller's transaction: it commits or rolls back with the change.
 
-    A prebuilt Core insert, not ``session.add``: every mutation writes one, and the ORM's
-    unit of work costs several times the statement."""
-    await session.execute(
+    A held write (``loyalty.held_writes``), not ``session.add``: every mutation writes one,
+    and it goes in the statement that ends the transaction."""
+    held_writes.hold(
+        session,
         _INSERT_ENTRY,
         {
             "occurred_at": utcnow(),
@@ -164,7 +166,21 @@ async def record(
     )
 
 
-_INSERT_ENTRY = insert(AuditEntry.__table__)
+_ENTRY_COLUMNS = (
+    "occurred_at",
+    "actor_kind",
+    "actor_role",
+    "actor_key_id",
+    "actor_name",
+    "member_id",
+    "operation",
+    "target_ids",
+    "summary",
+    "request_id",
+)
+_INSERT_ENTRY = held_writes.HeldWrite.insert(
+    "audit_log", {name: AuditEntry.__table__.c[name].type for name in _ENTRY_COLUMNS}
+)
 
 
 async def record_select(

@@ -21,9 +21,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam, inspect, select, update
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty import held_writes
 from loyalty.db import Base, PerDialect, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, not_found
 from loyalty.idempotency.models import IdempotencyKey
@@ -49,7 +50,11 @@ REPLAYED = "idempotency.replayed"
 
 _KEYS = IdempotencyKey.__table__
 _CLAIM = PerDialect(lambda session: insert_ignoring_conflicts(session, _KEYS).returning(_KEYS.c.id))
-_COMPLETE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id"))
+_COMPLETE = held_writes.HeldWrite(
+    "UPDATE idempotency_keys SET result = :result WHERE id = :key_id",
+    {"result": _KEYS.c.result.type, "key_id": _KEYS.c.id.type},
+)
+"""Held until commit: nothing in the transaction reads the stored result back."""
 
 
 def request_hash(operation: str, request: dict[str, Any]) -> str:
@@ -92,7 +97,7 @@ async def claim(
 
 
 async def complete(session: AsyncSession, *, claimed: Claim, result: dict[str, Any]) -> None:
-    await session.execute(_COMPLETE, {"key_id": claimed.key_id, "result": result})
+    held_writes.hold(session, _COMPLETE, {"key_id": claimed.key_id, "result": result})
 
 
 R = TypeVar("R")

@@ -1,10 +1,10 @@
 """Live updates: committed events reach this process's subscribers (GraphQL subscriptions).
 
-How a commit becomes a push. ``emit`` and ``emit_select`` note on the session which event ids
-(and, for single events, which members) the transaction wrote. When it commits:
+How a commit becomes a push:
 
-- PostgreSQL: just before ``COMMIT``, ``pg_notify('loyalty_events', payload)``, in the same
-  statement that writes the events ``emit`` held back (``loyalty.outbox.service``).
+- PostgreSQL: a statement-level trigger on the events table (migration 0019) calls
+  ``pg_notify('loyalty_events', payload)`` for every statement that inserts events, with the
+  range of ids it inserted and the members they concern (null past 500 members).
   PostgreSQL delivers a notification on commit only (never for a rolled-back transaction) to
   every connection that ``LISTEN``s, so every server process learns of every change. Each
   process holds one ``LISTEN`` connection (asyncpg), opened when its first subscriber arrives.
@@ -12,9 +12,9 @@ How a commit becomes a push. ``emit`` and ``emit_select`` note on the session wh
   SQLite database serves one server process).
 
 The payload is ``{"e": [[first, last], ...], "m": [member ids] or null}``: ranges of event ids
-and the members they concern (null when unknown, as after a job's ``INSERT ... SELECT``; the
-feed then looks them up among the events). It stays under NOTIFY's 8,000 bytes: a larger
-transaction sends one range and null.
+and the members they concern (null when unknown or too many; the feed then looks them up among
+the events). On SQLite ``emit`` and ``emit_select`` note them on the session (``Written``); the
+trigger's payload stays under NOTIFY's 8,000 bytes, one range and at most 500 members.
 
 A ``Feed`` wakes member subscribers from the member ids alone (no query) and loads events only
 while an ``events`` subscriber is open, with the types one asks for. A range may take in events
@@ -69,19 +69,6 @@ class Written:
             whole = [[min(s[0] for s in spans), max(s[1] for s in spans)]]
             text = json.dumps({"e": whole, "m": None}, separators=(",", ":"))
         return text
-
-    def payload_around(self) -> tuple[str, str] | None:
-        """The payload with one more range, whose bounds SQL fills in between the two parts
-        (``first,last``): the events written in the notifying statement itself. None when
-        the payload could grow too large to send that way."""
-        spans = _spans(self.ids, self.ranges)
-        members = None if self.members is None else sorted(self.members)
-        before = "".join(f"[{first},{last}]," for first, last in spans)
-        head = '{"e":[' + before + "["
-        tail = "]]," + json.dumps({"m": members}, separators=(",", ":"))[1:]
-        if len(head) + len(tail) + 40 > PAYLOAD_BYTES:
-            return None
-        return head, tail
 
 
 def _spans(ids: Iterable[int], ranges: Iterable[tuple[int, int]]) -> list[list[int]]:

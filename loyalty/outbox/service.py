@@ -10,7 +10,6 @@ ISO-8601 times. The jobs build the same shapes in SQL (``json_object``/``json_bu
 the ``loyalty_global_id`` SQL function, ``iso_sql``, ``true_sql``).
 """
 
-import functools
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,20 +18,17 @@ from typing import Any
 from sqlalchemy import (
     SQLColumnExpression,
     String,
-    bindparam,
     cast,
-    event,
     func,
     insert,
     literal,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
+from loyalty import held_writes
 from loyalty.db import UTCDateTime, utcnow
 from loyalty.ids import GLOBAL_ID_FUNCTION, encode_id
 from loyalty.ledger.models import EntryKind
@@ -99,8 +95,6 @@ back); ``data.entry.kind`` tells which."""
 
 
 EVENTS = Event.__table__
-UNWRITTEN = "loyalty_outbox_unwritten"
-"""``Session.info`` key: the events ``emit`` holds back until the transaction commits."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -212,16 +206,13 @@ async def emit(
     data: dict[str, Any],
     occurred_at: datetime | None = None,
 ) -> None:
-    """Add one event to the session's transaction.
-
-    It is written when the transaction commits, with every other event ``emit`` held back
-    and, on PostgreSQL, the live-update notice, in one statement: a purchase's two events
-    cost one round trip instead of three. ``flush`` writes them earlier, for a statement that
-    must see them.
-    """
+    """Add one event to the session's transaction: a held write (``loyalty.held_writes``),
+    sent at commit with the transaction's other held writes. ``flush`` sends it earlier, for
+    a statement that must see it."""
     now = utcnow()
-    unwritten: list[dict[str, Any]] = session.info.setdefault(UNWRITTEN, [])
-    unwritten.append(
+    held_writes.hold(
+        session,
+        _INSERT_EVENT,
         {
             "event_id": str(uuid.uuid4()),
             "type": event_type,
@@ -229,75 +220,26 @@ async def emit(
             "member_id": member_id,
             "data": data,
             "created_at": now,
-        }
+        },
     )
     live.note_member(session, member_id)
 
 
 async def flush(session: AsyncSession) -> None:
-    """Write the events ``emit`` held back now: before a statement that reads or changes the
-    events table, or writes events of its own (so ids keep the order the events were made)."""
-    if session.info.get(UNWRITTEN):
-        await session.run_sync(_write_unwritten, notify=False)
-
-
-@event.listens_for(Session, "before_commit")
-def _write_before_commit(session: Session) -> None:
-    _write_unwritten(session, notify=True)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_unwritten(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(UNWRITTEN, None)
+    """Write the held events now: before a statement that reads or changes the events table,
+    or writes events of its own (so ids keep the order the events were made in)."""
+    await held_writes.write_now(session)
 
 
 _COLUMNS = ("event_id", "type", "occurred_at", "member_id", "data", "created_at")
-
-
-@functools.cache
-def _insert_events(count: int, notify: bool) -> TextClause:
-    """The statement writing ``count`` held-back events, built once per count (SQLAlchemy
-    caches no multi-row ``insert().values()``, a text statement it does): with ``notify``,
-    PostgreSQL's ``pg_notify`` of the payload parts ``head`` and ``tail`` around the range of
-    ids the insert gave, in the same statement."""
-    rows = ", ".join(
-        "(" + ", ".join(f":{name}_{n}" for name in _COLUMNS) + ")" for n in range(count)
-    )
-    sql = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES {rows} RETURNING id"
-    if notify:
-        span = "CAST(min(id) AS TEXT) || ',' || CAST(max(id) AS TEXT)"
-        sql = (
-            f"WITH made AS ({sql}) "
-            f"SELECT pg_notify('{live.CHANNEL}', :head || {span} || :tail) FROM made"
-        )
-    return text(sql).bindparams(
-        *(
-            bindparam(f"{name}_{n}", type_=EVENTS.c[name].type)
-            for n in range(count)
-            for name in _COLUMNS
-        )
-    )
-
-
-def _write_unwritten(session: Session, *, notify: bool) -> None:
-    """Insert the held-back events (one multi-row statement); with ``notify``, on PostgreSQL,
-    send the transaction's live-update notice (``loyalty.outbox.live``), in the same
-    statement when there are events to write."""
-    rows: list[dict[str, Any]] = session.info.pop(UNWRITTEN, None) or []
-    postgres = session.get_bind().dialect.name == "postgresql"
-    written = live.pending(session)
-    around = written.payload_around() if notify and postgres and rows and written else None
-    values = {f"{name}_{n}": row[name] for n, row in enumerate(rows) for name in _COLUMNS}
-    if around is not None:
-        head, tail = around
-        session.execute(_insert_events(len(rows), True), {**values, "head": head, "tail": tail})
-        return
-    if rows:
-        live.note_ids(session, session.scalars(_insert_events(len(rows), False), values).all())
-    written = live.pending(session)
-    if notify and postgres and written is not None:
-        session.execute(select(func.pg_notify(live.CHANNEL, written.payload())))
+_INSERT_EVENT = held_writes.HeldWrite.insert(
+    "events",
+    {name: EVENTS.c[name].type for name in _COLUMNS},
+    suffix="RETURNING id",
+    returned=lambda session, result: live.note_ids(session, result.scalars().all()),
+)
+"""On PostgreSQL the events table's trigger notifies live updates (migration 0019); on SQLite
+the ids it returns are published in process after the commit."""
 
 
 async def emit_points(
@@ -438,16 +380,12 @@ async def emit_select(
         ).order_by(chosen.c.member_id),
     )
     if _postgres(session):
-        made = inserted.returning(Event.__table__.c.id).cte("made")
-        first, last = (
-            await session.execute(select(func.min(made.c.id), func.max(made.c.id)))
-        ).one()
-    else:
-        # SQLite: this transaction holds the write lock, so its rows take the ids after the
-        # largest one.
-        before = await session.scalar(select(func.max(Event.id)))
-        await session.execute(inserted)
-        first, last = (before or 0) + 1, await session.scalar(select(func.max(Event.id)))
-        if last is not None and last < first:
-            return
-    live.note_events(session, first=first, last=last)
+        await session.execute(inserted)  # the events table's trigger notifies live updates
+        return
+    # SQLite: this transaction holds the write lock, so its rows take the ids after the
+    # largest one; they are published in process after the commit.
+    before = await session.scalar(select(func.max(Event.id)))
+    await session.execute(inserted)
+    first, last = (before or 0) + 1, await session.scalar(select(func.max(Event.id)))
+    if last is not None and last >= first:
+        live.note_events(session, first=first, last=last)
