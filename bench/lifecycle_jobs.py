@@ -21,7 +21,8 @@ running at once the shares add up to more than 100 %); it checks
 1,000,000 members. Run it from the project root with the project's virtualenv::
 
     python bench/lifecycle_jobs.py [--members 1000000] [--lots-per-member 5]
-        [--pending-days 14] [--expire-days 365] [--statements 6] [--keep] [--reuse-fixture]
+        [--pending-days 14] [--expire-days 365] [--statements 6] [--batch-size 25000]
+        [--keep] [--reuse-fixture]
 
 With ``--reuse-fixture`` the generated data is kept in a template database (the bench
 database's name with ``_fixture``, e.g. ``loyalty_bench_lifecycle_fixture``) and each run
@@ -65,7 +66,7 @@ from bench.evaluate_tiers import (  # noqa: E402
 from bench.record_purchase import _process_seconds  # noqa: E402
 from loyalty import migrate  # noqa: E402
 from loyalty.db import Database  # noqa: E402
-from loyalty.ledger.jobs import JobReport, expire_points, release_pending  # noqa: E402
+from loyalty.ledger.jobs import BATCH_SIZE, JobReport, expire_points, release_pending  # noqa: E402
 from loyalty.ledger.models import PointLot  # noqa: E402
 from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
@@ -228,12 +229,13 @@ async def _timed(
     statements: StatementTimes,
     top: int,
     cpu: CpuTimes,
+    batch_size: int,
 ) -> float:
     """Rates are over everything the job looks at: all members and all lots."""
     statements.totals.clear()
     before = await cpu.sample()
     started = time.perf_counter()
-    report: JobReport = await job(db, now=now)  # type: ignore[operator]
+    report: JobReport = await job(db, now=now, batch_size=batch_size)  # type: ignore[operator]
     seconds = time.perf_counter() - started
     spent = CpuTimes.spent(before, await cpu.sample())
     print(
@@ -263,6 +265,7 @@ async def run(args: argparse.Namespace) -> int:
                 "statements": StatementTimes(db),
                 "top": args.statements,
                 "cpu": CpuTimes(url),
+                "batch_size": args.batch_size,
             }
             slowest = max(
                 [
@@ -307,6 +310,9 @@ def main() -> int:
     parser.add_argument("--expire-days", type=int, default=365)
     parser.add_argument(
         "--statements", type=int, default=6, help="slowest statements shown per run (0: none)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, help="members per batch (default: the jobs')"
     )
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true")
