@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import UTCDateTime, utcnow
-from loyalty.ledger.chain import hash_sql, postings_sql, stamp
+from loyalty.ledger.chain import Same, hash_sql, postings_sql
 from loyalty.ledger.models import (
     Account,
     EntryKind,
@@ -295,15 +295,15 @@ async def _write_transactions(
     digest = hash_sql(
         {
             "id": batch.c.transaction_id,
-            "kind": literal(movement.kind.value),
+            "kind": Same(movement.kind.value),
             "member_id": batch.c.member_id,
-            "occurred_at": literal(stamp(movement.occurred_at)),
-            "created_at": literal(stamp(created_at)),
-            "reason": literal(movement.reason),
-            "purchase_id": literal(None, BigInteger()),
-            "redemption_id": literal(None, BigInteger()),
-            "qualifying_points": literal(0, BigInteger()),
-            "qualifying_at": literal(None, String()),
+            "occurred_at": Same(movement.occurred_at),
+            "created_at": Same(created_at),
+            "reason": Same(movement.reason),
+            "purchase_id": Same(None),
+            "redemption_id": Same(None),
+            "qualifying_points": Same(0),
+            "qualifying_at": Same(None),
             "postings": postings_sql([(a.value, sign, batch.c.amount) for a, sign, _ in legs]),
             "prev_hash": batch.c.head,
         }

@@ -16,6 +16,7 @@ points and joined by ``,``; times are UTC with microseconds.
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,23 +64,32 @@ def _field(value: str | None) -> str:
     return "-" if value is None else f"{len(value)}:{value}"
 
 
+def _text_field(name: str, value: Any) -> str:
+    """One field of the canonical text, from its Python value."""
+    if name == "postings":
+        return _field(postings_text(value))
+    if isinstance(value, datetime):
+        return _field(stamp(value))
+    return _field(None if value is None else str(value))
+
+
 def canonical_text(values: Mapping[str, Any]) -> str:
     """The canonical text of a transaction: ``values`` maps every name of ``FIELDS`` to an
     int, str, datetime, None, or (postings) a list of (account, points) pairs."""
-    parts: list[str | None] = []
-    for name in FIELDS:
-        value = values[name]
-        if name == "postings":
-            parts.append(postings_text(value))
-        elif isinstance(value, datetime):
-            parts.append(stamp(value))
-        else:
-            parts.append(None if value is None else str(value))
-    return "|".join(_field(part) for part in parts)
+    return "|".join(_text_field(name, values[name]) for name in FIELDS)
 
 
 def transaction_hash(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_text(values).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Same:
+    """A field with the same value in every row of a set-based insert (kind, times, reason):
+    ``canonical_sql`` writes its canonical text once, in Python, instead of building it in SQL
+    for every row."""
+
+    value: Any
 
 
 def _sql_field(value: ColumnElement[Any]) -> ColumnElement[str]:
@@ -90,19 +100,37 @@ def _sql_field(value: ColumnElement[Any]) -> ColumnElement[str]:
     )
 
 
-def canonical_sql(values: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
+def canonical_sql(values: Mapping[str, ColumnElement[Any] | Same]) -> ColumnElement[str]:
     """``canonical_text`` as a SQL expression: ``values`` maps every name of ``FIELDS`` to a
-    SQL expression; times and postings must already be canonical text (``stamp``,
-    ``postings_sql``), the others are integers or text."""
-    text: ColumnElement[str] | None = None
+    SQL expression or to ``Same`` (a Python value, as ``canonical_text`` takes it); in SQL,
+    times and postings must already be canonical text (``stamp``, ``postings_sql``), the
+    others are integers or text. Adjacent ``Same`` fields become one literal."""
+    parts: list[ColumnElement[str] | str] = []
     for name in FIELDS:
-        part = _sql_field(values[name])
-        text = part if text is None else text + literal("|") + part
+        value = values[name]
+        if isinstance(value, Same):
+            parts.append(_text_field(name, value.value))
+        else:
+            parts.append(_sql_field(value))
+    text: ColumnElement[str] | None = None
+    pending = ""
+    for index, part in enumerate(parts):
+        separator = "|" if index else ""
+        if isinstance(part, str):
+            pending += separator + part
+            continue
+        prefix = pending + separator
+        if prefix:
+            text = literal(prefix) if text is None else text + literal(prefix)
+        text = part if text is None else text + part
+        pending = ""
+    if pending:
+        text = literal(pending) if text is None else text + literal(pending)
     assert text is not None
     return text
 
 
-def hash_sql(values: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
+def hash_sql(values: Mapping[str, ColumnElement[Any] | Same]) -> ColumnElement[str]:
     hashed: ColumnElement[str] = getattr(func, SQL_FUNCTION)(canonical_sql(values), type_=String)
     return hashed
 
