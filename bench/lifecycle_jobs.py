@@ -293,7 +293,8 @@ async def run(args: argparse.Namespace) -> int:
             timeout=1800,
             check=False,
         )
-        print(f"loyalty ledger verify: exit {verify.returncode}: {verify.stdout.strip()[:300]}")
+        said = verify.stdout.strip() or verify.stderr.strip()[-300:]
+        print(f"loyalty ledger verify: exit {verify.returncode}: {said[:300]}")
         met = slowest < TARGET_SECONDS
         print(f"target (< {TARGET_SECONDS:.0f} s per job run): {'MET' if met else 'MISSED'}")
         return 0 if met and verify.returncode == 0 else 1
