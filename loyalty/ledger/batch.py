@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import UTCDateTime, utcnow
-from loyalty.ledger.chain import hash_sql, postings_sql, stamp
+from loyalty.ledger.chain import Same, hash_sql, postings_sql
 from loyalty.ledger.models import (
     Account,
     EntryKind,
@@ -135,11 +135,17 @@ class BatchMovement:
 
 
 async def start(session: AsyncSession) -> None:
-    """Create (once per connection) and empty the batch tables."""
+    """Create (once per connection) and empty the batch tables. On PostgreSQL by ``TRUNCATE``:
+    autovacuum never visits temporary tables, so rows deleted by every batch of a connection
+    would stay in them, and each scan of the batch would read all of its predecessors."""
     connection = await session.connection()
+    postgres = session.get_bind().dialect.name == "postgresql"
     for table in (batch_members, batch):
         await connection.run_sync(table.create, checkfirst=True)
-        await session.execute(delete(table))
+        if postgres:
+            await session.execute(text(f"TRUNCATE {table.name}"))
+        else:
+            await session.execute(delete(table))
 
 
 async def tune(session: AsyncSession) -> None:
@@ -189,7 +195,7 @@ async def post_batch(
     await _write_transactions(session, movement, in_range)
     await _update_balances(session, movement, in_range)
     await _change_lots(session, movement)
-    await _emit_events(session, movement)
+    await _emit_events(session, movement, in_range)
     return JobReport(members=numbered.members, points=numbered.points)
 
 
@@ -289,15 +295,15 @@ async def _write_transactions(
     digest = hash_sql(
         {
             "id": batch.c.transaction_id,
-            "kind": literal(movement.kind.value),
+            "kind": Same(movement.kind.value),
             "member_id": batch.c.member_id,
-            "occurred_at": literal(stamp(movement.occurred_at)),
-            "created_at": literal(stamp(created_at)),
-            "reason": literal(movement.reason),
-            "purchase_id": literal(None, BigInteger()),
-            "redemption_id": literal(None, BigInteger()),
-            "qualifying_points": literal(0, BigInteger()),
-            "qualifying_at": literal(None, String()),
+            "occurred_at": Same(movement.occurred_at),
+            "created_at": Same(created_at),
+            "reason": Same(movement.reason),
+            "purchase_id": Same(None),
+            "redemption_id": Same(None),
+            "qualifying_points": Same(0),
+            "qualifying_at": Same(None),
             "postings": postings_sql([(a.value, sign, batch.c.amount) for a, sign, _ in legs]),
             "prev_hash": batch.c.head,
         }
@@ -430,10 +436,13 @@ async def _open_lots(session: AsyncSession, movement: BatchMovement, lots: OpenL
     )
 
 
-async def _emit_events(session: AsyncSession, movement: BatchMovement) -> None:
+async def _emit_events(
+    session: AsyncSession, movement: BatchMovement, in_range: ColumnElement[bool]
+) -> None:
     """The ``points.*`` event of each ``batch`` row's transaction (written, and the balances
     updated, before): ``entry`` is the transaction's posting to the available account (to the
-    pending one when available does not move)."""
+    pending one when available does not move). The members are read by their id range: joined
+    on the batch alone, PostgreSQL read every member of the program for every batch."""
     account, sign = (
         (Account.MEMBER_AVAILABLE, movement.available)
         if movement.available
@@ -466,7 +475,7 @@ async def _emit_events(session: AsyncSession, movement: BatchMovement) -> None:
         occurred_at=movement.occurred_at,
         rows=select(batch.c.member_id, data.label("data"))
         .select_from(batch)
-        .join(Member, Member.id == batch.c.member_id)
+        .join(Member, and_(Member.id == batch.c.member_id, in_range))
         .join(
             LedgerEntry,
             and_(

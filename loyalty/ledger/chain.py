@@ -16,11 +16,15 @@ points and joined by ``,``; times are UTC with microseconds.
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, case, cast, func, literal, select, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import Select
 
 FIELDS = (
@@ -38,10 +42,32 @@ FIELDS = (
     "prev_hash",
 )
 SQL_FUNCTION = "ledger_sha256"
+_POSTGRES_BODY = "encode(sha256(convert_to({}, 'UTF8')), 'hex')"
 POSTGRES_FUNCTION = (
     f"CREATE OR REPLACE FUNCTION {SQL_FUNCTION}(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT "
-    "AS $$ SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex') $$"
+    f"AS $$ SELECT {_POSTGRES_BODY.format('$1')} $$"
 )
+
+
+class _Sha256Hex(FunctionElement[str]):
+    """``ledger_sha256(text)``; on PostgreSQL its body, written in place. PostgreSQL never
+    inlines the function (it is declared IMMUTABLE and ``convert_to`` is only STABLE), so a
+    call runs the SQL-function executor for every row: most of the hashing's cost in a
+    set-based insert. The body in place gives the same bytes."""
+
+    type = String()
+    name = SQL_FUNCTION
+    inherit_cache = True
+
+
+@compiles(_Sha256Hex)
+def _call_sha256(element: _Sha256Hex, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQL_FUNCTION}({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Sha256Hex, "postgresql")
+def _inline_sha256(element: _Sha256Hex, compiler: SQLCompiler, **kw: Any) -> str:
+    return _POSTGRES_BODY.format(compiler.process(element.clauses, **kw))
 
 
 def sha256_hex(text: str | None) -> str | None:
@@ -63,23 +89,32 @@ def _field(value: str | None) -> str:
     return "-" if value is None else f"{len(value)}:{value}"
 
 
+def _text_field(name: str, value: Any) -> str:
+    """One field of the canonical text, from its Python value."""
+    if name == "postings":
+        return _field(postings_text(value))
+    if isinstance(value, datetime):
+        return _field(stamp(value))
+    return _field(None if value is None else str(value))
+
+
 def canonical_text(values: Mapping[str, Any]) -> str:
     """The canonical text of a transaction: ``values`` maps every name of ``FIELDS`` to an
     int, str, datetime, None, or (postings) a list of (account, points) pairs."""
-    parts: list[str | None] = []
-    for name in FIELDS:
-        value = values[name]
-        if name == "postings":
-            parts.append(postings_text(value))
-        elif isinstance(value, datetime):
-            parts.append(stamp(value))
-        else:
-            parts.append(None if value is None else str(value))
-    return "|".join(_field(part) for part in parts)
+    return "|".join(_text_field(name, values[name]) for name in FIELDS)
 
 
 def transaction_hash(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_text(values).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Same:
+    """A field with the same value in every row of a set-based insert (kind, times, reason):
+    ``canonical_sql`` writes its canonical text once, in Python, instead of building it in SQL
+    for every row."""
+
+    value: Any
 
 
 def _sql_field(value: ColumnElement[Any]) -> ColumnElement[str]:
@@ -90,21 +125,38 @@ def _sql_field(value: ColumnElement[Any]) -> ColumnElement[str]:
     )
 
 
-def canonical_sql(values: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
+def canonical_sql(values: Mapping[str, ColumnElement[Any] | Same]) -> ColumnElement[str]:
     """``canonical_text`` as a SQL expression: ``values`` maps every name of ``FIELDS`` to a
-    SQL expression; times and postings must already be canonical text (``stamp``,
-    ``postings_sql``), the others are integers or text."""
-    text: ColumnElement[str] | None = None
+    SQL expression or to ``Same`` (a Python value, as ``canonical_text`` takes it); in SQL,
+    times and postings must already be canonical text (``stamp``, ``postings_sql``), the
+    others are integers or text. Adjacent ``Same`` fields become one literal."""
+    parts: list[ColumnElement[str] | str] = []
     for name in FIELDS:
-        part = _sql_field(values[name])
-        text = part if text is None else text + literal("|") + part
+        value = values[name]
+        if isinstance(value, Same):
+            parts.append(_text_field(name, value.value))
+        else:
+            parts.append(_sql_field(value))
+    text: ColumnElement[str] | None = None
+    pending = ""
+    for index, part in enumerate(parts):
+        separator = "|" if index else ""
+        if isinstance(part, str):
+            pending += separator + part
+            continue
+        prefix = pending + separator
+        if prefix:
+            text = literal(prefix) if text is None else text + literal(prefix)
+        text = part if text is None else text + part
+        pending = ""
+    if pending:
+        text = literal(pending) if text is None else text + literal(pending)
     assert text is not None
     return text
 
 
-def hash_sql(values: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
-    hashed: ColumnElement[str] = getattr(func, SQL_FUNCTION)(canonical_sql(values), type_=String)
-    return hashed
+def hash_sql(values: Mapping[str, ColumnElement[Any] | Same]) -> ColumnElement[str]:
+    return _Sha256Hex(canonical_sql(values))
 
 
 def postings_sql(postings: Sequence[tuple[str, int, ColumnElement[int]]]) -> ColumnElement[str]:
