@@ -15,9 +15,10 @@ from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.segments import segment_keys
 from loyalty.graphql.types import Channel, errors_field
 from loyalty.ids import key_or_zero
+from loyalty.inputs import parse
 from loyalty.pagination import page_request
 from loyalty.rules import service as rules
-from loyalty.rules.definition import DAYS_OF_WEEK, RuleDraft, parse
+from loyalty.rules.definition import DAYS_OF_WEEK, RuleDraft
 
 
 @strawberry.input(

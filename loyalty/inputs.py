@@ -1,0 +1,71 @@
+"""Typed inputs: pydantic models that report every field error at once.
+
+A model's fields carry Python names; clients name them in camelCase. ``field_path`` is the one
+mapping between the two, so services and models name a field once, in Python, and the errors
+carry the path the contract documents (``["pointsPerUnit"]``, ``["total", "amount"]``).
+"""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid
+
+V = TypeVar("V")
+M = TypeVar("M", bound=BaseModel)
+
+
+def field_path(loc: tuple[int | str, ...], *, indexes: bool = False) -> list[str]:
+    """A location in an input as clients name it: camelCase; list indexes as strings when
+    ``indexes`` (a basket line), else dropped (a value in a list of conditions)."""
+    return [
+        to_camel(part) if isinstance(part, str) else str(part)
+        for part in loc
+        if indexes or isinstance(part, str)
+    ]
+
+
+def invalid_at(message: str, *loc: str) -> DomainError:
+    """An INVALID error about the input field a service names in Python."""
+    return invalid(message, *field_path(loc))
+
+
+def refused(message: str, code: ErrorCode = ErrorCode.INVALID) -> PydanticCustomError:
+    """A field error from a validator: its code becomes the UserError's."""
+    return PydanticCustomError(code.value, "{message}", {"message": message})
+
+
+def checked(check: Callable[[V], Any], value: V) -> Any:
+    """Runs a shared check (which raises DomainError) as a pydantic validator."""
+    try:
+        return check(value)
+    except DomainError as error:
+        raise refused(error.message, error.code) from None
+
+
+def errors_of(error: ValidationError) -> list[DomainError]:
+    return [
+        DomainError(
+            ErrorCode.__members__.get(detail["type"], ErrorCode.INVALID),
+            detail["msg"],
+            field_path(detail["loc"]) or None,
+        )
+        for detail in error.errors()
+    ]
+
+
+def parse(model: type[M], /, **values: Any) -> M:
+    """``model`` from ``values``, or DomainErrors naming every field at fault."""
+    try:
+        return model(**values)
+    except ValidationError as error:
+        raise DomainErrors(errors_of(error)) from None
+
+
+def sent(values: dict[str, Any], unset: object) -> dict[str, Any]:
+    """The fields a client sent (not ``unset``), for a model whose ``model_fields_set`` then
+    tells an update which fields to change."""
+    return {name: value for name, value in values.items() if value is not unset}
