@@ -81,7 +81,7 @@ async def _seed(session: AsyncSession) -> None:
         changes=program.ProgramChanges(
             name="Demo Coffee Co.",
             currency="USD",
-            points_per_unit="1",
+            points_per_unit=Decimal(1),
             referrer_points=100,
             referee_points=50,
         ),

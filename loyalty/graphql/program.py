@@ -9,8 +9,8 @@ from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.types import Program, errors_field
+from loyalty.inputs import parse, sent
 from loyalty.program import service as program_service
-from loyalty.validation import UNSET as UNCHANGED
 
 
 @strawberry.input(description="Program settings to change; fields left out stay as they are.")
@@ -107,30 +107,11 @@ class ProgramMutations:
             UpdateProgramInput, strawberry.argument(description="The settings to change.")
         ],
     ) -> UpdateProgramPayload:
-        changes = program_service.ProgramChanges(
-            **{
-                name: UNCHANGED if getattr(input, name) is UNSET else getattr(input, name)
-                for name in (
-                    "name",
-                    "currency",
-                    "points_per_unit",
-                    "pending_days",
-                    "points_expire_after_days",
-                    "tier_window_days",
-                    "time_zone",
-                    "max_backdate_days",
-                    "referrer_points",
-                    "referee_points",
-                    "referral_limit",
-                    "idempotency_retention_days",
-                    "expiry_warning_days",
-                    "closed_member_retention_days",
-                )
-            }
-        )
         return await mutate(
             info,
             UpdateProgramPayload,
-            lambda session: program_service.update_program(session, changes=changes),
+            lambda session: program_service.update_program(
+                session, changes=parse(program_service.ProgramChanges, **sent(vars(input), UNSET))
+            ),
             lambda program: {"program": program},
         )
