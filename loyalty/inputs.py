@@ -8,7 +8,7 @@ carry the path the contract documents (``["pointsPerUnit"]``, ``["total", "amoun
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -46,12 +46,17 @@ def checked(check: Callable[[V], Any], value: V) -> Any:
         raise refused(error.message, error.code) from None
 
 
-def errors_of(error: ValidationError) -> list[DomainError]:
+def check_with(check: Callable[..., Any], *args: Any) -> BeforeValidator:
+    """A field validator running a shared check as ``check(value, *args)``."""
+    return BeforeValidator(lambda value: checked(lambda v: check(v, *args), value))
+
+
+def errors_of(error: ValidationError, *, indexes: bool = False) -> list[DomainError]:
     return [
         DomainError(
             ErrorCode.__members__.get(detail["type"], ErrorCode.INVALID),
             detail["msg"],
-            field_path(detail["loc"]) or None,
+            field_path(detail["loc"], indexes=indexes) or None,
         )
         for detail in error.errors()
     ]
@@ -59,13 +64,27 @@ def errors_of(error: ValidationError) -> list[DomainError]:
 
 def parse(model: type[M], /, **values: Any) -> M:
     """``model`` from ``values``, or DomainErrors naming every field at fault."""
+    return _parsed(model, values, indexes=False)
+
+
+def parse_indexed(model: type[M], /, **values: Any) -> M:
+    """``parse``, for a model whose errors name a list item by its index (``["benefits",
+    "2"]``) where the contract does."""
+    return _parsed(model, values, indexes=True)
+
+
+def _parsed(model: type[M], values: dict[str, Any], *, indexes: bool) -> M:
     try:
         return model(**values)
     except ValidationError as error:
-        raise DomainErrors(errors_of(error)) from None
+        raise DomainErrors(errors_of(error, indexes=indexes)) from None
 
 
-def sent(values: dict[str, Any], unset: object) -> dict[str, Any]:
-    """The fields a client sent (not ``unset``), for a model whose ``model_fields_set`` then
-    tells an update which fields to change."""
-    return {name: value for name, value in values.items() if value is not unset}
+def sent_fields(given: object, model: type[BaseModel], unset: object) -> dict[str, Any]:
+    """The fields of ``model`` a client sent in ``given`` (those it has, not ``unset``): on an
+    update, the model's ``model_fields_set`` then names the fields to change."""
+    return {
+        name: value
+        for name in model.model_fields
+        if (value := getattr(given, name, unset)) is not unset
+    }

@@ -9,7 +9,7 @@ from loyalty.graphql.errors import UserError, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.types import Program, errors_field
-from loyalty.inputs import parse, sent
+from loyalty.inputs import parse, sent_fields
 from loyalty.program import service as program_service
 
 
@@ -111,7 +111,11 @@ class ProgramMutations:
             info,
             UpdateProgramPayload,
             lambda session: program_service.update_program(
-                session, changes=parse(program_service.ProgramChanges, **sent(vars(input), UNSET))
+                session,
+                changes=parse(
+                    program_service.ProgramChanges,
+                    **sent_fields(input, program_service.ProgramChanges, UNSET),
+                ),
             ),
             lambda program: {"program": program},
         )

@@ -42,7 +42,7 @@ async def initialize(
     created = base is None
     if base is None:
         base = await tiers.create_tier(
-            session, tier=tiers.TierIn(name=base_tier_name, rank=0, threshold=0)
+            session, tier=parse(tiers.TierDraft, name=base_tier_name, rank=0, threshold=0)
         )
     placed = await _place_tierless_members(session, base)
     return FirstRun(program=program, base_tier=base, created_tier=created, members_placed=placed)
