@@ -1,7 +1,7 @@
 """Member queries and mutations."""
 
 from datetime import date
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,12 +22,11 @@ from loyalty.graphql.permissions import (
 )
 from loyalty.graphql.types import Channel, Member, MemberStatus, errors_field
 from loyalty.ids import decode_id, key_or_zero
+from loyalty.inputs import parse, sent_fields
 from loyalty.members import service as members
 from loyalty.members.models import Member as MemberRow
 from loyalty.pagination import Page, page_request
 from loyalty.segments import service as segments
-from loyalty.validation import UNSET as UNCHANGED
-from loyalty.validation import Unset
 
 
 @strawberry.input(description="A new member; only externalId is required.")
@@ -107,23 +106,15 @@ class UpdateMemberPayload:
     )
 
 
-T = TypeVar("T")
-
-
-def _sent(value: T) -> T | Unset:
-    return UNCHANGED if value is UNSET else value
-
-
-def _consents(given: ConsentsInput | None) -> members.ConsentsIn | Unset:
-    if given is UNSET:
-        return UNCHANGED
-    if given is None:
-        return members.ConsentsIn()
-    return members.ConsentsIn(
-        marketing_email=_sent(given.marketing_email),
-        marketing_sms=_sent(given.marketing_sms),
-        marketing_push=_sent(given.marketing_push),
-    )
+def _changes(input: UpdateMemberInput) -> members.MemberChanges:
+    """The one mapping of updateMember's input onto the profile change; every error at once."""
+    values = sent_fields(input, members.MemberChanges, UNSET)
+    given = values.get("consents")
+    if given is not None:
+        values["consents"] = sent_fields(given, members.ConsentsIn, UNSET)
+    elif "consents" in values:
+        values["consents"] = {}
+    return parse(members.MemberChanges, **values)
 
 
 @strawberry.type
@@ -237,20 +228,15 @@ class MemberMutations:
         info: strawberry.Info,
         input: Annotated[EnrollMemberInput, strawberry.argument(description="The new member.")],
     ) -> EnrollMemberPayload:
-        enrollment = members.Enrollment(
-            external_id=input.external_id,
-            email=input.email,
-            phone=input.phone,
-            first_name=input.first_name,
-            last_name=input.last_name,
-            channel=input.channel,
-            date_of_birth=input.date_of_birth,
-            referral_code=input.referral_code,
-        )
         return await mutate(
             info,
             EnrollMemberPayload,
-            lambda session: members.enroll_member(session, enrollment=enrollment),
+            lambda session: members.enroll_member(
+                session,
+                enrollment=parse(
+                    members.Enrollment, **sent_fields(input, members.Enrollment, UNSET)
+                ),
+            ),
             lambda member: {"member": member},
         )
 
@@ -271,18 +257,11 @@ class MemberMutations:
             principal.member_id != member_id or input.status is not UNSET
         ):
             raise forbidden()
-        changes = members.MemberChanges(
-            email=_sent(input.email),
-            phone=_sent(input.phone),
-            first_name=_sent(input.first_name),
-            last_name=_sent(input.last_name),
-            date_of_birth=_sent(input.date_of_birth),
-            status=_sent(input.status),
-            consents=_consents(input.consents),
-        )
         return await mutate(
             info,
             UpdateMemberPayload,
-            lambda session: members.update_member(session, member_id=member_id, changes=changes),
+            lambda session: members.update_member(
+                session, member_id=member_id, changes=_changes(input)
+            ),
             lambda member: {"member": member},
         )
