@@ -24,15 +24,15 @@ TIERS = (
     ("Gold", 3, 2000, Decimal("1.5"), ["Member prices", "Free shipping", "Birthday gift"]),
 )
 REWARDS = (
-    rewards.RewardIn(name="Free espresso", cost_points=50, description="Any size."),
-    rewards.RewardIn(
+    rewards.RewardDraft(name="Free espresso", cost_points=50, description="Any size."),
+    rewards.RewardDraft(
         name="Coffee mug",
         cost_points=200,
         stock=25,
         per_member_limit=1,
         channels=[Channel.IN_STORE],
     ),
-    rewards.RewardIn(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
+    rewards.RewardDraft(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
 )
 RULES = (
     RuleDraft(
