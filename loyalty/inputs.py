@@ -5,14 +5,15 @@ mapping between the two, so services and models name a field once, in Python, an
 carry the path the contract documents (``["pointsPerUnit"]``, ``["total", "amount"]``).
 """
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid
+from loyalty.validation import int_between
 
 V = TypeVar("V")
 M = TypeVar("M", bound=BaseModel)
@@ -49,6 +50,39 @@ def checked(check: Callable[[V], Any], value: V) -> Any:
 def check_with(check: Callable[..., Any], *args: Any) -> BeforeValidator:
     """A field validator running a shared check as ``check(value, *args)``."""
     return BeforeValidator(lambda value: checked(lambda v: check(v, *args), value))
+
+
+def between(low: int, high: int, *, nullable: bool = False) -> BeforeValidator:
+    """A field validator for an int from ``low`` to ``high``; null only when ``nullable``."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise refused("Must not be null.")
+        return checked(lambda v: int_between(v, low, high), value)
+
+    return BeforeValidator(check)
+
+
+def collect(errors: list[DomainError], check: Callable[..., V], *args: Any) -> V:
+    """``check(*args)`` for an input checked field by field: a DomainError joins ``errors``
+    and None stands in for the value (the caller raises DomainErrors before it uses any value
+    when ``errors`` is not empty)."""
+    try:
+        return check(*args)
+    except DomainError as error:
+        errors.append(error)
+        return cast(V, None)
+
+
+async def collect_awaited(errors: list[DomainError], pending: Awaitable[V]) -> V:
+    """``collect`` for a check that reads the database."""
+    try:
+        return await pending
+    except DomainError as error:
+        errors.append(error)
+        return cast(V, None)
 
 
 def errors_of(error: ValidationError, *, indexes: bool = False) -> list[DomainError]:

@@ -11,28 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import utcnow
 from loyalty.errors import DomainError, DomainErrors
-from loyalty.inputs import checked, invalid_at, refused
+from loyalty.inputs import between, check_with, checked, invalid_at, refused
 from loyalty.money import parse_currency, parse_decimal
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.purchases.models import Purchase
-from loyalty.validation import int_between, required_text
-
-
-def _int_between(low: int, high: int, *, nullable: bool = False) -> BeforeValidator:
-    """An int setting from ``low`` to ``high``; null only when ``nullable`` (it means "never")."""
-
-    def check(value: Any) -> Any:
-        if value is None:
-            if nullable:
-                return None
-            raise refused("Must not be null.")
-        return checked(lambda v: int_between(v, low, high), value)
-
-    return BeforeValidator(check)
-
-
-def _name(value: Any) -> str:
-    return str(checked(lambda v: required_text(v, 200), value))
+from loyalty.validation import required_text
 
 
 def _currency(value: Any) -> str:
@@ -69,22 +52,20 @@ class ProgramChanges(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str | None, BeforeValidator(_name)] = None
+    name: Annotated[str | None, check_with(required_text, 200)] = None
     currency: Annotated[str | None, BeforeValidator(_currency)] = None
     points_per_unit: Annotated[Decimal | None, BeforeValidator(_points_per_unit)] = None
-    pending_days: Annotated[int | None, _int_between(0, 365)] = None
-    points_expire_after_days: Annotated[int | None, _int_between(1, 36500, nullable=True)] = None
-    tier_window_days: Annotated[int | None, _int_between(1, 3650)] = None
+    pending_days: Annotated[int | None, between(0, 365)] = None
+    points_expire_after_days: Annotated[int | None, between(1, 36500, nullable=True)] = None
+    tier_window_days: Annotated[int | None, between(1, 3650)] = None
     time_zone: Annotated[str | None, BeforeValidator(_time_zone)] = None
-    max_backdate_days: Annotated[int | None, _int_between(0, 3650)] = None
-    referrer_points: Annotated[int | None, _int_between(0, 1_000_000)] = None
-    referee_points: Annotated[int | None, _int_between(0, 1_000_000)] = None
-    referral_limit: Annotated[int | None, _int_between(0, 1_000_000, nullable=True)] = None
-    idempotency_retention_days: Annotated[int | None, _int_between(1, 3650)] = None
-    expiry_warning_days: Annotated[int | None, _int_between(0, 365)] = None
-    closed_member_retention_days: Annotated[int | None, _int_between(1, 36500, nullable=True)] = (
-        None
-    )
+    max_backdate_days: Annotated[int | None, between(0, 3650)] = None
+    referrer_points: Annotated[int | None, between(0, 1_000_000)] = None
+    referee_points: Annotated[int | None, between(0, 1_000_000)] = None
+    referral_limit: Annotated[int | None, between(0, 1_000_000, nullable=True)] = None
+    idempotency_retention_days: Annotated[int | None, between(1, 3650)] = None
+    expiry_warning_days: Annotated[int | None, between(0, 365)] = None
+    closed_member_retention_days: Annotated[int | None, between(1, 36500, nullable=True)] = None
 
     def sent(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

@@ -10,14 +10,14 @@ for a four-line basket), the order of its checks is part of the contract, and th
 the shared ones of ``loyalty.validation`` and ``loyalty.money``.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, NamedTuple, Protocol
 
 from loyalty.errors import DomainError, DomainErrors, invalid, not_found
-from loyalty.inputs import field_path
+from loyalty.inputs import collect, field_path
 from loyalty.members.models import Channel
 from loyalty.money import parse_currency, parse_positive_amount
 from loyalty.rules.engine import Line
@@ -25,8 +25,6 @@ from loyalty.validation import int_between, lookup_key, optional_text, required_
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 MAX_LINES = 500
-
-T = TypeVar("T")
 
 
 class SentMoney(Protocol):
@@ -146,38 +144,28 @@ _CATEGORY = _path("category")
 _QUANTITY = _path("quantity")
 
 
-def _collect(errors: list[DomainError], check: Callable[..., T], *args: Any) -> T:
-    """``check(*args)``; a DomainError is added to ``errors`` and None stands in for the value
-    (the caller raises before it uses any value when ``errors`` is not empty)."""
-    try:
-        return check(*args)
-    except DomainError as error:
-        errors.append(error)
-        return cast(T, None)
-
-
 def validated_purchase(purchase: SentPurchase, *, now: datetime) -> ValidPurchase:
     """The receipt's fields checked, or DomainErrors naming each one at fault."""
     errors: list[DomainError] = []
     if (purchase.member_id is None) == (purchase.member_external_id is None):
         errors.append(invalid("Give exactly one of memberId and memberExternalId.", *MEMBER_ID))
-    occurred_at = _collect(errors, _occurred_at, purchase.occurred_at, now)
+    occurred_at = collect(errors, _occurred_at, purchase.occurred_at, now)
     lines = purchase.lines
     if len(lines) > MAX_LINES:
         errors.append(invalid(f"At most {MAX_LINES} lines.", *LINES))
         lines = ()
-    external_id = _collect(errors, _external_id, purchase.member_external_id)
-    order_id = _collect(errors, required_text, purchase.order_id, 128, *ORDER_ID)
-    store_id = _collect(errors, optional_text, purchase.store_id, 64, *STORE_ID)
-    total = _collect(errors, parse_positive_amount, purchase.total.amount, *TOTAL_AMOUNT)
+    external_id = collect(errors, _external_id, purchase.member_external_id)
+    order_id = collect(errors, required_text, purchase.order_id, 128, *ORDER_ID)
+    store_id = collect(errors, optional_text, purchase.store_id, 64, *STORE_ID)
+    total = collect(errors, parse_positive_amount, purchase.total.amount, *TOTAL_AMOUNT)
     currencies = [
-        (_collect(errors, parse_currency, purchase.total.currency, *TOTAL_CURRENCY), TOTAL_CURRENCY)
+        (collect(errors, parse_currency, purchase.total.currency, *TOTAL_CURRENCY), TOTAL_CURRENCY)
     ]
     prices = [(line.unit_price, (*LINES, str(index))) for index, line in enumerate(lines)]
     for price, at in prices:
         if price is not None:
             path = (*at, *_UNIT_PRICE_CURRENCY)
-            currencies.append((_collect(errors, parse_currency, price.currency, *path), path))
+            currencies.append((collect(errors, parse_currency, price.currency, *path), path))
     checked = tuple(_line(errors, line, at) for line, (_, at) in zip(lines, prices, strict=True))
     if errors:
         raise DomainErrors(errors)
@@ -223,18 +211,18 @@ def _line(errors: list[DomainError], line: SentLine, at: tuple[str, ...]) -> Val
     return ValidLine(
         unit_price=None
         if price is None
-        else _collect(errors, parse_positive_amount, price.amount, *at, *_UNIT_PRICE_AMOUNT),
-        sku=_collect(errors, optional_text, line.sku, 64, *at, *_SKU),
-        category=_collect(errors, optional_text, line.category, 64, *at, *_CATEGORY),
-        quantity=_collect(errors, int_between, line.quantity, 1, 1_000_000, *at, *_QUANTITY),
+        else collect(errors, parse_positive_amount, price.amount, *at, *_UNIT_PRICE_AMOUNT),
+        sku=collect(errors, optional_text, line.sku, 64, *at, *_SKU),
+        category=collect(errors, optional_text, line.category, 64, *at, *_CATEGORY),
+        quantity=collect(errors, int_between, line.quantity, 1, 1_000_000, *at, *_QUANTITY),
     )
 
 
 def validated_refund_money(money: SentMoney) -> ValidMoney:
     """A refund's amount checked, or DomainErrors naming its amount and its currency."""
     errors: list[DomainError] = []
-    amount = _collect(errors, parse_positive_amount, money.amount, *REFUND_AMOUNT)
-    currency = _collect(errors, parse_currency, money.currency, *REFUND_CURRENCY)
+    amount = collect(errors, parse_positive_amount, money.amount, *REFUND_AMOUNT)
+    currency = collect(errors, parse_currency, money.currency, *REFUND_CURRENCY)
     if errors:
         raise DomainErrors(errors)
     return ValidMoney(amount, currency)

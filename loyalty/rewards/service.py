@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty.db import lock_by_id, utcnow
 from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
-from loyalty.inputs import check_with, checked, field_path, invalid_at, refused
+from loyalty.inputs import between, check_with, checked, field_path, invalid_at, refused
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LedgerTransaction
 from loyalty.members import service as members
@@ -32,7 +32,6 @@ from loyalty.segments import service as segmentation
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
     instant,
-    int_between,
     lookup_key,
     optional_text,
     required_text,
@@ -49,18 +48,6 @@ def _active(value: Any) -> Any:
     if value is None:
         raise refused("Must not be null.")
     return value
-
-
-def _cost_points(value: Any) -> Any:
-    if value is None:
-        raise refused("Must not be null.")
-    return checked(lambda v: int_between(v, 1, MAX_COST), value)
-
-
-def _optional_between(low: int, high: int) -> BeforeValidator:
-    return BeforeValidator(
-        lambda value: None if value is None else checked(lambda v: int_between(v, low, high), value)
-    )
 
 
 def _channels(value: Any) -> list[str]:
@@ -83,10 +70,10 @@ class RewardDraft(BaseModel):
 
     name: Annotated[str | None, check_with(required_text, 200)] = None
     description: Annotated[str | None, check_with(optional_text, 2000)] = None
-    cost_points: Annotated[int | None, BeforeValidator(_cost_points)] = None
+    cost_points: Annotated[int | None, between(1, MAX_COST)] = None
     active: Annotated[bool, BeforeValidator(_active)] = True
-    stock: Annotated[int | None, _optional_between(0, MAX_COST)] = None
-    per_member_limit: Annotated[int | None, _optional_between(1, 1_000_000)] = None
+    stock: Annotated[int | None, between(0, MAX_COST, nullable=True)] = None
+    per_member_limit: Annotated[int | None, between(1, 1_000_000, nullable=True)] = None
     channels: Annotated[list[str], BeforeValidator(_channels)] = Field(default_factory=list)
     kind: RewardKind = RewardKind.GENERATED_CODE
     """Set when the reward is created only."""

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import UTCDateTime, lock_by_id, utcnow
 from loyalty.errors import DomainErrors, invalid, not_found
-from loyalty.inputs import checked, invalid_at, refused
+from loyalty.inputs import between, check_with, checked, invalid_at, refused
 from loyalty.ledger.models import LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -30,22 +30,9 @@ from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
 from loyalty.rules import service as rules
 from loyalty.tiers.models import Tier, TierChange, TierChangeReason
-from loyalty.validation import int_between, optional_text, required_text
+from loyalty.validation import optional_text, required_text
 
 MAX_BENEFITS = 20
-
-
-def _not_null_between(low: int, high: int) -> BeforeValidator:
-    def check(value: Any) -> Any:
-        if value is None:
-            raise refused("Must not be null.")
-        return checked(lambda v: int_between(v, low, high), value)
-
-    return BeforeValidator(check)
-
-
-def _name(value: Any) -> str:
-    return str(checked(lambda v: required_text(v, 100), value))
 
 
 def _multiplier(value: Any) -> Decimal:
@@ -74,16 +61,16 @@ class TierDraft(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str | None, BeforeValidator(_name)] = None
-    rank: Annotated[int | None, _not_null_between(0, 1000)] = None
-    threshold: Annotated[int | None, _not_null_between(0, 1_000_000_000)] = None
+    name: Annotated[str | None, check_with(required_text, 100)] = None
+    rank: Annotated[int | None, between(0, 1000)] = None
+    threshold: Annotated[int | None, between(0, 1_000_000_000)] = None
     multiplier: Annotated[Decimal, BeforeValidator(_multiplier)] = Decimal(1)
     benefits: Annotated[
         list[Annotated[str, BeforeValidator(_benefit)]],
         BeforeValidator(lambda value: value or []),
         AfterValidator(_few_benefits),
     ] = Field(default_factory=list)
-    retention_days: Annotated[int, _not_null_between(0, 3650)] = 0
+    retention_days: Annotated[int, between(0, 3650)] = 0
 
     def sent(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}
