@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass
 
 from loyalty.errors import DomainError, invalid
 from loyalty.inputs import checked, field_path, refused
-from loyalty.money import parse_decimal
+from loyalty.money import parse_decimal, parse_non_negative_amount
 from loyalty.rules.models import EarningRuleVersion, EffectKind
 from loyalty.validation import instant, int_between, required_text
 
@@ -72,9 +72,7 @@ def _hours(values: Any) -> Any:
 def _min_total(value: Any) -> Decimal | None:
     if value is None or isinstance(value, Decimal):
         return value
-    amount: Decimal = checked(parse_decimal, value)
-    if amount < 0:
-        raise refused("Must not be negative.")
+    amount: Decimal = checked(parse_non_negative_amount, value)
     return amount
 
 
