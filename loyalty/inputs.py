@@ -3,6 +3,9 @@
 A model's fields carry Python names; clients name them in camelCase. ``field_path`` is the one
 mapping between the two, so services and models name a field once, in Python, and the errors
 carry the path the contract documents (``["pointsPerUnit"]``, ``["total", "amount"]``).
+
+Inputs whose checks read the database (a webhook's URL, a segment's tiers) or run on every
+purchase are checked field by field instead, with ``collect``: the same errors, all at once.
 """
 
 from collections.abc import Awaitable, Callable

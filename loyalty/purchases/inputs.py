@@ -161,6 +161,8 @@ def validated_purchase(purchase: SentPurchase, *, now: datetime) -> ValidPurchas
     currencies = [
         (collect(errors, parse_currency, purchase.total.currency, *TOTAL_CURRENCY), TOTAL_CURRENCY)
     ]
+    # Every currency (the total's, then each line's) before any line's other fields: the
+    # order they have always been checked in.
     prices = [(line.unit_price, (*LINES, str(index))) for index, line in enumerate(lines)]
     for price, at in prices:
         if price is not None:
