@@ -116,7 +116,7 @@ from loyalty.ids import encode_id  # noqa: E402
 from loyalty.ledger.adjustments import AdjustmentIn, adjust_points  # noqa: E402
 from loyalty.ledger.chain import FIELDS, transaction_hash  # noqa: E402
 from loyalty.rewards.models import Redemption, Reward  # noqa: E402
-from loyalty.rewards.service import RewardIn, create_reward, generate_code  # noqa: E402
+from loyalty.rewards.service import RewardDraft, create_reward, generate_code  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_redeem"
 PHASE_TIMEOUT_SECONDS = 900.0
@@ -317,7 +317,7 @@ async def give_points_and_rewards(url: str, member_ids: Sequence[int], stock: in
 
             async def reward(name: str, stock: int | None) -> int:
                 created = await create_reward(
-                    session, reward=RewardIn(name=name, cost_points=COST_POINTS, stock=stock)
+                    session, reward=RewardDraft(name=name, cost_points=COST_POINTS, stock=stock)
                 )
                 return created.id
 

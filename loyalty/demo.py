@@ -24,15 +24,15 @@ TIERS = (
     ("Gold", 3, 2000, Decimal("1.5"), ["Member prices", "Free shipping", "Birthday gift"]),
 )
 REWARDS = (
-    rewards.RewardIn(name="Free espresso", cost_points=50, description="Any size."),
-    rewards.RewardIn(
+    rewards.RewardDraft(name="Free espresso", cost_points=50, description="Any size."),
+    rewards.RewardDraft(
         name="Coffee mug",
         cost_points=200,
         stock=25,
         per_member_limit=1,
         channels=[Channel.IN_STORE],
     ),
-    rewards.RewardIn(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
+    rewards.RewardDraft(name="$5 off online", cost_points=120, channels=[Channel.ONLINE]),
 )
 RULES = (
     RuleDraft(
@@ -81,7 +81,7 @@ async def _seed(session: AsyncSession) -> None:
         changes=program.ProgramChanges(
             name="Demo Coffee Co.",
             currency="USD",
-            points_per_unit="1",
+            points_per_unit=Decimal(1),
             referrer_points=100,
             referee_points=50,
         ),

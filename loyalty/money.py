@@ -30,6 +30,13 @@ def parse_positive_amount(value: object, *field: str) -> Decimal:
     return amount
 
 
+def parse_non_negative_amount(value: object, *field: str) -> Decimal:
+    amount = parse_decimal(value, *field)
+    if amount < 0:
+        raise invalid("Must not be negative.", *field)
+    return amount
+
+
 def parse_currency(value: str, *field: str) -> str:
     code = value.strip().upper()
     if not _CURRENCY.match(code):

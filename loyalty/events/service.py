@@ -19,7 +19,7 @@ from loyalty.members.models import Member
 from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.models import Program
 from loyalty.program.service import get_program, require_within_backdate
-from loyalty.purchases.service import MAX_FUTURE_SKEW
+from loyalty.purchases.inputs import MAX_FUTURE_SKEW
 from loyalty.rules import awarding
 from loyalty.rules.book import rule_book
 from loyalty.rules.definition import EVENT_TYPE

@@ -4,7 +4,7 @@ Member links to most domains' types; those modules import Member, so Member name
 lazily (``strawberry.lazy``) to keep the imports one-way."""
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from loyalty.graphql.permissions import (
     forbidden,
 )
 from loyalty.ids import decode_id, encode_id, key_or_zero
+from loyalty.inputs import parse, sent_fields
 from loyalty.ledger import balances
 from loyalty.members import service as members
 from loyalty.members.models import Channel as DomainChannel
@@ -35,8 +36,7 @@ from loyalty.referrals import service as referrals
 from loyalty.referrals.models import Referral as ReferralRow
 from loyalty.segments import service as segments
 from loyalty.tiers import service as tiers
-from loyalty.validation import UNSET as UNCHANGED
-from loyalty.validation import Unset, instant
+from loyalty.validation import instant
 
 if TYPE_CHECKING:
     from loyalty.graphql.events import MemberEvent
@@ -511,23 +511,15 @@ class UpdateMemberPayload(Payload):
     )
 
 
-T = TypeVar("T")
-
-
-def _sent(value: T) -> T | Unset:
-    return UNCHANGED if value is UNSET else value
-
-
-def _consents(given: ConsentsInput | None) -> members.ConsentsIn | Unset:
-    if given is UNSET:
-        return UNCHANGED
-    if given is None:
-        return members.ConsentsIn()
-    return members.ConsentsIn(
-        marketing_email=_sent(given.marketing_email),
-        marketing_sms=_sent(given.marketing_sms),
-        marketing_push=_sent(given.marketing_push),
-    )
+def _changes(input: UpdateMemberInput) -> members.MemberChanges:
+    """The one mapping of updateMember's input onto the profile change; every error at once."""
+    values = sent_fields(input, members.MemberChanges, UNSET)
+    given = values.get("consents")
+    if given is not None:
+        values["consents"] = sent_fields(given, members.ConsentsIn, UNSET)
+    elif "consents" in values:
+        values["consents"] = {}
+    return parse(members.MemberChanges, **values)
 
 
 @strawberry.type
@@ -633,20 +625,15 @@ class MemberMutations:
         info: strawberry.Info,
         input: Annotated[EnrollMemberInput, strawberry.argument(description="The new member.")],
     ) -> EnrollMemberPayload:
-        enrollment = members.Enrollment(
-            external_id=input.external_id,
-            email=input.email,
-            phone=input.phone,
-            first_name=input.first_name,
-            last_name=input.last_name,
-            channel=input.channel,
-            date_of_birth=input.date_of_birth,
-            referral_code=input.referral_code,
-        )
         return await mutate(
             info,
             EnrollMemberPayload,
-            lambda session: members.enroll_member(session, enrollment=enrollment),
+            lambda session: members.enroll_member(
+                session,
+                enrollment=parse(
+                    members.Enrollment, **sent_fields(input, members.Enrollment, UNSET)
+                ),
+            ),
             lambda member: {"member": member},
         )
 
@@ -665,18 +652,11 @@ class MemberMutations:
         if info.context.principal.role == Role.MEMBER and input.status is not UNSET:
             raise forbidden()  # a member may change its profile, not its status
         member_id = key_or_zero("Member", input.id)
-        changes = members.MemberChanges(
-            email=_sent(input.email),
-            phone=_sent(input.phone),
-            first_name=_sent(input.first_name),
-            last_name=_sent(input.last_name),
-            date_of_birth=_sent(input.date_of_birth),
-            status=_sent(input.status),
-            consents=_consents(input.consents),
-        )
         return await mutate(
             info,
             UpdateMemberPayload,
-            lambda session: members.update_member(session, member_id=member_id, changes=changes),
+            lambda session: members.update_member(
+                session, member_id=member_id, changes=_changes(input)
+            ),
             lambda member: {"member": member},
         )

@@ -8,10 +8,10 @@ from strawberry import UNSET, Parent
 from loyalty.graphql.errors import Payload, mutate
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
+from loyalty.inputs import parse, sent_fields
 from loyalty.money import plain
 from loyalty.program import service as program_service
 from loyalty.program.models import Program as ProgramRow
-from loyalty.validation import UNSET as UNCHANGED
 
 
 @strawberry.type(description="An amount of money; exact, never a float.")
@@ -174,30 +174,15 @@ class ProgramMutations:
             UpdateProgramInput, strawberry.argument(description="The settings to change.")
         ],
     ) -> UpdateProgramPayload:
-        changes = program_service.ProgramChanges(
-            **{
-                name: UNCHANGED if getattr(input, name) is UNSET else getattr(input, name)
-                for name in (
-                    "name",
-                    "currency",
-                    "points_per_unit",
-                    "pending_days",
-                    "points_expire_after_days",
-                    "tier_window_days",
-                    "time_zone",
-                    "max_backdate_days",
-                    "referrer_points",
-                    "referee_points",
-                    "referral_limit",
-                    "idempotency_retention_days",
-                    "expiry_warning_days",
-                    "closed_member_retention_days",
-                )
-            }
-        )
         return await mutate(
             info,
             UpdateProgramPayload,
-            lambda session: program_service.update_program(session, changes=changes),
+            lambda session: program_service.update_program(
+                session,
+                changes=parse(
+                    program_service.ProgramChanges,
+                    **sent_fields(input, program_service.ProgramChanges, UNSET),
+                ),
+            ),
             lambda program: {"program": program},
         )

@@ -264,7 +264,7 @@ class PurchaseQueries:
                 lambda session: purchases.preview_purchase(session, purchase=purchase)
             )
         except DomainError as error:
-            return PreviewPurchasePayload(errors=[UserError.of(error)])
+            return PreviewPurchasePayload(errors=[UserError.of(each) for each in error.each()])
         return PreviewPurchasePayload(
             errors=[],
             points_awarded=quote.total,

@@ -1,7 +1,7 @@
 """Rewards catalog and redemption: the Reward and Redemption types, their queries and mutations."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from loyalty.graphql.permissions import (
 from loyalty.graphql.segments import segment_keys
 from loyalty.graphql.tiers import Tier
 from loyalty.ids import decode_id, encode_id, key_or_zero
+from loyalty.inputs import parse, sent_fields
 from loyalty.members import service as members
 from loyalty.members.models import Channel as DomainChannel
 from loyalty.pagination import Page, PageRequest
@@ -31,7 +32,6 @@ from loyalty.rewards.models import RedemptionStatus as DomainRedemptionStatus
 from loyalty.rewards.models import Reward as RewardRow
 from loyalty.rewards.models import RewardKind as DomainRewardKind
 from loyalty.rewards.service import RewardView
-from loyalty.validation import UNSET as UNCHANGED
 
 RewardKind = DomainRewardKind
 strawberry.enum(
@@ -377,6 +377,16 @@ class RewardQueries:
         return await info.context.read(lambda session: rewards.find_by_code(session, code=code))
 
 
+def _draft(input: CreateRewardInput | UpdateRewardInput) -> rewards.RewardDraft:
+    """The one mapping of a reward input onto the reward's draft; every field error at once."""
+    values = sent_fields(input, rewards.RewardDraft, UNSET)
+    if values.get("min_tier_id") is not None:
+        values["min_tier_id"] = _tier_key(values["min_tier_id"])
+    if "segment_ids" in values:
+        values["segment_ids"] = segment_keys(values["segment_ids"])
+    return parse(rewards.RewardDraft, **values)
+
+
 @strawberry.type
 class RewardMutations:
     @strawberry.mutation(permission_classes=[IsAdmin], description="Add a reward. Admin only.")
@@ -385,24 +395,10 @@ class RewardMutations:
         info: strawberry.Info,
         input: Annotated[CreateRewardInput, strawberry.argument(description="The new reward.")],
     ) -> RewardPayload:
-        reward = rewards.RewardIn(
-            name=input.name,
-            cost_points=input.cost_points,
-            description=input.description,
-            kind=input.kind,
-            active=input.active,
-            stock=input.stock,
-            per_member_limit=input.per_member_limit,
-            min_tier_id=_tier_key(input.min_tier_id),
-            channels=list(input.channels or []),
-            starts_at=input.starts_at,
-            ends_at=input.ends_at,
-            segment_ids=segment_keys(input.segment_ids),
-        )
         return await mutate(
             info,
             RewardPayload,
-            lambda session: rewards.create_reward(session, reward=reward),
+            lambda session: rewards.create_reward(session, reward=_draft(input)),
             lambda created: {"reward": _view(created)},
         )
 
@@ -417,37 +413,11 @@ class RewardMutations:
             UpdateRewardInput, strawberry.argument(description="The reward and its changes.")
         ],
     ) -> RewardPayload:
-        def sent(name: str) -> Any:
-            value = getattr(input, name)
-            if value is UNSET:
-                return UNCHANGED
-            if name == "segment_ids":
-                return segment_keys(value)
-            return _tier_key(value) if name == "min_tier_id" else value
-
-        changes = rewards.RewardChanges(
-            **{
-                name: sent(name)
-                for name in (
-                    "name",
-                    "description",
-                    "cost_points",
-                    "active",
-                    "stock",
-                    "per_member_limit",
-                    "min_tier_id",
-                    "channels",
-                    "starts_at",
-                    "ends_at",
-                    "segment_ids",
-                )
-            }
-        )
         return await mutate(
             info,
             RewardPayload,
             lambda session: rewards.update_reward(
-                session, reward_id=key_or_zero("Reward", input.id), changes=changes
+                session, reward_id=key_or_zero("Reward", input.id), changes=_draft(input)
             ),
             lambda updated: {"reward": _view(updated)},
         )

@@ -15,8 +15,9 @@ from loyalty.graphql.rule_types import DayOfWeek, EarningEffectKind, EarningRule
 from loyalty.graphql.scalars import DecimalString
 from loyalty.graphql.segments import segment_keys
 from loyalty.ids import key_or_zero
+from loyalty.inputs import parse
 from loyalty.rules import service as rules
-from loyalty.rules.definition import DAYS_OF_WEEK, RuleDraft, parse
+from loyalty.rules.definition import DAYS_OF_WEEK, RuleDraft
 
 
 @strawberry.input(

@@ -13,7 +13,9 @@ DecimalString = NewType("DecimalString", str)
 
 
 def _parse_decimal(value: object) -> object:
-    """Passed through as sent: services parse decimals, so a bad one becomes a UserError."""
+    """Passed through as sent: the input models parse it (``loyalty.money``, the one place
+    a decimal's form and precision are checked), so a bad one is a UserError naming its field
+    beside the input's other errors, not a GraphQL error."""
     return value
 
 

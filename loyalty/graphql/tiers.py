@@ -14,13 +14,13 @@ from loyalty.graphql.members import Member
 from loyalty.graphql.permissions import IsAdmin, IsAuthenticated
 from loyalty.graphql.scalars import DecimalString
 from loyalty.ids import encode_id, key_or_zero
+from loyalty.inputs import parse_indexed, sent_fields
 from loyalty.money import plain
 from loyalty.tiers import evaluation
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier as TierRow
 from loyalty.tiers.models import TierChange as TierChangeRow
 from loyalty.tiers.models import TierChangeReason as DomainTierChangeReason
-from loyalty.validation import UNSET as UNCHANGED
 
 
 @strawberry.type(
@@ -296,18 +296,13 @@ class TierMutations:
         info: strawberry.Info,
         input: Annotated[CreateTierInput, strawberry.argument(description="The new tier.")],
     ) -> TierPayload:
-        tier = tiers.TierIn(
-            name=input.name,
-            rank=input.rank,
-            threshold=input.threshold,
-            multiplier=input.multiplier,
-            benefits=input.benefits,
-            retention_days=input.retention_days,
-        )
         return await mutate(
             info,
             TierPayload,
-            lambda session: tiers.create_tier(session, tier=tier),
+            lambda session: tiers.create_tier(
+                session,
+                tier=parse_indexed(tiers.TierDraft, **sent_fields(input, tiers.TierDraft, UNSET)),
+            ),
             lambda created: {"tier": created},
         )
 
@@ -322,24 +317,15 @@ class TierMutations:
             UpdateTierInput, strawberry.argument(description="The tier and its changes.")
         ],
     ) -> TierPayload:
-        changes = tiers.TierChanges(
-            **{
-                name: UNCHANGED if getattr(input, name) is UNSET else getattr(input, name)
-                for name in (
-                    "name",
-                    "rank",
-                    "threshold",
-                    "multiplier",
-                    "benefits",
-                    "retention_days",
-                )
-            }
-        )
         return await mutate(
             info,
             TierPayload,
             lambda session: tiers.update_tier(
-                session, tier_id=key_or_zero("Tier", input.id), changes=changes
+                session,
+                tier_id=key_or_zero("Tier", input.id),
+                changes=parse_indexed(
+                    tiers.TierDraft, **sent_fields(input, tiers.TierDraft, UNSET)
+                ),
             ),
             lambda updated: {"tier": updated},
         )

@@ -1,10 +1,9 @@
 """Member operations: enrollment, profile changes, lookups and search."""
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -12,14 +11,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
+from loyalty.inputs import check_with, refused
 from loyalty.members.models import Channel, Member, MemberStatus
 from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.referrals import service as referrals
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
-    UNSET,
-    Unset,
     email,
     lookup_key,
     optional_text,
@@ -29,62 +27,86 @@ from loyalty.validation import (
 )
 
 
-@dataclass(frozen=True)
-class Enrollment:
-    external_id: str
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
+def _date_of_birth(value: date | None) -> date | None:
+    if value is not None and not date(1900, 1, 1) <= value <= utcnow().date():
+        raise refused("Must lie between 1900-01-01 and today.")
+    return value
+
+
+Email = Annotated[str | None, check_with(email)]
+Phone = Annotated[str | None, check_with(phone)]
+Name = Annotated[str | None, check_with(optional_text, 100)]
+DateOfBirth = Annotated[date | None, AfterValidator(_date_of_birth)]
+
+
+class Enrollment(BaseModel):
+    """A new member as a till or an app sends it; every bad field reported at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    external_id: Annotated[str, check_with(required_text, 128)]
+    email: Email = None
+    phone: Phone = None
+    first_name: Name = None
+    last_name: Name = None
     channel: Channel | None = None
-    date_of_birth: date | None = None
+    date_of_birth: DateOfBirth = None
     referral_code: str | None = None
 
 
-@dataclass(frozen=True)
-class ConsentsIn:
-    """Consents to set; UNSET ones stay as they are."""
-
-    marketing_email: bool | Unset | None = UNSET
-    marketing_sms: bool | Unset | None = UNSET
-    marketing_push: bool | Unset | None = UNSET
+def _true_or_false(value: Any) -> Any:
+    if value is None:
+        raise refused("Must be true or false.")
+    return value
 
 
-@dataclass(frozen=True)
-class MemberChanges:
-    email: str | Unset | None = UNSET
-    phone: str | Unset | None = UNSET
-    first_name: str | Unset | None = UNSET
-    last_name: str | Unset | None = UNSET
-    date_of_birth: date | Unset | None = UNSET
-    status: MemberStatus | Unset | None = UNSET
-    consents: ConsentsIn | Unset = UNSET
+Consent = Annotated[bool, BeforeValidator(_true_or_false)]
 
 
-_PROFILE_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "email": lambda v: email(v, "email"),
-    "phone": lambda v: phone(v, "phone"),
-    "first_name": lambda v: optional_text(v, 100, "firstName"),
-    "last_name": lambda v: optional_text(v, 100, "lastName"),
-    "date_of_birth": lambda v: _date_of_birth(v),
-}
+class ConsentsIn(BaseModel):
+    """Consents to set; only those sent (``model_fields_set``) change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    marketing_email: Consent = False
+    marketing_sms: Consent = False
+    marketing_push: Consent = False
+
+
+def _status(value: Any) -> MemberStatus:
+    if value is None:
+        raise refused("Must not be null.")
+    status = MemberStatus(value)
+    if status == MemberStatus.ERASED:
+        raise refused("Use eraseMember: erasure also removes the personal data.")
+    return status
+
+
+class MemberChanges(BaseModel):
+    """A profile change; only the fields sent (``model_fields_set``) change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: Email = None
+    phone: Phone = None
+    first_name: Name = None
+    last_name: Name = None
+    date_of_birth: DateOfBirth = None
+    status: Annotated[MemberStatus | None, BeforeValidator(_status)] = None
+    consents: ConsentsIn | None = None
+
 
 ENROLL_ATTEMPTS = 3
 """A new referral code that collides with another member's is drawn again."""
 
 
-def _date_of_birth(value: date | None) -> date | None:
-    if value is not None and not date(1900, 1, 1) <= value <= utcnow().date():
-        raise invalid("Must lie between 1900-01-01 and today.", "dateOfBirth")
-    return value
+_PROFILE = frozenset({"external_id", "email", "phone", "first_name", "last_name", "date_of_birth"})
+"""The member's columns an enrollment or a profile change writes as sent."""
 
 
 async def enroll_member(session: AsyncSession, *, enrollment: Enrollment) -> Member:
     """A new member at the base tier; a second enrollment of one externalId is refused."""
-    values = {
-        "external_id": required_text(enrollment.external_id, 128, "externalId"),
-        **{name: check(getattr(enrollment, name)) for name, check in _PROFILE_CHECKS.items()},
-    }
+    values = {name: getattr(enrollment, name) for name in _PROFILE}
     referrer = None
     if enrollment.referral_code is not None:
         referrer = await referrals.find_referrer(
@@ -138,20 +160,12 @@ async def update_member(
             ErrorCode.MEMBER_INACTIVE, "The member was erased: nothing of it can change.", ["id"]
         )
     now = utcnow()
-    for name in (f.name for f in fields(changes)):
-        value = getattr(changes, name)
-        if value is UNSET:
-            continue
-        if name == "consents":
-            _set_consents(member, value)
-        elif name == "status":
-            if value is None:
-                raise invalid("Must not be null.", "status")
-            if value == MemberStatus.ERASED:
-                raise invalid("Use eraseMember: erasure also removes the personal data.", "status")
-            _set_status(member, MemberStatus(value), now)
-        else:
-            setattr(member, name, _PROFILE_CHECKS[name](value))
+    for name in changes.model_fields_set & _PROFILE:
+        setattr(member, name, getattr(changes, name))
+    if changes.status is not None:
+        _set_status(member, changes.status, now)
+    if changes.consents is not None:
+        _set_consents(member, changes.consents)
     member.updated_at = now
     await session.flush()
     await outbox.emit(
@@ -179,17 +193,9 @@ def _set_status(member: Member, status: MemberStatus, now: datetime) -> None:
 
 
 def _set_consents(member: Member, consents: ConsentsIn) -> None:
-    given = {
-        f.name: getattr(consents, f.name)
-        for f in fields(consents)
-        if getattr(consents, f.name) is not UNSET
-    }
-    for name, value in given.items():
-        if value is None:
-            field = "".join(p if i == 0 else p.capitalize() for i, p in enumerate(name.split("_")))
-            raise invalid("Must be true or false.", "consents", field)
-        setattr(member, name, value)
-    if given:
+    for name in consents.model_fields_set:
+        setattr(member, name, getattr(consents, name))
+    if consents.model_fields_set:
         member.consents_updated_at = utcnow()
 
 

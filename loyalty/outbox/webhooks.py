@@ -14,13 +14,15 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import lock_by_id, utcnow
-from loyalty.errors import invalid
+from loyalty.errors import DomainError, DomainErrors, invalid
+from loyalty.inputs import collect, collect_awaited
 from loyalty.outbox.models import DeliveryStatus, Event, Webhook, WebhookDelivery
 from loyalty.outbox.service import EVENT_TYPES
 from loyalty.pagination import Page, PageRequest, make_page
@@ -125,14 +127,14 @@ class WithSecret:
 async def create_webhook(
     session: AsyncSession, *, webhook: WebhookIn, allow_local: bool
 ) -> WithSecret:
-    row = Webhook(
-        url=await check_url(webhook.url, allow_local=allow_local),
-        events=check_events(webhook.events),
-        description=optional_text(webhook.description, 500, "description"),
-        secret=new_secret(),
-        active=True,
-        created_at=utcnow(),
+    checked = await _checked(
+        url=webhook.url,
+        events=webhook.events,
+        description=webhook.description,
+        description_given=True,
+        allow_local=allow_local,
     )
+    row = Webhook(**checked, secret=new_secret(), active=True, created_at=utcnow())
     session.add(row)
     await session.flush()
     return WithSecret(webhook=row, secret=row.secret)
@@ -143,12 +145,15 @@ async def update_webhook(
 ) -> Webhook:
     """Change what is given; ``active: true`` re-enables an endpoint the worker disabled."""
     row = await lock_by_id(session, Webhook, webhook_id, field="id")
-    if changes.url is not None:
-        row.url = await check_url(changes.url, allow_local=allow_local)
-    if changes.events is not None:
-        row.events = check_events(changes.events)
-    if changes.description_given:
-        row.description = optional_text(changes.description, 500, "description")
+    checked = await _checked(
+        url=changes.url,
+        events=changes.events,
+        description=changes.description,
+        description_given=changes.description_given,
+        allow_local=allow_local,
+    )
+    for name, value in checked.items():
+        setattr(row, name, value)
     if changes.active is not None:
         row.active = changes.active
         if changes.active:
@@ -156,6 +161,28 @@ async def update_webhook(
             row.failing_since = None
     await session.flush()
     return row
+
+
+async def _checked(
+    *,
+    url: str | None,
+    events: Sequence[str] | None,
+    description: str | None,
+    description_given: bool,
+    allow_local: bool,
+) -> dict[str, Any]:
+    """The fields given (url and events: not None), each checked; every bad one reported."""
+    errors: list[DomainError] = []
+    checked: dict[str, Any] = {}
+    if url is not None:
+        checked["url"] = await collect_awaited(errors, check_url(url, allow_local=allow_local))
+    if events is not None:
+        checked["events"] = collect(errors, check_events, events)
+    if description_given:
+        checked["description"] = collect(errors, optional_text, description, 500, "description")
+    if errors:
+        raise DomainErrors(errors)
+    return checked
 
 
 async def delete_webhook(session: AsyncSession, *, webhook_id: int) -> Webhook:

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import UTCDateTime, utcnow
+from loyalty.inputs import parse
 from loyalty.members.models import Member
 from loyalty.program import service as programs
 from loyalty.program.models import Program
@@ -31,9 +32,9 @@ async def initialize(
 ) -> FirstRun:
     """Set the currency (and name), create a base tier (rank 0, threshold 0) unless one with
     threshold 0 exists, and put tierless members in it. Running it again changes nothing."""
-    changes = programs.ProgramChanges(currency=currency)
-    if name is not None:
-        changes = programs.ProgramChanges(currency=currency, name=name)
+    changes = parse(
+        programs.ProgramChanges, currency=currency, **({} if name is None else {"name": name})
+    )
     program = await programs.update_program(session, changes=changes)
     base = await session.scalar(
         select(Tier).where(Tier.threshold == 0).order_by(Tier.rank).limit(1)
@@ -41,7 +42,7 @@ async def initialize(
     created = base is None
     if base is None:
         base = await tiers.create_tier(
-            session, tier=tiers.TierIn(name=base_tier_name, rank=0, threshold=0)
+            session, tier=parse(tiers.TierDraft, name=base_tier_name, rank=0, threshold=0)
         )
     placed = await _place_tierless_members(session, base)
     return FirstRun(program=program, base_tier=base, created_tier=created, members_placed=placed)

@@ -20,9 +20,10 @@ from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LotState, PointLot
 from loyalty.members import service as members
 from loyalty.members.models import Member
-from loyalty.money import format_amount, parse_positive_amount, require_currency
+from loyalty.money import format_amount, require_currency
 from loyalty.outbox import service as outbox
 from loyalty.program.service import get_program
+from loyalty.purchases.inputs import REFUND_AMOUNT, REFUND_CURRENCY, validated_refund_money
 from loyalty.purchases.models import Purchase, PurchaseRefund, PurchaseStatus
 from loyalty.purchases.service import REPORTED_PURCHASE, MoneyIn
 from loyalty.rules import awarding
@@ -44,15 +45,15 @@ class RefundResult:
 async def refund_purchase(
     session: AsyncSession, *, scope: str, idempotency_key: str, refund: RefundIn
 ) -> RefundResult:
+    money = validated_refund_money(refund.amount)
     program = await get_program(session)
-    amount = parse_positive_amount(refund.amount.amount, "amount", "amount")
-    require_currency(refund.amount.currency, program.currency, "amount", "currency")
+    require_currency(money.currency, program.currency, *REFUND_CURRENCY)
     return await _REFUND_PURCHASE.run(
         session,
         scope=scope,
         key=idempotency_key,
         request=asdict(refund),
-        work=lambda: _refund(session, refund=refund, amount=amount),
+        work=lambda: _refund(session, refund=refund, amount=money.amount),
     )
 
 
@@ -81,8 +82,7 @@ async def _refund(session: AsyncSession, *, refund: RefundIn, amount: Decimal) -
         raise invalid(
             f"Refunds would reach {refunded}, more than the purchase total "
             f"{purchase.total_amount}.",
-            "amount",
-            "amount",
+            *REFUND_AMOUNT,
         )
     clawback = await _clawback(session, member=member, purchase=purchase, refunded=refunded)
     if clawback.target or clawback.qualifying:

@@ -9,16 +9,18 @@ below zero. Item 51 of a 50-item reward is never sold and no point is spent twic
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import lock_by_id, utcnow
-from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid, not_found
 from loyalty.idempotency import service as idempotency
+from loyalty.inputs import between, check_with, checked, field_path, invalid_at, refused
 from loyalty.ledger import service as ledger
 from loyalty.ledger.models import Account, EntryKind, LedgerTransaction
 from loyalty.members import service as members
@@ -29,12 +31,8 @@ from loyalty.rewards.models import Redemption, RedemptionStatus, Reward, RewardC
 from loyalty.segments import service as segmentation
 from loyalty.tiers.models import Tier
 from loyalty.validation import (
-    UNSET,
-    Unset,
     instant,
-    int_between,
     lookup_key,
-    not_null,
     optional_text,
     required_text,
 )
@@ -46,35 +44,46 @@ MAX_CODES_PER_UPLOAD = 10_000
 MAX_COST = 100_000_000
 
 
-@dataclass(frozen=True)
-class RewardIn:
-    name: str
-    cost_points: int
-    description: str | None = None
+def _active(value: Any) -> Any:
+    if value is None:
+        raise refused("Must not be null.")
+    return value
+
+
+def _channels(value: Any) -> list[str]:
+    return sorted({Channel(channel).value for channel in value or []})
+
+
+def _instant(value: Any) -> Any:
+    return None if value is None else checked(instant, value)
+
+
+Instant = Annotated[datetime | None, BeforeValidator(_instant)]
+
+
+class RewardDraft(BaseModel):
+    """A reward as an admin sends it, each field checked on its own, every error at once.
+    Only the fields sent are set (``model_fields_set``): a new reward needs a name and a
+    cost; on an update the fields not sent stay as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str | None, check_with(required_text, 200)] = None
+    description: Annotated[str | None, check_with(optional_text, 2000)] = None
+    cost_points: Annotated[int | None, between(1, MAX_COST)] = None
+    active: Annotated[bool, BeforeValidator(_active)] = True
+    stock: Annotated[int | None, between(0, MAX_COST, nullable=True)] = None
+    per_member_limit: Annotated[int | None, between(1, 1_000_000, nullable=True)] = None
+    channels: Annotated[list[str], BeforeValidator(_channels)] = Field(default_factory=list)
     kind: RewardKind = RewardKind.GENERATED_CODE
-    active: bool = True
-    stock: int | None = None
-    per_member_limit: int | None = None
+    """Set when the reward is created only."""
     min_tier_id: int | None = None
-    channels: list[Channel] = field(default_factory=list)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Instant = None
+    ends_at: Instant = None
     segment_ids: list[int] | None = None
 
-
-@dataclass(frozen=True)
-class RewardChanges:
-    name: str | Unset = UNSET
-    description: str | Unset | None = UNSET
-    cost_points: int | Unset = UNSET
-    active: bool | Unset = UNSET
-    stock: int | Unset | None = UNSET
-    per_member_limit: int | Unset | None = UNSET
-    min_tier_id: int | Unset | None = UNSET
-    channels: list[Channel] | Unset | None = UNSET
-    starts_at: datetime | Unset | None = UNSET
-    ends_at: datetime | Unset | None = UNSET
-    segment_ids: list[int] | Unset | None = UNSET
+    def sent(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 @dataclass(frozen=True)
@@ -113,60 +122,49 @@ def generate_code() -> str:
 # --- catalog ------------------------------------------------------------------------------
 
 
-_CHECKS: dict[str, Any] = {
-    "name": lambda v: required_text(v, 200, "name"),
-    "description": lambda v: optional_text(v, 2000, "description"),
-    "cost_points": lambda v: int_between(not_null(v, "costPoints"), 1, MAX_COST, "costPoints"),
-    "active": lambda v: not_null(v, "active"),
-    "stock": lambda v: None if v is None else int_between(v, 0, MAX_COST, "stock"),
-    "per_member_limit": lambda v: (
-        None if v is None else int_between(v, 1, 1_000_000, "perMemberLimit")
-    ),
-    "channels": lambda v: sorted({Channel(c).value for c in v or []}),
-}
+_REQUIRED = ("name", "cost_points")
+_STOCK_OF_POOL = "A code-pool reward's stock is its unused codes: add codes."
 
 
-async def create_reward(session: AsyncSession, *, reward: RewardIn) -> Reward:
-    values = {name: check(getattr(reward, name)) for name, check in _CHECKS.items()}
+async def create_reward(session: AsyncSession, *, reward: RewardDraft) -> Reward:
+    missing = [name for name in _REQUIRED if name not in reward.model_fields_set]
+    if missing:
+        raise DomainErrors([invalid_at("Must be given.", name) for name in missing])
+    values = {name: getattr(reward, name) for name in RewardDraft.model_fields}
+    errors: list[DomainError] = []
     if reward.kind == RewardKind.CODE_POOL:
         if reward.stock is not None:
-            raise invalid("A code-pool reward's stock is its unused codes: add codes.", "stock")
+            errors.append(invalid_at(_STOCK_OF_POOL, "stock"))
         values["stock"] = 0
-    await _check_tier(session, reward.min_tier_id)
-    _check_window(reward.starts_at, reward.ends_at)
+    errors.extend(await _tier_errors(session, reward.min_tier_id))
+    errors.extend(_window_errors(reward.starts_at, reward.ends_at))
+    values["segment_ids"] = await _segments(session, reward.segment_ids, errors)
+    if errors:
+        raise DomainErrors(errors)
     now = utcnow()
-    row = Reward(
-        **values,
-        kind=reward.kind,
-        min_tier_id=reward.min_tier_id,
-        starts_at=reward.starts_at,
-        ends_at=reward.ends_at,
-        segment_ids=await _segments(session, reward.segment_ids),
-        created_at=now,
-        updated_at=now,
-    )
+    row = Reward(**values, created_at=now, updated_at=now)
     session.add(row)
     await session.flush()
     return row
 
 
-async def update_reward(session: AsyncSession, *, reward_id: int, changes: RewardChanges) -> Reward:
+async def update_reward(session: AsyncSession, *, reward_id: int, changes: RewardDraft) -> Reward:
     reward = await lock_by_id(session, Reward, reward_id, field="rewardId")
-    sent = {
-        f.name: getattr(changes, f.name)
-        for f in fields(changes)
-        if getattr(changes, f.name) is not UNSET
-    }
+    sent = changes.sent()
+    errors: list[DomainError] = []
     if "stock" in sent and reward.kind == RewardKind.CODE_POOL:
-        raise invalid("A code-pool reward's stock is its unused codes: add codes.", "stock")
+        errors.append(invalid_at(_STOCK_OF_POOL, "stock"))
     if "min_tier_id" in sent:
-        await _check_tier(session, sent["min_tier_id"])
-        reward.min_tier_id = sent.pop("min_tier_id")
+        errors.extend(await _tier_errors(session, sent["min_tier_id"]))
     if "segment_ids" in sent:
-        reward.segment_ids = await _segments(session, sent.pop("segment_ids"))
+        sent["segment_ids"] = await _segments(session, sent["segment_ids"], errors)
+    errors.extend(
+        _window_errors(sent.get("starts_at", reward.starts_at), sent.get("ends_at", reward.ends_at))
+    )
+    if errors:
+        raise DomainErrors(errors)
     for name, value in sent.items():
-        setattr(reward, name, _CHECKS[name](value) if name in _CHECKS else value)
-    _check_window(reward.starts_at, reward.ends_at)
+        setattr(reward, name, value)
     reward.updated_at = utcnow()
     await session.flush()
     return reward
@@ -679,11 +677,20 @@ async def _draw_pool_code(session: AsyncSession, reward_id: int) -> tuple[int, s
     return row.id, row.code
 
 
-async def _segments(session: AsyncSession, segment_ids: list[int] | None) -> list[int] | None:
-    """Empty or None: every member may redeem; else each must name a segment."""
+async def _segments(
+    session: AsyncSession, segment_ids: list[int] | None, errors: list[DomainError]
+) -> list[int] | None:
+    """Empty or None: every member may redeem; else each must name a segment (when one does
+    not, the error joins ``errors``)."""
     if not segment_ids:
         return None
-    return await segmentation.require_segments(session, segment_ids, "segmentIds")
+    try:
+        return await segmentation.require_segments(
+            session, segment_ids, *field_path(("segment_ids",))
+        )
+    except DomainError as error:
+        errors.append(error)
+        return None
 
 
 async def _member_segments(
@@ -700,17 +707,16 @@ async def _member_segments(
     )
 
 
-async def _check_tier(session: AsyncSession, tier_id: int | None) -> None:
+async def _tier_errors(session: AsyncSession, tier_id: int | None) -> list[DomainError]:
     if tier_id is not None and await session.get(Tier, tier_id) is None:
-        raise not_found("Tier", "minTierId")
+        return [not_found("Tier", *field_path(("min_tier_id",)))]
+    return []
 
 
-def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
-    for value, name in ((starts_at, "startsAt"), (ends_at, "endsAt")):
-        if value is not None:
-            instant(value, name)
+def _window_errors(starts_at: datetime | None, ends_at: datetime | None) -> list[DomainError]:
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        raise invalid("Must be after startsAt.", "endsAt")
+        return [invalid_at("Must be after startsAt.", "ends_at")]
+    return []
 
 
 async def _tier_ranks(session: AsyncSession, tier_ids: Sequence[int | None]) -> dict[int, int]:

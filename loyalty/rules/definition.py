@@ -3,11 +3,10 @@
 The engine evaluates these models, the service stores them (``stored`` / ``from_stored``
 over the JSON columns, whose shape is unchanged, so existing rows read as before) and the
 GraphQL layer maps its inputs and outputs onto them. Validating one collects every field
-error at once (``parse``), each with the camelCase path clients sent it under.
+error at once (``loyalty.inputs.parse``), each with the camelCase path clients sent it under.
 """
 
 import re
-from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import datetime
 from decimal import Decimal
@@ -19,16 +18,14 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
-from pydantic_core import PydanticCustomError
 
-from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid
-from loyalty.money import parse_decimal
+from loyalty.errors import DomainError, invalid
+from loyalty.inputs import checked, field_path, refused
+from loyalty.money import parse_decimal, parse_non_negative_amount
 from loyalty.rules.models import EarningRuleVersion, EffectKind
 from loyalty.validation import instant, int_between, required_text
 
@@ -37,9 +34,7 @@ MAX_VALUES = 1000
 MAX_LIMIT = 1_000_000_000
 EVENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 
-V = TypeVar("V")
 D = TypeVar("D")
-M = TypeVar("M", bound=BaseModel)
 
 
 def _as_written(cls: type[D], values: dict[str, Any]) -> D:
@@ -50,25 +45,13 @@ def _as_written(cls: type[D], values: dict[str, Any]) -> D:
     return instance
 
 
-def _refused(message: str, code: ErrorCode = ErrorCode.INVALID) -> PydanticCustomError:
-    return PydanticCustomError(code.value, "{message}", {"message": message})
-
-
-def _checked(check: Callable[[V], Any], value: V) -> Any:
-    """Runs a shared check (which raises DomainError) as a pydantic validator."""
-    try:
-        return check(value)
-    except DomainError as error:
-        raise _refused(error.message, error.code) from None
-
-
 def _listed(values: Any) -> Any:
     if values is None:
         return None
     if not values:
-        raise _refused("Give at least one value, or leave the condition out.")
+        raise refused("Give at least one value, or leave the condition out.")
     if len(values) > MAX_VALUES:
-        raise _refused(f"At most {MAX_VALUES} values.")
+        raise refused(f"At most {MAX_VALUES} values.")
     return values
 
 
@@ -76,22 +59,20 @@ def _texts(values: Any) -> Any:
     listed = _listed(values)
     if listed is None:
         return None
-    return [_checked(lambda v: required_text(v, 64), value) for value in listed]
+    return [checked(lambda v: required_text(v, 64), value) for value in listed]
 
 
 def _hours(values: Any) -> Any:
     listed = _listed(values)
     if listed is None:
         return None
-    return [_checked(lambda h: int_between(h, 0, 23), hour) for hour in listed]
+    return [checked(lambda h: int_between(h, 0, 23), hour) for hour in listed]
 
 
 def _min_total(value: Any) -> Decimal | None:
     if value is None or isinstance(value, Decimal):
         return value
-    amount: Decimal = _checked(parse_decimal, value)
-    if amount < 0:
-        raise _refused("Must not be negative.")
+    amount: Decimal = checked(parse_non_negative_amount, value)
     return amount
 
 
@@ -100,7 +81,7 @@ def _event_type(value: Any) -> str | None:
         return None
     event_type = str(value).strip().lower()
     if not EVENT_TYPE.match(event_type):
-        raise _refused("Lower-case letters, digits and _ . : - (at most 64).")
+        raise refused("Lower-case letters, digits and _ . : - (at most 64).")
     return event_type
 
 
@@ -180,19 +161,19 @@ class Effect:
     @field_validator("value", mode="before")
     @classmethod
     def _value(cls, value: Any, info: ValidationInfo) -> Decimal:
-        amount: Decimal = value if isinstance(value, Decimal) else _checked(parse_decimal, value)
+        amount: Decimal = value if isinstance(value, Decimal) else checked(parse_decimal, value)
         if info.data.get("kind") == EffectKind.MULTIPLY:
             if not Decimal(1) < amount <= Decimal(100):
-                raise _refused(
+                raise refused(
                     "A multiplier must be above 1 (it adds base × (value − 1)) and at most 100.",
                 )
         elif not Decimal(0) < amount <= Decimal(1_000_000):
-            raise _refused("Must be above 0 and at most 1000000.")
+            raise refused("Must be above 0 and at most 1000000.")
         return amount
 
 
 def _cap(value: Any) -> Any:
-    return None if value is None else _checked(lambda v: int_between(v, 1, MAX_LIMIT), value)
+    return None if value is None else checked(lambda v: int_between(v, 1, MAX_LIMIT), value)
 
 
 Cap = Annotated[int | None, BeforeValidator(_cap)]
@@ -230,22 +211,22 @@ class Limits:
 
 
 def _instant(value: Any) -> Any:
-    return None if value is None else _checked(instant, value)
+    return None if value is None else checked(instant, value)
 
 
 def _name(value: Any) -> str:
-    return str(_checked(lambda v: required_text(v, 200), value))
+    return str(checked(lambda v: required_text(v, 200), value))
 
 
 def _priority(value: Any) -> Any:
     return (
-        None if value is None else _checked(lambda v: int_between(v, -1_000_000, 1_000_000), value)
+        None if value is None else checked(lambda v: int_between(v, -1_000_000, 1_000_000), value)
     )
 
 
 def _not_null(value: Any) -> Any:
     if value is None:
-        raise _refused("Must not be null.")
+        raise refused("Must not be null.")
     return value
 
 
@@ -266,30 +247,6 @@ class RuleDraft(BaseModel):
 
     def sent(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}
-
-
-def field_path(loc: tuple[int | str, ...]) -> list[str]:
-    """A pydantic location as the input path clients use: camelCase, list indexes dropped."""
-    return [to_camel(part) for part in loc if isinstance(part, str)]
-
-
-def errors_of(error: ValidationError) -> list[DomainError]:
-    return [
-        DomainError(
-            ErrorCode.__members__.get(detail["type"], ErrorCode.INVALID),
-            detail["msg"],
-            field_path(detail["loc"]) or None,
-        )
-        for detail in error.errors()
-    ]
-
-
-def parse(model: type[M], /, **values: Any) -> M:
-    """``model`` from ``values``, or DomainErrors naming every field at fault."""
-    try:
-        return model(**values)
-    except ValidationError as error:
-        raise DomainErrors(errors_of(error)) from None
 
 
 def effect_of(version: EarningRuleVersion) -> Effect:

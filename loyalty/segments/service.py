@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import lock_by_id, utcnow
-from loyalty.errors import DomainError, ErrorCode, invalid
+from loyalty.errors import DomainError, DomainErrors, ErrorCode, invalid
+from loyalty.inputs import collect, collect_awaited
 from loyalty.members.models import Channel, Member
-from loyalty.money import parse_decimal, require_currency
+from loyalty.money import parse_non_negative_amount, require_currency
 from loyalty.pagination import Page, PageRequest, make_page
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.rewards.models import Reward
@@ -73,11 +74,17 @@ class SegmentChanges:
 async def create_segment(
     session: AsyncSession, *, name: str, description: str | None, filter: FilterIn
 ) -> Segment:
+    errors: list[DomainError] = []
+    checked_name = collect(errors, required_text, name, 200, "name")
+    checked_description = collect(errors, optional_text, description, 2000, "description")
+    checked_filter = await _filter(session, filter, errors)
+    if errors:
+        raise DomainErrors(errors)
     now = utcnow()
     segment = Segment(
-        name=required_text(name, 200, "name"),
-        description=optional_text(description, 2000, "description"),
-        filter=(await validated_filter(session, filter)).stored(),
+        name=checked_name,
+        description=checked_description,
+        filter=checked_filter.stored(),
         created_at=now,
         updated_at=now,
     )
@@ -91,12 +98,21 @@ async def update_segment(
 ) -> Segment:
     """A new filter applies from now: rules and rewards naming the segment follow it."""
     segment = await lock_by_id(session, Segment, segment_id, field="id")
+    errors: list[DomainError] = []
+    checked: dict[str, Any] = {}
     if not isinstance(changes.name, Unset):
-        segment.name = required_text(changes.name, 200, "name")
+        checked["name"] = collect(errors, required_text, changes.name, 200, "name")
     if not isinstance(changes.description, Unset):
-        segment.description = optional_text(changes.description, 2000, "description")
+        checked["description"] = collect(
+            errors, optional_text, changes.description, 2000, "description"
+        )
     if not isinstance(changes.filter, Unset):
-        segment.filter = (await validated_filter(session, changes.filter)).stored()
+        checked["filter"] = (await _filter(session, changes.filter, errors)).stored()
+    if errors:
+        raise DomainErrors(errors)
+    for name, value in checked.items():
+        setattr(segment, name, value)
+    if "filter" in checked:
         await _segments_changed(session)
     segment.updated_at = utcnow()
     await session.flush()
@@ -213,52 +229,61 @@ async def require_segments(session: AsyncSession, segment_ids: list[int], *field
     return wanted
 
 
-async def validated_filter(session: AsyncSession, given: FilterIn) -> SegmentFilter:
-    """Each condition checked and normalised; errors name ``filter`` and the field."""
-    tier_ids = await _tiers(session, given.tier_ids)
-    low = _optional_int(given.min_available_points, 0, MAX_POINTS, "minAvailablePoints")
-    high = _optional_int(given.max_available_points, 0, MAX_POINTS, "maxAvailablePoints")
+async def _filter(
+    session: AsyncSession, given: FilterIn, errors: list[DomainError]
+) -> SegmentFilter:
+    """Each condition checked and normalised, every error (naming ``filter`` and the field)
+    added to ``errors``: the caller raises them before it uses the filter."""
+    tier_ids = await collect_awaited(errors, _tiers(session, given.tier_ids))
+    low = collect(
+        errors, _optional_int, given.min_available_points, 0, MAX_POINTS, "minAvailablePoints"
+    )
+    high = collect(
+        errors, _optional_int, given.max_available_points, 0, MAX_POINTS, "maxAvailablePoints"
+    )
     if low is not None and high is not None and low > high:
-        raise invalid("Must not be below minAvailablePoints.", FILTER, "maxAvailablePoints")
-    within = _optional_int(given.purchased_within_days, 1, MAX_DAYS, "purchasedWithinDays")
-    lapsed = _optional_int(given.not_purchased_for_days, 1, MAX_DAYS, "notPurchasedForDays")
-    if within is not None and lapsed is not None and within <= lapsed:
-        raise invalid(
-            "Must be more than notPurchasedForDays, or no member can match.",
-            FILTER,
-            "purchasedWithinDays",
+        errors.append(
+            invalid("Must not be below minAvailablePoints.", FILTER, "maxAvailablePoints")
         )
-    count = _optional_int(given.min_purchases, 1, 1_000_000, "minPurchases")
-    window = _optional_int(given.purchases_within_days, 1, MAX_DAYS, "purchasesWithinDays")
-    if window is not None and count is None:
-        raise invalid("Only with minPurchases.", FILTER, "purchasesWithinDays")
-    after = (
-        None
-        if given.enrolled_after is None
-        else instant(given.enrolled_after, FILTER, "enrolledAfter")
+    within = collect(
+        errors, _optional_int, given.purchased_within_days, 1, MAX_DAYS, "purchasedWithinDays"
     )
-    before = (
-        None
-        if given.enrolled_before is None
-        else instant(given.enrolled_before, FILTER, "enrolledBefore")
+    lapsed = collect(
+        errors, _optional_int, given.not_purchased_for_days, 1, MAX_DAYS, "notPurchasedForDays"
     )
+    if within is not None and lapsed is not None and within <= lapsed:
+        errors.append(
+            invalid(
+                "Must be more than notPurchasedForDays, or no member can match.",
+                FILTER,
+                "purchasedWithinDays",
+            )
+        )
+    count = collect(errors, _optional_int, given.min_purchases, 1, 1_000_000, "minPurchases")
+    window = collect(
+        errors, _optional_int, given.purchases_within_days, 1, MAX_DAYS, "purchasesWithinDays"
+    )
+    if window is not None and count is None and given.min_purchases is None:
+        errors.append(invalid("Only with minPurchases.", FILTER, "purchasesWithinDays"))
+    after = collect(errors, _optional_instant, given.enrolled_after, "enrolledAfter")
+    before = collect(errors, _optional_instant, given.enrolled_before, "enrolledBefore")
     if after is not None and before is not None and before <= after:
-        raise invalid("Must be after enrolledAfter.", FILTER, "enrolledBefore")
+        errors.append(invalid("Must be after enrolledAfter.", FILTER, "enrolledBefore"))
     return SegmentFilter(
         tier_ids=tier_ids,
         min_available_points=low,
         max_available_points=high,
-        min_lifetime_spend=await _spend(session, given.min_lifetime_spend),
+        min_lifetime_spend=await collect_awaited(errors, _spend(session, given.min_lifetime_spend)),
         purchased_within_days=within,
         not_purchased_for_days=lapsed,
         min_purchases=count,
         purchases_within_days=window,
-        channels=_channels(given.channels),
+        channels=collect(errors, _channels, given.channels),
         enrolled_after=after,
         enrolled_before=before,
-        min_recency=_optional_int(given.min_recency, 1, 5, "minRecency"),
-        min_frequency=_optional_int(given.min_frequency, 1, 5, "minFrequency"),
-        min_monetary=_optional_int(given.min_monetary, 1, 5, "minMonetary"),
+        min_recency=collect(errors, _optional_int, given.min_recency, 1, 5, "minRecency"),
+        min_frequency=collect(errors, _optional_int, given.min_frequency, 1, 5, "minFrequency"),
+        min_monetary=collect(errors, _optional_int, given.min_monetary, 1, 5, "minMonetary"),
         marketing_consent=None
         if given.marketing_consent is None
         else MarketingChannel(given.marketing_consent),
@@ -305,9 +330,7 @@ async def _spend(session: AsyncSession, given: AmountIn | None) -> Decimal | Non
     if given is None:
         return None
     path = (FILTER, "minLifetimeSpend")
-    amount = parse_decimal(given.amount, *path, "amount")
-    if amount < 0:
-        raise invalid("Must not be negative.", *path, "amount")
+    amount = parse_non_negative_amount(given.amount, *path, "amount")
     currency = await session.scalar(select(Program.currency).where(Program.id == PROGRAM_ID))
     require_currency(given.currency, currency or "", *path, "currency")
     return amount

@@ -7,17 +7,19 @@ member moves up in the transaction that crosses a threshold; moving down is the 
 (``tiers.evaluation``), after the tier's retention period.
 """
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty.db import UTCDateTime, lock_by_id, utcnow
-from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.errors import DomainErrors, invalid, not_found
+from loyalty.inputs import between, check_with, checked, invalid_at, refused
 from loyalty.ledger.models import LedgerTransaction
 from loyalty.members import service as members
 from loyalty.members.models import Member
@@ -28,36 +30,50 @@ from loyalty.program.service import get_program
 from loyalty.rewards.models import Reward
 from loyalty.rules import service as rules
 from loyalty.tiers.models import Tier, TierChange, TierChangeReason
-from loyalty.validation import (
-    UNSET,
-    Unset,
-    int_between,
-    not_null,
-    optional_text,
-    required_text,
-)
+from loyalty.validation import optional_text, required_text
 
 MAX_BENEFITS = 20
 
 
-@dataclass(frozen=True)
-class TierIn:
-    name: str
-    rank: int
-    threshold: int
-    multiplier: object = "1"
-    benefits: list[str] | None = None
-    retention_days: int = 0
+def _multiplier(value: Any) -> Decimal:
+    multiplier: Decimal = value if isinstance(value, Decimal) else checked(parse_decimal, value)
+    if not Decimal(1) <= multiplier <= Decimal(100):
+        raise refused("Must be between 1 and 100.")
+    return multiplier
 
 
-@dataclass(frozen=True)
-class TierChanges:
-    name: str | Unset = UNSET
-    rank: int | Unset = UNSET
-    threshold: int | Unset = UNSET
-    multiplier: object = UNSET
-    benefits: list[str] | Unset | None = UNSET
-    retention_days: int | Unset = UNSET
+def _benefit(value: Any) -> str:
+    return str(checked(lambda v: required_text(v, 200), value))
+
+
+def _few_benefits(items: list[str]) -> list[str]:
+    """Counted once every benefit holds, as it always was."""
+    if len(items) > MAX_BENEFITS:
+        raise refused(f"At most {MAX_BENEFITS} benefits.")
+    return items
+
+
+class TierDraft(BaseModel):
+    """A tier as an admin sends it, each field checked on its own, every error at once
+    (``parse_indexed``: a benefit's error names its index). Only the fields sent are set
+    (``model_fields_set``): a new tier needs name, rank and threshold; on an update the
+    fields not sent stay as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str | None, check_with(required_text, 100)] = None
+    rank: Annotated[int | None, between(0, 1000)] = None
+    threshold: Annotated[int | None, between(0, 1_000_000_000)] = None
+    multiplier: Annotated[Decimal, BeforeValidator(_multiplier)] = Decimal(1)
+    benefits: Annotated[
+        list[Annotated[str, BeforeValidator(_benefit)]],
+        BeforeValidator(lambda value: value or []),
+        AfterValidator(_few_benefits),
+    ] = Field(default_factory=list)
+    retention_days: Annotated[int, between(0, 3650)] = 0
+
+    def sent(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 @dataclass(frozen=True)
@@ -91,36 +107,15 @@ class PreviewRow:
     stayed: int
 
 
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "name": lambda v: required_text(v, 100, "name"),
-    "rank": lambda v: int_between(not_null(v, "rank"), 0, 1000, "rank"),
-    "threshold": lambda v: int_between(not_null(v, "threshold"), 0, 1_000_000_000, "threshold"),
-    "multiplier": lambda v: _multiplier(v),
-    "benefits": lambda v: _benefits(v),
-    "retention_days": lambda v: int_between(not_null(v, "retentionDays"), 0, 3650, "retentionDays"),
-}
-
-
-def _multiplier(value: object) -> Decimal:
-    multiplier = parse_decimal(value, "multiplier")
-    if not Decimal(1) <= multiplier <= Decimal(100):
-        raise invalid("Must be between 1 and 100.", "multiplier")
-    return multiplier
-
-
-def _benefits(value: list[str] | None) -> list[str]:
-    items = [required_text(b, 200, "benefits", str(i)) for i, b in enumerate(value or [])]
-    if len(items) > MAX_BENEFITS:
-        raise invalid(f"At most {MAX_BENEFITS} benefits.", "benefits")
-    return items
-
-
 async def list_tiers(session: AsyncSession) -> list[Tier]:
     return list((await session.scalars(select(Tier).order_by(Tier.rank))).all())
 
 
-async def create_tier(session: AsyncSession, *, tier: TierIn) -> Tier:
-    values = {name: check(getattr(tier, name)) for name, check in _CHECKS.items()}
+async def create_tier(session: AsyncSession, *, tier: TierDraft) -> Tier:
+    missing = [name for name in _REQUIRED if name not in tier.model_fields_set]
+    if missing:
+        raise DomainErrors([invalid_at("Must be given.", name) for name in missing])
+    values = {name: getattr(tier, name) for name in TierDraft.model_fields}
     await _check_ladder(session, rank=values["rank"], threshold=values["threshold"])
     row = Tier(**values, created_at=utcnow())
     session.add(row)
@@ -128,23 +123,22 @@ async def create_tier(session: AsyncSession, *, tier: TierIn) -> Tier:
     return row
 
 
-async def update_tier(session: AsyncSession, *, tier_id: int, changes: TierChanges) -> Tier:
+_REQUIRED = ("name", "rank", "threshold")
+
+
+async def update_tier(session: AsyncSession, *, tier_id: int, changes: TierDraft) -> Tier:
     """Change a tier. Raising a threshold never demotes anyone at once: members who no longer
     qualify keep the tier through its retention period, then ``evaluate-tiers`` moves them."""
     tier = await lock_by_id(session, Tier, tier_id, field="id")
-    checked = {
-        f.name: _CHECKS[f.name](getattr(changes, f.name))
-        for f in fields(changes)
-        if getattr(changes, f.name) is not UNSET
-    }
+    sent = changes.sent()
     # Checked before the row changes: reading the ladder would flush a clashing rank first.
     await _check_ladder(
         session,
-        rank=checked.get("rank", tier.rank),
-        threshold=checked.get("threshold", tier.threshold),
+        rank=sent.get("rank", tier.rank),
+        threshold=sent.get("threshold", tier.threshold),
         ignore=tier.id,
     )
-    for name, value in checked.items():
+    for name, value in sent.items():
         setattr(tier, name, value)
     await session.flush()
     return tier
@@ -443,15 +437,16 @@ async def tier_history(
 async def _check_ladder(
     session: AsyncSession, *, rank: int, threshold: int, ignore: int | None = None
 ) -> None:
-    """Ranks are unique and a higher rank needs strictly more qualifying points."""
+    """Ranks are unique and a higher rank needs strictly more qualifying points (a rank
+    taken is the one error: the thresholds of a ladder it cannot join say nothing)."""
     others = [t for t in await list_tiers(session) if t.id != ignore]
     if any(t.rank == rank for t in others):
-        raise DomainError(ErrorCode.INVALID, f"A tier with rank {rank} exists.", ["rank"])
+        raise invalid_at(f"A tier with rank {rank} exists.", "rank")
     below = [t for t in others if t.rank < rank and t.threshold >= threshold]
     above = [t for t in others if t.rank > rank and t.threshold <= threshold]
     if below or above:
         clash = (below or above)[0]
-        raise invalid(
+        raise invalid_at(
             f"Thresholds must rise with rank: tier {clash.name!r} (rank {clash.rank}) "
             f"has threshold {clash.threshold}.",
             "threshold",
