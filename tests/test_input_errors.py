@@ -4,7 +4,15 @@ are checked, each under the path the contract gives it, and nothing is written."
 from typing import Any
 
 from loyalty.ids import encode_id
-from tests.helpers import CREATE_REWARD, create_reward, enroll, key, record
+from tests.helpers import (
+    CREATE_REWARD,
+    RECORD_PURCHASE,
+    create_reward,
+    enroll,
+    key,
+    purchase_input,
+    record,
+)
 
 UPDATE_PROGRAM = """
 mutation P($input: UpdateProgramInput!) {
@@ -364,3 +372,39 @@ async def test_every_bad_segment_field_is_reported_at_once(admin):
     ]
     assert payload["segment"] is None
     assert (await admin.data("{ segments { edges { node { id } } } }"))["segments"]["edges"] == []
+
+
+PREVIEW = """
+query P($input: PreviewPurchaseInput!) {
+  previewPurchase(input: $input) { pointsAwarded errors { code field message } }
+}
+"""
+
+
+async def test_every_bad_receipt_field_is_reported_at_once(pos):
+    member_id = await enroll(pos)
+    given = purchase_input(
+        member_id,
+        "abc",
+        orderId=" ",
+        storeId="s" * 65,
+        lines=[
+            {"sku": "s" * 65, "quantity": 0},
+            {"sku": "ok", "unitPrice": {"amount": "1.00", "currency": "dollars"}},
+        ],
+    )
+    expected = [
+        ("INVALID", ["orderId"]),
+        ("INVALID", ["storeId"]),
+        ("INVALID", ["total", "amount"]),
+        ("INVALID", ["lines", "1", "unitPrice", "currency"]),
+        ("INVALID", ["lines", "0", "sku"]),
+        ("INVALID", ["lines", "0", "quantity"]),
+    ]
+
+    recorded = (await pos.data(RECORD_PURCHASE, input=given))["recordPurchase"]
+    assert fields_of(recorded) == expected
+    assert recorded["purchase"] is None
+    del given["idempotencyKey"]
+    previewed = (await pos.data(PREVIEW, input=given))["previewPurchase"]
+    assert fields_of(previewed) == expected

@@ -23,24 +23,22 @@ from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
 from loyalty.members import service as members
 from loyalty.members.models import Channel, Member
-from loyalty.money import parse_currency, parse_positive_amount, require_currency
+from loyalty.money import require_currency
 from loyalty.outbox import service as outbox
 from loyalty.pagination import Page, PageRequest, newest_first_by_owner
 from loyalty.program.models import PROGRAM_ID, Program
 from loyalty.program.service import require_within_backdate
+from loyalty.purchases import inputs
 from loyalty.purchases.models import Purchase, PurchaseStatus
 from loyalty.referrals import service as referrals
 from loyalty.rules import awarding
 from loyalty.rules.awarding import local_time
 from loyalty.rules.book import rule_book
-from loyalty.rules.engine import Award, Line, Occasion
+from loyalty.rules.engine import Award, Occasion
 from loyalty.tiers import service as tiers
 from loyalty.tiers.models import Tier
-from loyalty.validation import int_between, lookup_key, optional_text, required_text
 
-MAX_FUTURE_SKEW = timedelta(minutes=5)
 MAX_POINTS_PER_PURCHASE = 100_000_000
-MAX_LINES = 500
 
 
 @dataclass(frozen=True)
@@ -112,39 +110,39 @@ async def record_purchase(
 ) -> PurchaseResult:
     """Record a purchase and award its points, once per idempotency key and per orderId."""
     now = utcnow()
-    values = _validated(purchase, now=now)
+    valid = inputs.validated_purchase(purchase, now=now)
     return await _RECORD_PURCHASE.run(
         session,
         scope=scope,
         key=idempotency_key,
         request=asdict(purchase),
-        work=lambda: _record(session, purchase=purchase, values=values, now=now),
+        work=lambda: _record(session, valid=valid, now=now),
     )
 
 
 async def _record(
-    session: AsyncSession, *, purchase: PurchaseIn, values: dict[str, Any], now: datetime
+    session: AsyncSession, *, valid: inputs.ValidPurchase, now: datetime
 ) -> PurchaseResult:
     locked = await _read_for_purchase(
-        session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=True
+        session, member_id=valid.member_id, external_id=valid.member_external_id, lock=True
     )
     if locked.member.referral_pending:
         # Before any rule row: members are always locked before rules, newest member first.
         await referrals.lock_referrer(session, referee_id=locked.member.id)
-    quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=True)
+    quote = await _quote(session, locked=locked, valid=valid, lock=True)
     member, program = locked.member, locked.program
-    occurred_at: datetime = values["occurred_at"]
+    occurred_at = valid.occurred_at
 
     inserted = await session.execute(
         _INSERT_PURCHASE(session),
         {
-            "order_id": values["order_id"],
+            "order_id": valid.order_id,
             "member_id": member.id,
-            "channel": purchase.channel,
-            "store_id": values["store_id"],
-            "total_amount": values["total_amount"],
+            "channel": valid.channel,
+            "store_id": valid.store_id,
+            "total_amount": valid.total_amount,
             "currency": program.currency,
-            "lines": values["lines"],
+            "lines": valid.stored_lines(),
             "occurred_at": occurred_at,
             "created_at": now,
             "points_awarded": quote.total,
@@ -157,7 +155,7 @@ async def _record(
     )
     row = inserted.one_or_none()
     if row is None:
-        raise _already_recorded(values["order_id"])
+        raise _already_recorded(valid.order_id)
     recorded = attach(session, Purchase, row._mapping)
     await outbox.emit(
         session,
@@ -226,42 +224,38 @@ async def _award(
 
 async def preview_purchase(session: AsyncSession, *, purchase: PurchaseIn) -> Quote:
     """What ``record_purchase`` would award now, writing nothing (and locking nothing)."""
-    values = _validated(purchase, now=utcnow())
+    valid = inputs.validated_purchase(purchase, now=utcnow())
     locked = await _read_for_purchase(
-        session, member_id=purchase.member_id, external_id=values["member_external_id"], lock=False
+        session, member_id=valid.member_id, external_id=valid.member_external_id, lock=False
     )
-    quote = await _quote(session, locked=locked, values=values, purchase=purchase, lock=False)
+    quote = await _quote(session, locked=locked, valid=valid, lock=False)
     # Only the member's own orders are named: an order of someone else's must not be confirmed
     # to whoever can preview for this member (a member token previews for itself).
     recorded = exists().where(
-        Purchase.order_id == values["order_id"], Purchase.member_id == locked.member.id
+        Purchase.order_id == valid.order_id, Purchase.member_id == locked.member.id
     )
     if await session.scalar(select(recorded)):
-        raise _already_recorded(values["order_id"])
+        raise _already_recorded(valid.order_id)
     return quote
 
 
 async def _quote(
-    session: AsyncSession,
-    *,
-    locked: "_Locked",
-    values: dict[str, Any],
-    purchase: PurchaseIn,
-    lock: bool,
+    session: AsyncSession, *, locked: "_Locked", valid: inputs.ValidPurchase, lock: bool
 ) -> Quote:
     """The checks that need the member and program, then base points and rule awards, with
     the tier and the rule versions in force at occurredAt."""
     member, program = locked.member, locked.program
-    for currency, path in values["currencies"]:
+    for currency, path in valid.currencies:
         require_currency(currency, program.currency, *path)
     members.require_active(member)
-    occurred_at: datetime = values["occurred_at"]
-    require_within_backdate(program, occurred_at, values["now"])
+    occurred_at = valid.occurred_at
+    require_within_backdate(program, occurred_at, valid.now)
     tier_id, multiplier = await tiers.tier_at(
         session, member=member, at=occurred_at, current_multiplier=locked.multiplier
     )
-    total: Decimal = values["total_amount"]
-    quote = Quote(base=points_for(total, program.points_per_unit, multiplier), awards=[])
+    quote = Quote(
+        base=points_for(valid.total_amount, program.points_per_unit, multiplier), awards=[]
+    )
     book = await rule_book(session, program.rules_token)
     if book.rules:
 
@@ -272,7 +266,7 @@ async def _quote(
             session,
             book=book,
             at=occurred_at,
-            occasion=_occasion(values, purchase, program, tier_id=tier_id, multiplier=multiplier),
+            occasion=_occasion(valid, program, tier_id=tier_id, multiplier=multiplier),
             member_id=member.id,
             lock=lock,
             first_purchase=first_purchase,
@@ -283,31 +277,18 @@ async def _quote(
 
 
 def _occasion(
-    values: dict[str, Any],
-    purchase: PurchaseIn,
-    program: Program,
-    *,
-    tier_id: int | None,
-    multiplier: Decimal,
+    valid: inputs.ValidPurchase, program: Program, *, tier_id: int | None, multiplier: Decimal
 ) -> Occasion:
     """The purchase as the earning rules see it: local time, tier, total, channel, lines."""
     return Occasion(
-        local_time=local_time(values["occurred_at"], program.time_zone),
+        local_time=local_time(valid.occurred_at, program.time_zone),
         tier_id=tier_id,
         multiplier=multiplier,
         points_per_unit=program.points_per_unit,
-        total=values["total_amount"],
-        channel=purchase.channel,
-        store_id=values["store_id"],
-        lines=tuple(
-            Line(
-                sku=line["sku"],
-                category=line["category"],
-                quantity=line["quantity"],
-                amount=line["quantity"] * Decimal(line["unit_price"] or 0),
-            )
-            for line in values["lines"]
-        ),
+        total=valid.total_amount,
+        channel=valid.channel,
+        store_id=valid.store_id,
+        lines=tuple(line.for_rules() for line in valid.lines),
     )
 
 
@@ -419,66 +400,6 @@ async def _read_for_purchase(
         multiplier=Decimal(1) if multiplier is None else multiplier,
         next_threshold=values["next_threshold"],
     )
-
-
-def _validated(purchase: PurchaseIn, *, now: datetime) -> dict[str, Any]:
-    """Everything that needs no database; currencies are checked once the program is read."""
-    if (purchase.member_id is None) == (purchase.member_external_id is None):
-        raise invalid("Give exactly one of memberId and memberExternalId.", "memberId")
-    occurred_at = purchase.occurred_at or now
-    if occurred_at.tzinfo is None:
-        raise invalid("Must carry a timezone.", "occurredAt")
-    if occurred_at > now + MAX_FUTURE_SKEW:
-        raise invalid("Must not be more than 5 minutes in the future.", "occurredAt")
-    if len(purchase.lines) > MAX_LINES:
-        raise invalid(f"At most {MAX_LINES} lines.", "lines")
-    return {
-        "member_external_id": _external_id(purchase.member_external_id),
-        "order_id": required_text(purchase.order_id, 128, "orderId"),
-        "store_id": optional_text(purchase.store_id, 64, "storeId"),
-        "total_amount": parse_positive_amount(purchase.total.amount, "total", "amount"),
-        "currencies": [
-            (parse_currency(purchase.total.currency, "total", "currency"), ("total", "currency")),
-            *(
-                (
-                    parse_currency(line.unit_price.currency, *path, "currency"),
-                    (*path, "currency"),
-                )
-                for index, line in enumerate(purchase.lines)
-                if line.unit_price is not None
-                for path in [("lines", str(index), "unitPrice")]
-            ),
-        ],
-        "lines": [_line(line, index) for index, line in enumerate(purchase.lines)],
-        "occurred_at": occurred_at,
-        "now": now,
-    }
-
-
-def _external_id(value: str | None) -> str | None:
-    """An externalId to find the member by; one that cannot name anybody is NOT_FOUND."""
-    if value is None:
-        return None
-    if len(value) > 128:
-        raise invalid("Must be at most 128 characters.", "memberExternalId")
-    key = lookup_key(value)
-    if key is None:
-        raise not_found("Member", "memberExternalId")
-    return key
-
-
-def _line(line: LineIn, index: int) -> dict[str, Any]:
-    path = ("lines", str(index))
-    unit_price = None
-    if line.unit_price is not None:
-        amount = parse_positive_amount(line.unit_price.amount, *path, "unitPrice", "amount")
-        unit_price = str(amount)
-    return {
-        "sku": optional_text(line.sku, 64, *path, "sku"),
-        "category": optional_text(line.category, 64, *path, "category"),
-        "quantity": int_between(line.quantity, 1, 1_000_000, *path, "quantity"),
-        "unit_price": unit_price,
-    }
 
 
 async def member_purchases(
