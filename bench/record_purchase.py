@@ -13,8 +13,10 @@ What is measured, in one run:
    asyncpg connections, each transaction issuing the statements one recordPurchase issues, in
    the same order (the API key lookup in its own transaction, as the server does, then claim
    the idempotency key, lock the member with the program, its tier and the next threshold,
-   insert the purchase with its lines, update the balances, insert the ledger transaction, its
-   two postings and the point lot, store the idempotency result). There is no higher tier to
+   insert the purchase with its lines, update the balances (returning the chain head), insert
+   the ledger transaction, its two postings and the point lot, then the statement that ends
+   the transaction: the two outbox events, the idempotency result and the audit entry, as
+   ``loyalty.held_writes`` sends them). There is no higher tier to
    qualify for, so the upgrade check (a qualifying-points sum and a tier change) is in neither
    path. This is the floor that the database alone imposes on this machine; the ratio
    HTTP / raw shows what the rest of the stack costs. It models no earning rules: with
@@ -79,6 +81,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -206,12 +209,9 @@ SQL_UPDATE_BALANCES = (
     "points_expired=(members.points_expired + $5::BIGINT) "
     "WHERE members.id = $6::BIGINT AND members.points_available + $1::BIGINT >= $7::BIGINT "
     f"AND members.points_pending + $2::BIGINT >= $8::BIGINT RETURNING {MEMBER_COLUMNS}, "
-    "nextval($9::VARCHAR) AS id0"
-)
-SQL_CHAIN_HEAD = (
-    "SELECT ledger_transactions.hash FROM ledger_transactions "
-    "WHERE ledger_transactions.member_id = $1::BIGINT ORDER BY ledger_transactions.id DESC "
-    "LIMIT $2::INTEGER"
+    "nextval($9::VARCHAR) AS id0, (SELECT ledger_transactions.hash FROM ledger_transactions "
+    "WHERE ledger_transactions.member_id = $6::BIGINT ORDER BY ledger_transactions.id DESC "
+    "LIMIT $10::INTEGER) AS chain_head"
 )
 SQL_INSERT_TRANSACTION = (
     "INSERT INTO ledger_transactions (id, kind, member_id, occurred_at, created_at, reason, "
@@ -235,14 +235,19 @@ SQL_INSERT_LOT = (
     "$8::TIMESTAMP WITH TIME ZONE, $9::TIMESTAMP WITH TIME ZONE, "
     "$10::TIMESTAMP WITH TIME ZONE) RETURNING point_lots.id"
 )
-# idempotency.service.complete
-SQL_COMPLETE = "UPDATE idempotency_keys SET result=$1::JSON WHERE idempotency_keys.id = $2::BIGINT"
-# graphql.audit.audited -> audit.service.record
-SQL_INSERT_AUDIT = (
-    "INSERT INTO audit_log (occurred_at, actor_kind, actor_role, actor_key_id, actor_name, "
-    "member_id, operation, target_ids, summary, request_id) VALUES "
-    "($1::TIMESTAMP WITH TIME ZONE, $2::VARCHAR, $3::VARCHAR, $4::BIGINT, $5::VARCHAR, "
-    "$6::BIGINT, $7::VARCHAR, $8::JSON, $9::JSON, $10::VARCHAR) RETURNING audit_log.id"
+# loyalty.held_writes at commit: the two outbox events (purchase.recorded, points.earned), the
+# idempotency key's result and the audit entry, in one statement (the events table's trigger
+# notifies live updates)
+SQL_AT_COMMIT = (
+    "WITH w0 AS (INSERT INTO events (event_id, type, occurred_at, member_id, data, created_at) "
+    "VALUES ($1::VARCHAR, $2::VARCHAR, $3::TIMESTAMP WITH TIME ZONE, $4::BIGINT, $5::JSON, "
+    "$3::TIMESTAMP WITH TIME ZONE), ($6::VARCHAR, $7::VARCHAR, $3::TIMESTAMP WITH TIME ZONE, "
+    "$4::BIGINT, $8::JSON, $3::TIMESTAMP WITH TIME ZONE) RETURNING id), "
+    "w1 AS (UPDATE idempotency_keys SET result = $9::JSON WHERE id = $10::BIGINT), "
+    "w2 AS (INSERT INTO audit_log (occurred_at, actor_kind, actor_role, actor_key_id, "
+    "actor_name, member_id, operation, target_ids, summary, request_id) VALUES "
+    "($3::TIMESTAMP WITH TIME ZONE, $11::VARCHAR, $12::VARCHAR, $13::BIGINT, $14::VARCHAR, "
+    "$4::BIGINT, $15::VARCHAR, $16::JSON, $17::JSON, $18::VARCHAR)) SELECT 1"
 )
 
 # --raw-minimal: the five statements any ledger needs, on tables of their own (so the real
@@ -1144,8 +1149,9 @@ async def raw_phase(
                             SQL_UPDATE_BALANCES,
                             *(available, held, points, 0, 0, spec.member_id, 0, 0),
                             "ledger_transactions_id_seq",
+                            1,
                         )
-                        head = await conn.fetchval(SQL_CHAIN_HEAD, spec.member_id, 1)
+                        head = updated["chain_head"]
                         created_at = datetime.now(UTC)
                         transaction_id = updated["id0"]
                         account, balance = (
@@ -1181,12 +1187,15 @@ async def raw_phase(
                         "member_id": spec.member_id,
                         "points_awarded": points,
                     }
-                    await conn.execute(SQL_COMPLETE, json.dumps(result), key_id)
-                    await conn.fetchval(
-                        SQL_INSERT_AUDIT,
-                        *(datetime.now(UTC), "API_KEY", "pos", fixture.pos_key_id, "bench pos"),
-                        *(spec.member_id, "recordPurchase", json.dumps([]), json.dumps({})),
-                        None,
+                    event = {"purchase": {"id": purchase["id"], "lines": stored_lines}}
+                    await conn.execute(
+                        SQL_AT_COMMIT,
+                        *(str(uuid.uuid4()), "purchase.recorded", now, spec.member_id),
+                        json.dumps(event),
+                        *(str(uuid.uuid4()), "points.earned", json.dumps({"points": points})),
+                        *(json.dumps(result), key_id),
+                        *("API_KEY", "pos", fixture.pos_key_id, "bench pos", "recordPurchase"),
+                        *(json.dumps([]), json.dumps({}), None),
                     )
             if points != spec.base_points:
                 return f"points {points}, expected {spec.base_points}"
