@@ -12,12 +12,13 @@ refuses to take available or pending below zero, so two concurrent debits can ne
 same points; a ``CHECK`` constraint on the table backs it up.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, func, insert, select, update
+from sqlalchemy import Table, TextClause, Update, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -167,19 +168,6 @@ _INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
     LedgerEntry.__table__.c.id, sort_by_parameter_order=True
 )
 _INSERT_LOT = insert(PointLot.__table__)
-_INSERT_LOT_RETURNING = _INSERT_LOT.returning(PointLot.__table__.c.id)
-_INSERT_LOTS = _INSERT_LOT.returning(PointLot.__table__.c.id, sort_by_parameter_order=True)
-"""Several lots in one multi-row INSERT (SQLAlchemy's insertmanyvalues needs RETURNING)."""
-
-
-async def _insert(
-    session: AsyncSession, one: Insert, many: Insert, rows: list[dict[str, Any]]
-) -> list[int]:
-    """Insert rows, returning their ids in order: one row by the plain statement (cheaper),
-    several by one multi-row statement."""
-    if len(rows) == 1:
-        return [await session.scalar(one, rows[0])]
-    return list((await session.scalars(many, rows)).all())
 
 
 async def post(session: AsyncSession, movement: Movement) -> Posted:
@@ -339,9 +327,12 @@ async def _write(
     transactions: list[dict[str, Any]],
     rows: list[dict[str, Any]],
     head: object,
+    lots: list[dict[str, Any]] | None = None,
 ) -> list[int]:
     """Chain the member's new transactions (in id order; the member row is locked) and insert
-    them with their postings; returns the postings' ids in the order given."""
+    them with their postings and the ``lots`` they open; returns the postings' ids in the
+    order given. On PostgreSQL in one statement (writable CTEs; the foreign keys are checked
+    at its end), on SQLite one per table."""
     if head is _UNREAD:
         head = await session.scalar(_CHAIN_HEAD, {"member": member_id})
     postings: dict[object, list[tuple[object, object]]] = {
@@ -350,10 +341,80 @@ async def _write(
     for row in rows:
         postings[row["transaction_id"]].append((row["account"], row["points"]))
     _chain(transactions, postings, head)
+    lots = lots or []
+    if session.get_bind().dialect.name == "postgresql":
+        statement = _ledger_rows(len(transactions), len(rows), len(lots))
+        values = {
+            f"{table}{n}_{name}": value
+            for table, given in (("t", transactions), ("e", rows), ("l", lots))
+            for n, row in enumerate(given)
+            for name, value in row.items()
+        }
+        # Ids come from a sequence in VALUES order: ascending is the order given.
+        return sorted((await session.scalars(statement, values)).all())
     await session.execute(
         _INSERT_TRANSACTION, transactions[0] if len(transactions) == 1 else transactions
     )
-    return list((await session.scalars(_INSERT_ENTRIES, rows)).all())
+    entry_ids = list((await session.scalars(_INSERT_ENTRIES, rows)).all())
+    if lots:
+        await session.execute(_INSERT_LOT, lots)
+    return entry_ids
+
+
+_TRANSACTION_COLUMNS = (
+    "id",
+    "kind",
+    "member_id",
+    "occurred_at",
+    "created_at",
+    "reason",
+    "purchase_id",
+    "redemption_id",
+    "qualifying_points",
+    "qualifying_at",
+    "prev_hash",
+    "hash",
+)
+_ENTRY_COLUMNS_WRITTEN = ("transaction_id", "account", "member_id", "points", "balance_after")
+_LOT_COLUMNS = (
+    "member_id",
+    "transaction_id",
+    "purchase_id",
+    "amount",
+    "remaining",
+    "state",
+    "earned_at",
+    "releases_at",
+    "expires_at",
+)
+
+
+def _values(table: Table, prefix: str, columns: Sequence[str], count: int) -> tuple[str, list[Any]]:
+    """``(cols) VALUES (...), ...`` for ``count`` rows and their typed parameters."""
+    rows = ", ".join(
+        "(" + ", ".join(f":{prefix}{n}_{name}" for name in columns) + ")" for n in range(count)
+    )
+    parameters = [
+        bindparam(f"{prefix}{n}_{name}", type_=table.c[name].type)
+        for n in range(count)
+        for name in columns
+    ]
+    return f"({', '.join(columns)}) VALUES {rows}", parameters
+
+
+@functools.cache
+def _ledger_rows(transactions: int, entries: int, lots: int) -> TextClause:
+    """PostgreSQL: a movement's transactions, postings and lots in one statement, built once
+    per shape (SQLAlchemy caches no multi-row VALUES; a text statement it does)."""
+    written, parameters = _values(_TRANSACTIONS, "t", _TRANSACTION_COLUMNS, transactions)
+    sql = f"WITH t AS (INSERT INTO ledger_transactions {written})"
+    if lots:
+        opened, more = _values(LOTS, "l", _LOT_COLUMNS, lots)
+        sql += f", l AS (INSERT INTO point_lots {opened})"
+        parameters += more
+    posted, more = _values(LedgerEntry.__table__, "e", _ENTRY_COLUMNS_WRITTEN, entries)
+    sql += f" INSERT INTO ledger_entries {posted} RETURNING id"
+    return text(sql).bindparams(*parameters, *more)
 
 
 def _event_entry(entry: EntryView) -> dict[str, Any]:
@@ -435,8 +496,8 @@ async def earn(session: AsyncSession, earning: Earning, *, member_locked: bool =
         transactions=_earning_transactions(earning, transaction_ids, created_at),
         rows=rows,
         head=head,
+        lots=_earning_lots(earning, transaction_ids),
     )
-    await _open_earning_lots(session, earning, transaction_ids)
     first = rows[0]
     await outbox.emit_points(
         session,
@@ -499,29 +560,22 @@ def _earning_postings(
     return rows, bonus_rows
 
 
-async def _open_earning_lots(
-    session: AsyncSession, earning: Earning, transaction_ids: list[int]
-) -> None:
+def _earning_lots(earning: Earning, transaction_ids: list[int]) -> list[dict[str, Any]]:
     """A lot per transaction, pending or available as the points are."""
-    await _insert(
-        session,
-        _INSERT_LOT_RETURNING,
-        _INSERT_LOTS,
-        [
-            {
-                "member_id": earning.member_id,
-                "transaction_id": transaction_id,
-                "purchase_id": earning.purchase_id,
-                "amount": points,
-                "remaining": points,
-                "state": LotState.PENDING if earning.pending else LotState.AVAILABLE,
-                "earned_at": earning.occurred_at,
-                "releases_at": earning.releases_at if earning.pending else None,
-                "expires_at": earning.expires_at,
-            }
-            for (_, points), transaction_id in zip(earning.kinds, transaction_ids, strict=True)
-        ],
-    )
+    return [
+        {
+            "member_id": earning.member_id,
+            "transaction_id": transaction_id,
+            "purchase_id": earning.purchase_id,
+            "amount": points,
+            "remaining": points,
+            "state": LotState.PENDING if earning.pending else LotState.AVAILABLE,
+            "earned_at": earning.occurred_at,
+            "releases_at": earning.releases_at if earning.pending else None,
+            "expires_at": earning.expires_at,
+        }
+        for (_, points), transaction_id in zip(earning.kinds, transaction_ids, strict=True)
+    ]
 
 
 LOTS_PER_READ = 100
