@@ -224,40 +224,16 @@ class LoyaltyGraphQL(GraphQL[Context | SubscriptionContext, None]):
             )
             await page(scope, receive, send)
             return
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-            await self._too_large(scope, receive, send)
-            return
-        body = await read_body(receive, self.settings.max_body_bytes)
-        if body is None:
-            await self._too_large(scope, receive, send)
+        body = await self._body(request, receive)
+        if isinstance(body, Response):
+            await body(scope, receive, send)
             return
         receive = replay(body)
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            await _unauthenticated("Send Authorization: Bearer <API key or member token>.")(
-                scope, receive, send
-            )
+        signed_in = await self._sign_in(request)
+        if isinstance(signed_in, Response):
+            await signed_in(scope, receive, send)
             return
-        session = self.db.read_session()
-        try:
-            principal = await self._authenticate(session, token.strip())
-            if principal is None:
-                await session.close()
-                await _unauthenticated("Unknown, revoked or expired credentials.")(
-                    scope, receive, send
-                )
-                return
-            await session.rollback()
-            retry_after = await self.rate_limiter.check(principal)
-        except BaseException:
-            await session.close()
-            raise
-        if retry_after is not None:
-            await session.close()
-            await rate_limited_response(retry_after)(scope, receive, send)
-            return
+        principal, session = signed_in
         context = Context(
             db=self.db,
             settings=self.settings,
@@ -288,6 +264,37 @@ class LoyaltyGraphQL(GraphQL[Context | SubscriptionContext, None]):
         finally:
             await context.close()
 
+    async def _body(self, request: Request, receive: Receive) -> bytes | Response:
+        """The request body, or a 413 when it is over the limit (declared or sent)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+            return self._too_large()
+        body = await read_body(receive, self.settings.max_body_bytes)
+        return self._too_large() if body is None else body
+
+    async def _sign_in(self, request: Request) -> tuple[Principal, AsyncSession] | Response:
+        """The caller the bearer credentials name, with the read session that looked them up
+        (kept for the request's reads), or the 401 or 429 to answer with."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthenticated("Send Authorization: Bearer <API key or member token>.")
+        session = self.db.read_session()
+        try:
+            principal = await self._authenticate(session, token.strip())
+            if principal is None:
+                await session.close()
+                return _unauthenticated("Unknown, revoked or expired credentials.")
+            await session.rollback()
+            retry_after = await self.rate_limiter.check(principal)
+        except BaseException:
+            await session.close()
+            raise
+        if retry_after is not None:
+            await session.close()
+            return rate_limited_response(retry_after)
+        return principal, session
+
     async def execute_operation(self, **kwargs: Any) -> Any:  # type: ignore[override]  # passes the base's arguments on as keywords
         """Subscriptions over HTTP are a 400: they run over WebSocket."""
         data = kwargs["request_data"]
@@ -298,10 +305,9 @@ class LoyaltyGraphQL(GraphQL[Context | SubscriptionContext, None]):
             )
         return await super().execute_operation(**kwargs)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _too_large(self) -> Response:
         limit = self.settings.max_body_bytes
-        response = _error(f"The request body is over {limit} bytes.", "PAYLOAD_TOO_LARGE", 413)
-        await response(scope, receive, send)
+        return _error(f"The request body is over {limit} bytes.", "PAYLOAD_TOO_LARGE", 413)
 
     async def _authenticate(self, session: AsyncSession, token: str) -> Principal | None:
         if token.startswith(auth.KEY_PREFIX):
