@@ -198,18 +198,7 @@ async def record_select(
     targets = (func.json_build_array if postgres else func.json_array)(chosen.c.target_id)
     await session.execute(
         insert(AuditEntry).from_select(
-            [
-                "occurred_at",
-                "actor_kind",
-                "actor_role",
-                "actor_key_id",
-                "actor_name",
-                "member_id",
-                "operation",
-                "target_ids",
-                "summary",
-                "request_id",
-            ],
+            list(_ENTRY_COLUMNS),
             select(
                 literal(utcnow(), UTCDateTime()),
                 literal(actor.kind.value),

@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import PerDialect, attach, columns_of, flush_changes, utcnow
 from loyalty.errors import DomainError, ErrorCode
-from loyalty.ledger.chain import transaction_hash
+from loyalty.ledger.chain import FIELDS, transaction_hash
 from loyalty.ledger.models import (
     Account,
     EntryKind,
@@ -361,20 +361,8 @@ async def _write(
     return entry_ids
 
 
-_TRANSACTION_COLUMNS = (
-    "id",
-    "kind",
-    "member_id",
-    "occurred_at",
-    "created_at",
-    "reason",
-    "purchase_id",
-    "redemption_id",
-    "qualifying_points",
-    "qualifying_at",
-    "prev_hash",
-    "hash",
-)
+_TRANSACTION_COLUMNS = (*(name for name in FIELDS if name != "postings"), "hash")
+"""What a transaction row holds: the hashed fields (postings are rows of their own), the hash."""
 _ENTRY_COLUMNS_WRITTEN = ("transaction_id", "account", "member_id", "points", "balance_after")
 _LOT_COLUMNS = (
     "member_id",
