@@ -298,14 +298,13 @@ def _refuse_above_cap(quote: Quote) -> None:
         raise invalid(
             f"The purchase would earn {quote.total:,} points, more than the "
             f"{MAX_POINTS_PER_PURCHASE:,} one purchase may; check the amount.",
-            "total",
-            "amount",
+            *inputs.TOTAL_AMOUNT,
         )
 
 
 def _already_recorded(order_id: str) -> DomainError:
     return DomainError(
-        ErrorCode.ALREADY_EXISTS, f"Order {order_id!r} is already recorded.", ["orderId"]
+        ErrorCode.ALREADY_EXISTS, f"Order {order_id!r} is already recorded.", [*inputs.ORDER_ID]
     )
 
 
@@ -391,7 +390,9 @@ async def _read_for_purchase(
     await flush_changes(session)
     row = (await session.execute(statement, {"key": key})).one_or_none()
     if row is None:
-        raise not_found("Member", "memberId" if member_id is not None else "memberExternalId")
+        raise not_found(
+            "Member", *(inputs.MEMBER_ID if member_id is not None else inputs.MEMBER_EXTERNAL_ID)
+        )
     values = row._mapping
     multiplier = values["tier_multiplier"]
     return _Locked(
