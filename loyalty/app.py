@@ -267,7 +267,11 @@ class LoyaltyGraphQL(GraphQL[Context | SubscriptionContext, None]):
     async def _body(self, request: Request, receive: Receive) -> bytes | Response:
         """The request body, or a 413 when it is over the limit (declared or sent)."""
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+        if (
+            declared.isascii()
+            and declared.isdigit()
+            and int(declared) > self.settings.max_body_bytes
+        ):
             return self._too_large()
         body = await read_body(receive, self.settings.max_body_bytes)
         return self._too_large() if body is None else body

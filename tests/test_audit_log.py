@@ -281,6 +281,7 @@ async def test_filters_and_pagination(admin, pos, db):
     assert await audit_log(admin, memberId="not-an-id") == []
     assert await audit_log(admin, actorKeyId="9999") == []
     assert await audit_log(admin, actorKeyId="abc") == []
+    assert await audit_log(admin, actorKeyId="²") == []  # a Unicode digit int() refuses
 
     # pages of two, newest first, walk the whole log once
     seen, after, pages = [], None, 0

@@ -238,6 +238,20 @@ async def test_a_body_over_the_limit_is_a_413(settings, db, admin_key):
         assert small.status_code == 200
 
 
+@pytest.mark.parametrize("declared", ["²", "1" * 40, "-1", "x"])
+async def test_an_odd_content_length_is_never_a_500(client, admin_key, declared):
+    response = await client.post(
+        "/graphql",
+        content=b'{"query": "{ program { name } }"}',
+        headers={
+            "Authorization": f"Bearer {admin_key}",
+            "Content-Type": "application/json",
+            "Content-Length": declared.encode("latin-1"),  # bytes: "²" is not ASCII
+        },
+    )
+    assert response.status_code in {200, 400, 413}
+
+
 @pytest.mark.parametrize("subject", ["²", "1" * 30, "-1", " 1", 5])
 async def test_signed_tokens_with_odd_subjects_are_401(client, subject):
     now = datetime.now(UTC)

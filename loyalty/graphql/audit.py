@@ -35,7 +35,7 @@ from loyalty.audit.models import AuditEntry as AuditRow
 from loyalty.auth.models import Role
 from loyalty.graphql.pagination import After, Connection, First, paged
 from loyalty.graphql.permissions import IsAdmin
-from loyalty.ids import decode_id, encode_id
+from loyalty.ids import decode_id, encode_id, parse_key
 from loyalty.pagination import Page, PageRequest
 
 R = TypeVar("R")
@@ -246,9 +246,7 @@ class AuditQueries:
         ] = None,
     ) -> Connection[AuditEntry]:
         member_key = None if member_id is None else decode_id("Member", member_id)
-        key_id = None
-        if actor_key_id is not None and actor_key_id.isdigit() and len(actor_key_id) <= 18:
-            key_id = int(actor_key_id)
+        key_id = None if actor_key_id is None else parse_key(actor_key_id)
 
         async def load(request: PageRequest) -> Page[AuditEntry]:
             if (member_id is not None and member_key is None) or (
