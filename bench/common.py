@@ -188,5 +188,6 @@ async def verify_ledger(url: URL) -> int:
         timeout=1800,
         check=False,
     )
-    print(f"loyalty ledger verify: exit {verify.returncode}: {verify.stdout.strip()[:300]}")
+    said = verify.stdout.strip() or verify.stderr.strip()[-300:]
+    print(f"loyalty ledger verify: exit {verify.returncode}: {said[:300]}")
     return verify.returncode

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -57,18 +56,19 @@ from bench.common import (  # noqa: E402
     ADMIN_TIMEOUT_SECONDS,
     DATABASE_SETTINGS,
     MAINTENANCE_TIMEOUT_SECONDS,
-    asyncpg_dsn,
+    connect,
     database_exists,
     drop_database,
+    fill,
     recreate_database,
     settle,
+    verify_ledger,
 )
 from bench.record_purchase import _process_seconds  # noqa: E402
 from loyalty import migrate  # noqa: E402
 from loyalty.db import Database  # noqa: E402
 from loyalty.ledger.jobs import BATCH_SIZE, JobReport, expire_points, release_pending  # noqa: E402
 from loyalty.ledger.models import PointLot  # noqa: E402
-from tests.tiers_data import generate_members_with_earnings, insert_tiers  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench_lifecycle"
 TARGET_SECONDS = 60.0
@@ -80,7 +80,7 @@ async def _lots(db: Database) -> int:
 
 
 async def _admin(url: URL, statement: str) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(url, "postgres"), timeout=10)
+    admin = await connect(url, "postgres")
     try:
         await admin.execute(statement, timeout=MAINTENANCE_TIMEOUT_SECONDS)
     finally:
@@ -94,16 +94,14 @@ async def _generate(url: URL, args: argparse.Namespace, now: datetime) -> None:
     db = Database(url.render_as_string(hide_password=False))
     try:
         started = time.perf_counter()
-        async with db.transaction() as session:
-            await insert_tiers(session)
-            await generate_members_with_earnings(
-                session,
-                members=args.members,
-                per_member=args.lots_per_member,
-                now=now,
-                pending_days=args.pending_days,
-                expire_days=args.expire_days,
-            )
+        await fill(
+            db,
+            members=args.members,
+            lots_per_member=args.lots_per_member,
+            now=now,
+            pending_days=args.pending_days,
+            expire_days=args.expire_days,
+        )
         await settle(url)
         print(
             f"generated {args.members:,} members and {await _lots(db):,} lots in "
@@ -119,7 +117,7 @@ async def _fixture_now(url: URL, args: argparse.Namespace) -> datetime | None:
     None when there is no template or it holds another data set."""
     if not await database_exists(url):
         return None
-    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    connection = await connect(url)
     try:
         revision = await connection.fetchval("SELECT version_num FROM alembic_version")
         members, now = await connection.fetchrow("SELECT count(*), min(enrolled_at) FROM members")
@@ -173,7 +171,7 @@ class CpuTimes:
         self.url = url
 
     async def sample(self) -> tuple[float, dict[int, float]]:
-        connection = await asyncpg.connect(asyncpg_dsn(self.url), timeout=10)
+        connection = await connect(self.url)
         try:
             rows = await connection.fetch(
                 "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
@@ -284,20 +282,10 @@ async def run(args: argparse.Namespace) -> int:
             )
         finally:
             await db.dispose()
-        verify = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "loyalty", "ledger", "verify"],
-            env={**os.environ, "LOYALTY_DATABASE_URL": url.render_as_string(hide_password=False)},
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-        said = verify.stdout.strip() or verify.stderr.strip()[-300:]
-        print(f"loyalty ledger verify: exit {verify.returncode}: {said[:300]}")
+        verified = await verify_ledger(url)
         met = slowest < TARGET_SECONDS
         print(f"target (< {TARGET_SECONDS:.0f} s per job run): {'MET' if met else 'MISSED'}")
-        return 0 if met and verify.returncode == 0 else 1
+        return 0 if met and verified == 0 else 1
     finally:
         if not args.keep:
             await drop_database(url)
