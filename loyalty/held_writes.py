@@ -22,6 +22,9 @@ from sqlalchemy.types import TypeEngine
 
 HELD = "loyalty_held_writes"
 """``Session.info`` key: the transaction's held writes and their values, in order."""
+WRITES_PER_STATEMENT = 100
+"""A transaction holding more sends them in several statements, in order: PostgreSQL takes at
+most 32,767 parameters a statement, and a statement per shape is cached."""
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -96,6 +99,11 @@ def _write(session: Session) -> None:
             if write.returned is not None:
                 write.returned(session, result)
         return
+    for start in range(0, len(held), WRITES_PER_STATEMENT):
+        _send_together(session, held[start : start + WRITES_PER_STATEMENT])
+
+
+def _send_together(session: Session, held: list[tuple[HeldWrite, Mapping[str, Any]]]) -> None:
     groups: list[tuple[HeldWrite, list[Mapping[str, Any]]]] = []
     inserts: dict[HeldWrite, list[Mapping[str, Any]]] = {}
     for write, given in held:

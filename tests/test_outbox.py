@@ -9,8 +9,10 @@ from sqlalchemy import BigInteger, literal, select
 
 from loyalty.db import utcnow
 from loyalty.events.birthdays import birthday_bonus
+from loyalty.held_writes import WRITES_PER_STATEMENT
 from loyalty.ids import decode_id, encode_id
 from loyalty.ledger.jobs import expire_points, release_pending
+from loyalty.outbox import service as outbox_service
 from loyalty.outbox.models import Event
 from loyalty.outbox.service import global_id_sql
 from loyalty.tiers.evaluation import evaluate_tiers
@@ -286,3 +288,16 @@ async def test_global_ids_built_in_sql_match_the_api(db):
     assert built == [
         encode_id(name, pk) for name in ("Member", "LedgerEntry", "Tier") for pk in keys
     ]
+
+
+async def test_many_events_of_one_transaction_are_all_written_in_order(db):
+    """More held writes than one statement carries go in several, in the order they were made."""
+    count = 2 * WRITES_PER_STATEMENT + 7
+    async with db.transaction() as session:
+        for n in range(count):
+            await outbox_service.emit(
+                session, outbox_service.MEMBER_UPDATED, member_id=None, data={"n": n}
+            )
+    async with db.transaction() as session:
+        written = (await session.scalars(select(Event).order_by(Event.id))).all()
+    assert [event.data["n"] for event in written] == list(range(count))

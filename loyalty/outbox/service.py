@@ -229,8 +229,9 @@ async def emit(
 
 
 async def flush(session: AsyncSession) -> None:
-    """Write the held events now: before a statement that reads or changes the events table,
-    or writes events of its own (so ids keep the order the events were made in)."""
+    """Send the transaction's held writes, its events among them, now: before a statement that
+    reads or changes the events table, or writes events of its own (so ids keep the order the
+    events were made in)."""
     await held_writes.write_now(session)
 
 
