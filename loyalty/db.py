@@ -27,6 +27,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from loyalty import held_writes
 from loyalty.errors import not_found
 from loyalty.ids import GLOBAL_ID_FUNCTION, global_id_sqlite
 from loyalty.ledger.chain import SQL_FUNCTION, sha256_hex
@@ -221,6 +222,7 @@ class Database:
         """One write transaction: committed when the block ends, rolled back on any exception."""
         async with self._writes() as session, session.begin():
             yield session
+            await held_writes.write_now(session)
 
     def read_session(self) -> AsyncSession:
         return self._reads()

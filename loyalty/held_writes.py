@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from loyalty.hot_statements import HotStatement
+
 HELD = "loyalty_held_writes"
 """``Session.info`` key: the transaction's held writes and their values, in order."""
 WRITES_PER_STATEMENT = 100
@@ -73,13 +75,22 @@ def hold(session: AsyncSession, write: HeldWrite, values: Mapping[str, Any]) -> 
 
 
 async def write_now(session: AsyncSession) -> None:
-    """Send the held writes now, before a statement that reads or changes what they write."""
-    if session.info.get(HELD):
+    """Send the held writes now: before a statement that reads or changes what they write,
+    and (``Database.transaction``) before committing, as hot statements on PostgreSQL."""
+    if not session.info.get(HELD):
+        return
+    if session.get_bind().dialect.name != "postgresql":
         await session.run_sync(_write)
+        return
+    held: list[tuple[HeldWrite, Mapping[str, Any]]] = session.info.pop(HELD)
+    for start in range(0, len(held), WRITES_PER_STATEMENT):
+        shape, values = _grouped(held[start : start + WRITES_PER_STATEMENT])
+        await _hot(shape).rows(session, values)
 
 
 @event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
+    """Whatever a session commits without ``Database.transaction`` (which sends them first)."""
     _write(session)
 
 
@@ -100,10 +111,15 @@ def _write(session: Session) -> None:
                 write.returned(session, result)
         return
     for start in range(0, len(held), WRITES_PER_STATEMENT):
-        _send_together(session, held[start : start + WRITES_PER_STATEMENT])
+        shape, values = _grouped(held[start : start + WRITES_PER_STATEMENT])
+        session.execute(_together(shape), values)
 
 
-def _send_together(session: Session, held: list[tuple[HeldWrite, Mapping[str, Any]]]) -> None:
+Shape = tuple[tuple[HeldWrite, int], ...]
+
+
+def _grouped(held: list[tuple[HeldWrite, Mapping[str, Any]]]) -> tuple[Shape, dict[str, Any]]:
+    """The statement's shape (each write and its rows) and its values."""
     groups: list[tuple[HeldWrite, list[Mapping[str, Any]]]] = []
     inserts: dict[HeldWrite, list[Mapping[str, Any]]] = {}
     for write, given in held:
@@ -121,7 +137,7 @@ def _send_together(session: Session, held: list[tuple[HeldWrite, Mapping[str, An
         for r, row in enumerate(rows)
         for name, value in row.items()
     }
-    session.execute(_together(shape), values)
+    return shape, values
 
 
 @functools.cache
@@ -143,7 +159,13 @@ def _cte_sql(write: HeldWrite, rows: int, n: int) -> str:
 
 
 @functools.cache
-def _together(shape: tuple[tuple[HeldWrite, int], ...]) -> TextClause:
+def _hot(shape: Shape) -> HotStatement:
+    statement = _together(shape)
+    return HotStatement(lambda _: statement)
+
+
+@functools.cache
+def _together(shape: Shape) -> TextClause:
     """One statement for a transaction's held writes, built once per shape (a mutation's are
     always the same few): each write a CTE, each INSERT with all its rows, parameters
     prefixed with their place."""

@@ -35,6 +35,8 @@ PACKAGE = os.path.dirname(os.path.abspath(loyalty.__file__)) + os.sep
 REPOSITORY = os.path.dirname(PACKAGE.rstrip(os.sep)) + os.sep
 LEDGER = PACKAGE + "ledger" + os.sep
 _THIS_FILE = os.path.abspath(__file__)
+RUNNER = PACKAGE + "hot_statements.py"
+"""Runs statements for its callers, as SQLAlchemy does: the write is its caller's."""
 LEDGER_TABLES = frozenset(
     {"ledger_transactions", "ledger_entries", "point_lots", "lot_consumptions"}
 )
@@ -152,7 +154,7 @@ def _caller() -> str | None:
     outside the package (a test, a benchmark, a migration) comes first, or no code of it."""
     for frame in _frames():
         filename = frame.f_code.co_filename
-        if filename == _THIS_FILE:
+        if filename in (_THIS_FILE, RUNNER):
             continue
         if filename.startswith(PACKAGE):
             return filename

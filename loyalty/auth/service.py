@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty.auth.models import API_KEY_ROLES, ApiKey, InstanceSecret, Role
 from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.hot_statements import HotStatement
 from loyalty.ids import parse_key
 from loyalty.members.models import Member, MemberStatus
 from loyalty.members.service import get_member
@@ -107,27 +108,31 @@ class KeyLookup:
 
 
 _KEYS = ApiKey.__table__
-_KEY_BY_SECRET = select(
-    _KEYS.c.id, _KEYS.c.role, _KEYS.c.name, _KEYS.c.last_used_at, _KEYS.c.rate_limit
-).where(_KEYS.c.secret_hash == bindparam("digest"), _KEYS.c.revoked_at.is_(None))
-"""Built once: every request with an API key runs it."""
+_KEY_BY_SECRET = HotStatement(
+    lambda _: select(
+        _KEYS.c.id, _KEYS.c.role, _KEYS.c.name, _KEYS.c.last_used_at, _KEYS.c.rate_limit
+    ).where(_KEYS.c.secret_hash == bindparam("digest"), _KEYS.c.revoked_at.is_(None))
+)
+"""Every request with an API key runs it."""
 
 
 async def authenticate_api_key(session: AsyncSession, *, secret: str) -> KeyLookup | None:
     """The caller an API key names; None when it is unknown or revoked. Reads only."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 100:
         return None
-    row = (await session.execute(_KEY_BY_SECRET, {"digest": _digest(secret)})).one_or_none()
-    if row is None:
+    rows = await _KEY_BY_SECRET.rows(session, {"digest": _digest(secret)})
+    if not rows:
         return None
-    stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
+    row = rows[0]
+    last_used_at = row["last_used_at"]
+    stale = last_used_at is None or utcnow() - last_used_at > LAST_USED_RESOLUTION
     return KeyLookup(
         principal=Principal(
-            role=Role(row.role),
-            scope=f"key:{row.id}",
-            api_key_id=row.id,
-            api_key_name=row.name,
-            rate_limit=row.rate_limit,
+            role=Role(row["role"]),
+            scope=f"key:{row['id']}",
+            api_key_id=row["id"],
+            api_key_name=row["name"],
+            rate_limit=row["rate_limit"],
         ),
         needs_touch=stale,
     )

@@ -25,8 +25,9 @@ from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty import held_writes
-from loyalty.db import Base, PerDialect, insert_ignoring_conflicts, utcnow
+from loyalty.db import Base, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, not_found
+from loyalty.hot_statements import HotStatement
 from loyalty.idempotency.models import IdempotencyKey
 from loyalty.validation import required_text
 
@@ -49,7 +50,9 @@ REPLAYED = "idempotency.replayed"
 """Set in ``session.info`` when a transaction replays a stored result (and so writes nothing)."""
 
 _KEYS = IdempotencyKey.__table__
-_CLAIM = PerDialect(lambda session: insert_ignoring_conflicts(session, _KEYS).returning(_KEYS.c.id))
+_CLAIM = HotStatement(
+    lambda session: insert_ignoring_conflicts(session, _KEYS).returning(_KEYS.c.id)
+)
 _COMPLETE = held_writes.HeldWrite(
     "UPDATE idempotency_keys SET result = :result WHERE id = :key_id",
     {"result": _KEYS.c.result.type, "key_id": _KEYS.c.id.type},
@@ -67,8 +70,8 @@ async def claim(
 ) -> Claim | Replay:
     key = required_text(key, 255, "idempotencyKey")
     fingerprint = request_hash(operation, request)
-    key_id = await session.scalar(
-        _CLAIM(session),
+    claimed = await _CLAIM.rows(
+        session,
         {
             "scope": scope,
             "key": key,
@@ -77,8 +80,8 @@ async def claim(
             "created_at": utcnow(),
         },
     )
-    if key_id is not None:
-        return Claim(key_id=key_id)
+    if claimed:
+        return Claim(key_id=claimed[0]["id"])
     stored = (
         await session.execute(
             select(IdempotencyKey.request_hash, IdempotencyKey.result).where(

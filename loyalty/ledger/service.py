@@ -18,12 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, TextClause, Update, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, Update, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from loyalty.db import PerDialect, attach, columns_of, flush_changes, utcnow
+from loyalty.db import attach, columns_of, flush_changes, utcnow
 from loyalty.errors import DomainError, ErrorCode
+from loyalty.hot_statements import HotStatement
 from loyalty.ledger.chain import FIELDS, transaction_hash
 from loyalty.ledger.models import (
     Account,
@@ -112,7 +113,7 @@ _TRANSACTIONS = LedgerTransaction.__table__
 _INSERT_TRANSACTION = insert(_TRANSACTIONS)
 
 
-def _update_balances(ids: int, head: bool) -> PerDialect:
+def _update_balances(ids: int, head: bool) -> HotStatement:
     """The balance update, returning the member and ``ids`` ids for the transactions about to
     be written: taken under the member's row lock, so a member's transactions get increasing
     ids in the order they are written. With ``head``, also the member's latest hash
@@ -132,7 +133,7 @@ def _update_balances(ids: int, head: bool) -> PerDialect:
             returned.append(_CHAIN_HEAD.scalar_subquery().label("chain_head"))
         return _BALANCES.returning(*returned)
 
-    return PerDialect(build)
+    return HotStatement(build)
 
 
 _CHAIN_HEAD = (
@@ -242,22 +243,20 @@ async def _lock_balances(
     and (``member_locked``) the chain head, or None when the member is missing or a balance
     would go below zero."""
     await flush_changes(session)
-    row = (
-        await session.execute(
-            _UPDATE_BALANCES[ids, member_locked](session),
-            {
-                "member": member_id,
-                "d_available": available,
-                "d_pending": pending,
-                "d_lifetime": lifetime_earned,
-                "d_redeemed": redeemed,
-                "d_expired": expired,
-            },
-        )
-    ).one_or_none()
-    if row is None:
+    rows = await _UPDATE_BALANCES[ids, member_locked].rows(
+        session,
+        {
+            "member": member_id,
+            "d_available": available,
+            "d_pending": pending,
+            "d_lifetime": lifetime_earned,
+            "d_redeemed": redeemed,
+            "d_expired": expired,
+        },
+    )
+    if not rows:
         return None
-    values = row._mapping
+    values = rows[0]
     head = values["chain_head"] if member_locked else _UNREAD
     return attach(session, Member, values), [values[f"new_id{n}"] for n in range(ids)], head
 
@@ -351,7 +350,7 @@ async def _write(
             for name, value in row.items()
         }
         # Ids come from a sequence in VALUES order: ascending is the order given.
-        return sorted((await session.scalars(statement, values)).all())
+        return sorted(row["id"] for row in await statement.rows(session, values))
     await session.execute(
         _INSERT_TRANSACTION, transactions[0] if len(transactions) == 1 else transactions
     )
@@ -391,7 +390,7 @@ def _values(table: Table, prefix: str, columns: Sequence[str], count: int) -> tu
 
 
 @functools.cache
-def _ledger_rows(transactions: int, entries: int, lots: int) -> TextClause:
+def _ledger_rows(transactions: int, entries: int, lots: int) -> HotStatement:
     """PostgreSQL: a movement's transactions, postings and lots in one statement, built once
     per shape (SQLAlchemy caches no multi-row VALUES; a text statement it does)."""
     written, parameters = _values(_TRANSACTIONS, "t", _TRANSACTION_COLUMNS, transactions)
@@ -402,7 +401,8 @@ def _ledger_rows(transactions: int, entries: int, lots: int) -> TextClause:
         parameters += more
     posted, more = _values(LedgerEntry.__table__, "e", _ENTRY_COLUMNS_WRITTEN, entries)
     sql += f" INSERT INTO ledger_entries {posted} RETURNING id"
-    return text(sql).bindparams(*parameters, *more)
+    statement = text(sql).bindparams(*parameters, *more)
+    return HotStatement(lambda _: statement)
 
 
 def _event_entry(entry: EntryView) -> dict[str, Any]:

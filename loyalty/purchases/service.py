@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from loyalty.db import (
-    PerDialect,
     attach,
     columns_of,
     flush_changes,
@@ -19,6 +18,7 @@ from loyalty.db import (
     utcnow,
 )
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.hot_statements import HotStatement
 from loyalty.idempotency import service as idempotency
 from loyalty.ledger import service as ledger
 from loyalty.members import service as members
@@ -133,8 +133,8 @@ async def _record(
     member, program = locked.member, locked.program
     occurred_at = valid.occurred_at
 
-    inserted = await session.execute(
-        _INSERT_PURCHASE(session),
+    inserted = await _INSERT_PURCHASE.rows(
+        session,
         {
             "order_id": valid.order_id,
             "member_id": member.id,
@@ -153,10 +153,9 @@ async def _record(
             "points_breakdown": quote.breakdown(),
         },
     )
-    row = inserted.one_or_none()
-    if row is None:
+    if not inserted:
         raise _already_recorded(valid.order_id)
-    recorded = attach(session, Purchase, row._mapping)
+    recorded = attach(session, Purchase, inserted[0])
     await outbox.emit(
         session,
         outbox.PURCHASE_RECORDED,
@@ -327,7 +326,7 @@ _RECORD_PURCHASE = idempotency.returning(
 )
 """A replay answers with the purchase and pointsAwarded as recorded, the member as it is now."""
 
-_INSERT_PURCHASE = PerDialect(
+_INSERT_PURCHASE = HotStatement(
     lambda session: insert_ignoring_conflicts(session, Purchase.__table__).returning(
         *columns_of(Purchase)
     )
@@ -371,10 +370,12 @@ def _member_statement(condition: ColumnElement[bool]) -> Select[*tuple[Any, ...]
     )
 
 
-_READ_BY_ID = _member_statement(_MEMBERS.c.id == bindparam("key"))
-_READ_BY_EXTERNAL_ID = _member_statement(_MEMBERS.c.external_id == bindparam("key"))
-_LOCK_BY_ID = _READ_BY_ID.with_for_update(of=_MEMBERS)
-_LOCK_BY_EXTERNAL_ID = _READ_BY_EXTERNAL_ID.with_for_update(of=_MEMBERS)
+_BY_ID = _member_statement(_MEMBERS.c.id == bindparam("key"))
+_BY_EXTERNAL_ID = _member_statement(_MEMBERS.c.external_id == bindparam("key"))
+_READ_BY_ID = HotStatement(lambda _: _BY_ID)
+_READ_BY_EXTERNAL_ID = HotStatement(lambda _: _BY_EXTERNAL_ID)
+_LOCK_BY_ID = HotStatement(lambda _: _BY_ID.with_for_update(of=_MEMBERS))
+_LOCK_BY_EXTERNAL_ID = HotStatement(lambda _: _BY_EXTERNAL_ID.with_for_update(of=_MEMBERS))
 
 
 async def _read_for_purchase(
@@ -388,12 +389,12 @@ async def _read_for_purchase(
     else:
         statement, key = (_LOCK_BY_EXTERNAL_ID if lock else _READ_BY_EXTERNAL_ID), external_id
     await flush_changes(session)
-    row = (await session.execute(statement, {"key": key})).one_or_none()
-    if row is None:
+    rows = await statement.rows(session, {"key": key})
+    if not rows:
         raise not_found(
             "Member", *(inputs.MEMBER_ID if member_id is not None else inputs.MEMBER_EXTERNAL_ID)
         )
-    values = row._mapping
+    values = rows[0]
     multiplier = values["tier_multiplier"]
     return _Locked(
         member=attach(session, Member, values),
