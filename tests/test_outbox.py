@@ -2,6 +2,7 @@
 in the same transaction; a rolled-back change, or an idempotent replay, writes none. The
 jobs' events (built in SQL) have the same shape as the services' (built in Python)."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,7 +90,7 @@ async def test_each_mutation_writes_its_events_once(admin, pos, db):
     assert enrolled.data["member"]["id"] == member
     assert enrolled.data["member"]["email"] == "ann@example.com"
     assert enrolled.data["member"]["tier"]["id"]
-    assert len(enrolled.event_id) == 36
+    assert uuid.UUID(enrolled.event_id).version == 7, "time-ordered ids"
 
     await admin.data(UPDATE_MEMBER, input={"id": member, "firstName": "Ann"})
     [updated] = await outbox.new()
@@ -213,6 +214,7 @@ async def test_jobs_write_their_events_set_based_in_the_same_shape(admin, pos, d
         assert event.data["member"]["points"]["pending"] == 0
         assert event.data["purchase"] is None
     assert len({e.event_id for e in released}) == 3
+    assert {uuid.UUID(e.event_id).version for e in released} == {7}, "made in SQL the same way"
 
     await release_pending(db, now=now + timedelta(days=8))
     assert await outbox.new() == [], "a rerun finds nothing due and emits nothing"

@@ -217,7 +217,7 @@ async def emit(
         session,
         _INSERT_EVENT,
         {
-            "event_id": str(uuid.uuid4()),
+            "event_id": event_id(now),
             "type": event_type,
             "occurred_at": occurred_at or now,
             "member_id": member_id,
@@ -364,20 +364,31 @@ def true_sql(session: AsyncSession) -> ColumnElement[Any]:
     return literal(True) if _postgres(session) else func.json(literal("true"))
 
 
+def _time_prefix(moment: datetime) -> str:
+    """A version 7 UUID's first 13 hex digits and its version: the Unix time in milliseconds."""
+    hex_ms = f"{int(moment.timestamp() * 1000):012x}"
+    return f"{hex_ms[:8]}-{hex_ms[8:]}-7"
+
+
+def event_id(moment: datetime) -> str:
+    """A time-ordered (version 7) UUID: ids made later sort later, so the unique index on
+    event ids grows at its end instead of at random places (a million-event job touches a few
+    pages, not the whole index)."""
+    return _time_prefix(moment) + str(uuid.uuid4())[15:]
+
+
 def _random_hex(count: int) -> ColumnElement[str]:
     return func.lower(func.hex(func.randomblob(count)))
 
 
-def uuid_sql(session: AsyncSession) -> ColumnElement[str]:
-    """A random (version 4) UUID per row."""
+def uuid_sql(session: AsyncSession, moment: datetime) -> ColumnElement[str]:
+    """``event_id`` per row: the time of ``moment``, then a version 4 UUID's random part."""
+    prefix = literal(_time_prefix(moment))
     if _postgres(session):
-        return cast(func.gen_random_uuid(), String)
+        return prefix + func.substr(cast(func.gen_random_uuid(), String), 16)
     variant = func.substr("89ab", 1 + func.abs(func.random()) % 4, 1)
     return (
-        _random_hex(4)
-        + "-"
-        + _random_hex(2)
-        + "-4"
+        prefix
         + func.substr(_random_hex(2), 2)
         + "-"
         + variant
@@ -394,15 +405,16 @@ async def emit_select(
     ``json_sql``): a single ``INSERT ... SELECT``, however many members a job touches."""
     await flush(session)
     chosen = rows.subquery()
+    now = utcnow()
     inserted = insert(Event.__table__).from_select(
         ["event_id", "type", "occurred_at", "member_id", "data", "created_at"],
         select(
-            uuid_sql(session),
+            uuid_sql(session, now),
             literal(event_type),
             literal(occurred_at, UTCDateTime()),
             chosen.c.member_id,
             chosen.c.data,
-            literal(utcnow(), UTCDateTime()),
+            literal(now, UTCDateTime()),
         ).order_by(chosen.c.member_id),
     )
     if _postgres(session):
