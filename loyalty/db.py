@@ -120,12 +120,18 @@ def attach(
     """
     mapper = model.__mapper__
     held = session.identity_map.get(mapper.identity_key_from_primary_key((row[prefix + "id"],)))
-    instance = cast(ModelT, held if held is not None else mapper.class_manager.new_instance())
+    if held is not None:
+        for attribute in mapper.column_attrs:
+            set_committed_value(held, attribute.key, row[prefix + attribute.key])
+        return cast(ModelT, held)
+    instance = cast(ModelT, mapper.class_manager.new_instance())
+    # A new instance has no history to keep: its dict is filled as the ORM's loader fills it,
+    # and make_transient_to_detached commits every value.
+    values = instance.__dict__
     for attribute in mapper.column_attrs:
-        set_committed_value(instance, attribute.key, row[prefix + attribute.key])
-    if held is None:
-        make_transient_to_detached(instance)
-        session.add(instance)
+        values[attribute.key] = row[prefix + attribute.key]
+    make_transient_to_detached(instance)
+    session.add(instance)
     return instance
 
 

@@ -17,14 +17,17 @@ statement: the tests' posting guard and statement counts rely on them.
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 Processor = Callable[[Any], Any]
+_CONNECTION = "loyalty_hot_connection"
+"""``Session.info`` key: the transaction, its connection and the asyncpg adapter."""
 
 
 @dataclass(frozen=True)
@@ -54,24 +57,23 @@ class HotStatement:
 
     async def rows(
         self, session: AsyncSession, params: Mapping[str, Any]
-    ) -> Sequence[Mapping[str, Any]]:
-        """The rows the statement returns (none for one that returns nothing)."""
+    ) -> Sequence[Mapping[Any, Any]]:
+        """The rows the statement returns: every hot statement returns rows (``RETURNING``,
+        or ``SELECT 1`` after writable CTEs), so that both databases answer alike."""
         statement = self.statement(session)
-        connection = await session.connection()
+        connection, adapter = await _connection(session)
         dialect = connection.dialect
-        adapter = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]  # the session's connection is checked out
-        if dialect.name != "postgresql" or not hasattr(adapter, "_start_transaction"):
-            result = await session.execute(statement, params)
-            return result.mappings().all() if result.returns_rows else []
+        if adapter is None:
+            return (await session.execute(statement, params)).mappings().all()
         compiled = self._compile(statement, dialect, tuple(params))
         values = [
             (value if processor is None else processor(value))
             for name, default, processor in compiled.binds
             for value in (params.get(name, default),)
         ]
-        listeners = connection.sync_connection.dispatch.before_cursor_execute
+        listeners = connection.dispatch.before_cursor_execute
         if listeners:
-            listeners(connection.sync_connection, None, compiled.sql, values, None, False)
+            listeners(connection, None, compiled.sql, values, None, False)
         async with adapter._execute_mutex:
             if adapter._transaction is None:
                 await adapter._start_transaction()
@@ -87,7 +89,7 @@ class HotStatement:
                 adapter._handle_exception(error)
         processors = self._processors
         if not records or not processors:
-            return records
+            return cast(list[Mapping[Any, Any]], records)
         return [
             {
                 key: (value if processor is None else processor(value))
@@ -101,7 +103,9 @@ class HotStatement:
     ) -> _Compiled:
         compiled = self._compiled.get(names)
         if compiled is None:
-            compiler = statement.compile(dialect=dialect, column_keys=list(names))
+            compiler = cast(ClauseElement, statement).compile(
+                dialect=dialect, column_keys=list(names)
+            )
             assert isinstance(compiler, SQLCompiler)
             self._compiled[names] = compiled = _Compiled(
                 sql=compiler.string,
@@ -117,6 +121,21 @@ class HotStatement:
                 results={key: column.type for key, column in _returned(statement)},
             )
         return compiled
+
+
+async def _connection(session: AsyncSession) -> tuple[Connection, Any]:
+    """The session's connection and, on PostgreSQL with SQLAlchemy's asyncpg adapter, that
+    adapter; kept for the session's transaction (asking the session costs a greenlet hop)."""
+    kept = session.info.get(_CONNECTION)
+    if kept is not None and kept[0] is session.sync_session.get_transaction():
+        return kept[1], kept[2]
+    connection = (await session.connection()).sync_connection
+    assert connection is not None, "the session has just connected"
+    adapter = connection.connection.dbapi_connection
+    if connection.dialect.name != "postgresql" or not hasattr(adapter, "_start_transaction"):
+        adapter = None
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, adapter)
+    return connection, adapter
 
 
 def _returned(statement: Executable) -> list[tuple[str, Any]]:

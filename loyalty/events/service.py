@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -62,7 +62,7 @@ async def record_event(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(event),
+        request=idempotency.request_of(event),
         work=lambda: _record(
             session,
             member_id=event.member_id,

@@ -1,6 +1,6 @@
 """submitFeedback and the feedback lists."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,7 +60,7 @@ async def submit_feedback(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(feedback),
+        request=idempotency.request_of(feedback),
         work=lambda: _submit(session, feedback=feedback, comment=comment),
     )
 

@@ -60,6 +60,18 @@ _COMPLETE = held_writes.HeldWrite(
 """Held until commit: nothing in the transaction reads the stored result back."""
 
 
+def request_of(value: Any) -> Any:
+    """A request dataclass as ``dataclasses.asdict`` gives it, so stored hashes still match,
+    without the deep copy of every value it makes (the hash only reads them)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {field.name: request_of(getattr(value, field.name)) for field in fields(value)}
+    if isinstance(value, list | tuple):
+        return type(value)(request_of(item) for item in value)
+    if isinstance(value, dict):
+        return {key: request_of(item) for key, item in value.items()}
+    return value
+
+
 def request_hash(operation: str, request: dict[str, Any]) -> str:
     canonical = json.dumps([operation, request], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,6 +1,6 @@
 """adjustPoints: an admin's signed correction, itself a balanced ledger transaction."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +45,7 @@ async def adjust_points(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(adjustment),
+        request=idempotency.request_of(adjustment),
         work=lambda: _adjust(session, adjustment=adjustment, reason=reason),
     )
 

@@ -13,7 +13,7 @@ long, ``loyalty.privacy.retention``) share one definition of what an erasure rem
 """
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, Table, cast, func, literal, select, text, update
@@ -54,7 +54,7 @@ async def erase_member(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(erasure),
+        request=idempotency.request_of(erasure),
         work=lambda: _erase(session, member_id=erasure.member_id),
     )
 

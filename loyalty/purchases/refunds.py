@@ -7,7 +7,7 @@ first. Available points never go below zero: what the member no longer has is re
 ``points_unrecovered`` on the purchase.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from sqlalchemy import func, select
@@ -52,7 +52,7 @@ async def refund_purchase(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(refund),
+        request=idempotency.request_of(refund),
         work=lambda: _refund(session, refund=refund, amount=money.amount),
     )
 

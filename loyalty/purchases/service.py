@@ -1,7 +1,7 @@
 """recordPurchase: the hot path every till and web shop calls on every receipt."""
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -115,7 +115,7 @@ async def record_purchase(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(purchase),
+        request=idempotency.request_of(purchase),
         work=lambda: _record(session, valid=valid, now=now),
     )
 

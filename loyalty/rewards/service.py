@@ -9,7 +9,7 @@ below zero. Item 51 of a 50-item reward is never sold and no point is spent twic
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -371,7 +371,7 @@ async def redeem_reward(
         session,
         scope=scope,
         key=idempotency_key,
-        request=asdict(redemption),
+        request=idempotency.request_of(redemption),
         work=lambda: _redeem(session, redemption=redemption),
     )
 
