@@ -74,6 +74,7 @@ async def _adjust(
             qualifying_at=now if adjustment.qualifying else None,
             expires_at=program.expires_at(now),
         ),
+        member_locked=True,
     )
     if adjustment.qualifying:
         await tiers.qualify_after_earning(

@@ -171,8 +171,10 @@ _INSERT_ENTRIES = insert(LedgerEntry.__table__).returning(
 _INSERT_LOT = insert(PointLot.__table__)
 
 
-async def post(session: AsyncSession, movement: Movement) -> Posted:
-    """Write a movement; ``INSUFFICIENT_POINTS`` (and nothing written) if a balance would go < 0."""
+async def post(session: AsyncSession, movement: Movement, *, member_locked: bool = False) -> Posted:
+    """Write a movement; ``INSUFFICIENT_POINTS`` (and nothing written) if a balance would go < 0.
+    ``member_locked``: the caller locked the member row earlier in this transaction, so the
+    balance update also returns the chain head (as ``earn``)."""
     locked = await _lock_balances(
         session,
         ids=1,
@@ -182,6 +184,7 @@ async def post(session: AsyncSession, movement: Movement) -> Posted:
         lifetime_earned=movement.lifetime_earned,
         redeemed=movement.redeemed,
         expired=movement.expired,
+        member_locked=member_locked,
     )
     if locked is None:
         raise DomainError(

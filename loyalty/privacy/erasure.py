@@ -83,6 +83,7 @@ async def _forfeit(session: AsyncSession, member: Member) -> Member:
             pending=-member.points_pending,
             reason=forfeits.REASON,
         ),
+        member_locked=True,
     )
     return posted.member
 

@@ -101,6 +101,7 @@ async def _refund(session: AsyncSession, *, refund: RefundIn, amount: Decimal) -
                 qualifying_points=-clawback.qualifying,
                 qualifying_at=purchase.occurred_at,
             ),
+            member_locked=True,
         )
     await _book(session, purchase=purchase, amount=amount, clawback=clawback)
     await outbox.emit(

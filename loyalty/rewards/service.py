@@ -395,6 +395,7 @@ async def _redeem(session: AsyncSession, *, redemption: RedemptionIn) -> Redempt
             reason=reward.name,
             redemption_id=issued.id,
         ),
+        member_locked=True,
     )
     await outbox.emit(
         session,
@@ -553,6 +554,7 @@ async def _cancel(session: AsyncSession, *, redemption_id: int) -> RedemptionRes
                 )
             ),
         ),
+        member_locked=True,
     )
     await session.flush()
     await outbox.emit(
