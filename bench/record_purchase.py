@@ -81,7 +81,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -112,6 +111,7 @@ from loyalty.idempotency.service import request_hash  # noqa: E402
 from loyalty.ids import encode_id  # noqa: E402
 from loyalty.ledger.chain import FIELDS, transaction_hash  # noqa: E402
 from loyalty.members.models import Member  # noqa: E402
+from loyalty.outbox.service import event_id  # noqa: E402
 from loyalty.program.models import Program  # noqa: E402
 from loyalty.purchases.models import Purchase  # noqa: E402
 from loyalty.purchases.service import points_for  # noqa: E402
@@ -213,28 +213,41 @@ SQL_UPDATE_BALANCES = (
     "WHERE ledger_transactions.member_id = $6::BIGINT ORDER BY ledger_transactions.id DESC "
     "LIMIT $10::INTEGER) AS chain_head"
 )
-SQL_INSERT_TRANSACTION = (
-    "INSERT INTO ledger_transactions (id, kind, member_id, occurred_at, created_at, reason, "
-    "purchase_id, redemption_id, qualifying_points, qualifying_at, prev_hash, hash) VALUES "
-    "($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::TIMESTAMP WITH TIME ZONE, "
-    "$5::TIMESTAMP WITH TIME ZONE, $6::VARCHAR, $7, $8, $9::BIGINT, "
-    "$10::TIMESTAMP WITH TIME ZONE, $11::VARCHAR, $12::VARCHAR)"
-)
-SQL_INSERT_ENTRIES = (
-    "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
-    "SELECT p0::BIGINT, p1::VARCHAR, p2::BIGINT, p3::BIGINT, p4::BIGINT FROM "
-    "(VALUES ($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::BIGINT, $5::BIGINT, 0), "
-    "($6::BIGINT, $7::VARCHAR, $8::BIGINT, $9::BIGINT, $10::BIGINT, 1)) "
-    "AS imp_sen(p0, p1, p2, p3, p4, sen_counter) ORDER BY sen_counter "
-    "RETURNING ledger_entries.id, ledger_entries.id AS id__1"
-)
-SQL_INSERT_LOT = (
-    "INSERT INTO point_lots (member_id, transaction_id, purchase_id, amount, remaining, "
-    "expired, state, earned_at, releases_at, expires_at) VALUES ($1::BIGINT, $2::BIGINT, "
-    "$3::BIGINT, $4::BIGINT, $5::BIGINT, $6::BIGINT, $7::VARCHAR, "
-    "$8::TIMESTAMP WITH TIME ZONE, $9::TIMESTAMP WITH TIME ZONE, "
-    "$10::TIMESTAMP WITH TIME ZONE) RETURNING point_lots.id"
-)
+
+
+def ledger_rows_sql(*, lot: bool) -> str:
+    """ledger.service._write on PostgreSQL: the transaction, [its lot,] and its two postings in
+    one statement of writable CTEs."""
+    n = 12
+    sql = (
+        "WITH t AS (INSERT INTO ledger_transactions (id, kind, member_id, occurred_at, "
+        "created_at, reason, purchase_id, redemption_id, qualifying_points, qualifying_at, "
+        "prev_hash, hash) VALUES ($1::BIGINT, $2::VARCHAR, $3::BIGINT, "
+        "$4::TIMESTAMP WITH TIME ZONE, $5::TIMESTAMP WITH TIME ZONE, $6::VARCHAR, $7::BIGINT, "
+        "$8::BIGINT, $9::BIGINT, $10::TIMESTAMP WITH TIME ZONE, $11::VARCHAR, $12::VARCHAR))"
+    )
+    if lot:
+        sql += (
+            ", l AS (INSERT INTO point_lots (member_id, transaction_id, purchase_id, amount, "
+            "remaining, state, earned_at, releases_at, expires_at) VALUES ($13::BIGINT, "
+            "$14::BIGINT, $15::BIGINT, $16::BIGINT, $17::BIGINT, $18::VARCHAR, "
+            "$19::TIMESTAMP WITH TIME ZONE, $20::TIMESTAMP WITH TIME ZONE, "
+            "$21::TIMESTAMP WITH TIME ZONE))"
+        )
+        n = 21
+    rows = ", ".join(
+        f"(${n + 1 + 5 * r}::BIGINT, ${n + 2 + 5 * r}::VARCHAR, ${n + 3 + 5 * r}::BIGINT, "
+        f"${n + 4 + 5 * r}::BIGINT, ${n + 5 + 5 * r}::BIGINT)"
+        for r in range(2)
+    )
+    return (
+        f"{sql} INSERT INTO ledger_entries (transaction_id, account, member_id, points, "
+        f"balance_after) VALUES {rows} RETURNING id"
+    )
+
+
+SQL_LEDGER_ROWS = ledger_rows_sql(lot=True)
+
 # loyalty.held_writes at commit: the two outbox events (purchase.recorded, points.earned), the
 # idempotency key's result and the audit entry, in one statement (the events table's trigger
 # notifies live updates)
@@ -1170,17 +1183,14 @@ async def raw_phase(
                                 "prev_hash": head,
                             }
                         )
-                        await conn.execute(SQL_INSERT_TRANSACTION, *values, head, digest)
                         await conn.fetch(
-                            SQL_INSERT_ENTRIES,
-                            *(transaction_id, account, spec.member_id, points, balance),
-                            *(transaction_id, "PROGRAM_ISSUANCE", None, -points, None),
-                        )
-                        await conn.fetchval(
-                            SQL_INSERT_LOT,
-                            *(spec.member_id, transaction_id, purchase["id"], points, points, 0),
+                            SQL_LEDGER_ROWS,
+                            *(*values, head, digest),
+                            *(spec.member_id, transaction_id, purchase["id"], points, points),
                             *("PENDING" if pending else "AVAILABLE", now),
                             *(releases_at if pending else None, None),
+                            *(transaction_id, account, spec.member_id, points, balance),
+                            *(transaction_id, "PROGRAM_ISSUANCE", None, -points, None),
                         )
                     result = {
                         "purchase_id": purchase["id"],
@@ -1190,9 +1200,9 @@ async def raw_phase(
                     event = {"purchase": {"id": purchase["id"], "lines": stored_lines}}
                     await conn.execute(
                         SQL_AT_COMMIT,
-                        *(str(uuid.uuid4()), "purchase.recorded", now, spec.member_id),
+                        *(event_id(now), "purchase.recorded", now, spec.member_id),
                         json.dumps(event),
-                        *(str(uuid.uuid4()), "points.earned", json.dumps({"points": points})),
+                        *(event_id(now), "points.earned", json.dumps({"points": points})),
                         *(json.dumps(result), key_id),
                         *("API_KEY", "pos", fixture.pos_key_id, "bench pos", "recordPurchase"),
                         *(json.dumps([]), json.dumps({}), None),

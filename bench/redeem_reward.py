@@ -86,10 +86,8 @@ from bench.record_purchase import (  # noqa: E402
     MEMBER_COLUMNS,
     REQUEST_TIMEOUT_SECONDS,
     SQL_API_KEY,
-    SQL_CHAIN_HEAD,
+    SQL_AT_COMMIT,
     SQL_CLAIM,
-    SQL_COMPLETE,
-    SQL_INSERT_TRANSACTION,
     SQL_UPDATE_BALANCES,
     CpuUsage,
     Fixture,
@@ -102,6 +100,7 @@ from bench.record_purchase import (  # noqa: E402
     cpu_usage,
     drop_unless_kept,
     graphql_payload,
+    ledger_rows_sql,
     prepare,
     run_async,
     say,
@@ -115,6 +114,8 @@ from loyalty.idempotency.service import request_hash  # noqa: E402
 from loyalty.ids import encode_id  # noqa: E402
 from loyalty.ledger.adjustments import AdjustmentIn, adjust_points  # noqa: E402
 from loyalty.ledger.chain import FIELDS, transaction_hash  # noqa: E402
+from loyalty.ledger.service import LOTS_PER_READ  # noqa: E402
+from loyalty.outbox.service import event_id  # noqa: E402
 from loyalty.rewards.models import Redemption, Reward  # noqa: E402
 from loyalty.rewards.service import RewardDraft, create_reward, generate_code  # noqa: E402
 
@@ -147,8 +148,9 @@ mutation RedeemReward($input: RedeemRewardInput!) {
 
 # members.service.lock_member
 SQL_LOCK_MEMBER = f"SELECT {MEMBER_COLUMNS} FROM members WHERE members.id = $1::BIGINT FOR UPDATE"
-# session.get(Reward, id)
+# session.get(Reward, id), then, for a reward of unlimited stock, the same with a shared lock
 SQL_GET_REWARD = f"SELECT {_columns(Reward)} FROM rewards WHERE rewards.id = $1::BIGINT"
+SQL_SHARE_REWARD = f"{SQL_GET_REWARD} FOR SHARE"
 # the conditional stock update, when the reward's stock is limited
 SQL_TAKE_STOCK = (
     "UPDATE rewards SET stock=(rewards.stock - $1::BIGINT) WHERE rewards.id = $2::BIGINT "
@@ -159,21 +161,15 @@ SQL_INSERT_REDEMPTION = (
     "created_at) VALUES ($1::BIGINT, $2::BIGINT, $3::BIGINT, $4::VARCHAR, $5::VARCHAR, "
     f"$6::VARCHAR, $7::TIMESTAMP WITH TIME ZONE) RETURNING {_columns(Redemption)}"
 )
-# ledger.service.post: the balances (SQL_UPDATE_BALANCES, as ledger.service.earn: each delta
-# bound once), the postings (insertmanyvalues with sort_by_parameter_order), then _consume: the
-# lots, oldest first, and what was taken
-SQL_INSERT_ENTRIES = (
-    "INSERT INTO ledger_entries (transaction_id, account, member_id, points, balance_after) "
-    "SELECT p0::BIGINT, p1::VARCHAR, p2::BIGINT, p3::BIGINT, p4::BIGINT FROM (VALUES "
-    "($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::BIGINT, $5::BIGINT, 0), "
-    "($6::BIGINT, $7::VARCHAR, $8::BIGINT, $9::BIGINT, $10::BIGINT, 1)) "
-    "AS imp_sen(p0, p1, p2, p3, p4, sen_counter) ORDER BY sen_counter "
-    "RETURNING ledger_entries.id, ledger_entries.id AS id__1"
-)
+# ledger.service.post with member_locked: the balances returning the chain head
+# (SQL_UPDATE_BALANCES, as ledger.service.earn), the transaction and its postings in one
+# statement, then _consume: the lots, oldest first, and what was taken
+SQL_LEDGER_ROWS = ledger_rows_sql(lot=False)
 SQL_SELECT_LOTS = (
     "SELECT point_lots.id, point_lots.remaining FROM point_lots "
     "WHERE point_lots.member_id = $1::BIGINT AND point_lots.state = $2::VARCHAR "
-    "AND point_lots.remaining > $3::BIGINT ORDER BY point_lots.earned_at, point_lots.id"
+    "AND point_lots.remaining > $3::BIGINT ORDER BY point_lots.earned_at, point_lots.id "
+    "LIMIT $4::INTEGER OFFSET $5::INTEGER"
 )
 SQL_TAKE_FROM_LOT = (
     "UPDATE point_lots SET remaining=(point_lots.remaining - $1::BIGINT) "
@@ -458,10 +454,9 @@ def raw_redeemer(pool: asyncpg.Pool, fixture: Fixture, reward_id: int) -> Operat
                     if problem is not None:
                         raise Refused(problem)
                     cost = reward["cost_points"]
-                    if (
-                        reward["stock"] is not None
-                        and await conn.fetchval(SQL_TAKE_STOCK, 1, reward_id, 0) is None
-                    ):
+                    if reward["stock"] is None:
+                        await conn.fetchrow(SQL_SHARE_REWARD, reward_id)
+                    elif await conn.fetchval(SQL_TAKE_STOCK, 1, reward_id, 0) is None:
                         raise Refused(OUT_OF_STOCK)
                     issued = await conn.fetchrow(
                         SQL_INSERT_REDEMPTION,
@@ -472,11 +467,11 @@ def raw_redeemer(pool: asyncpg.Pool, fixture: Fixture, reward_id: int) -> Operat
                         SQL_UPDATE_BALANCES,
                         *(-cost, 0, 0, cost, 0, spec.member_id, 0, 0),
                         "ledger_transactions_id_seq",
+                        1,
                     )
                     if updated is None:
                         raise Refused("INSUFFICIENT_POINTS")
-                    transaction_id = updated["id0"]
-                    head = await conn.fetchval(SQL_CHAIN_HEAD, spec.member_id, 1)
+                    transaction_id, head = updated["id0"], updated["chain_head"]
                     values = (
                         *(transaction_id, "REDEEM", spec.member_id, issued["created_at"]),
                         *(datetime.now(UTC), reward["name"], None, issued["id"], 0, None),
@@ -489,21 +484,32 @@ def raw_redeemer(pool: asyncpg.Pool, fixture: Fixture, reward_id: int) -> Operat
                             "prev_hash": head,
                         }
                     )
-                    await conn.execute(SQL_INSERT_TRANSACTION, *values, head, chained)
                     await conn.fetch(
-                        SQL_INSERT_ENTRIES,
+                        SQL_LEDGER_ROWS,
+                        *(*values, head, chained),
                         *(transaction_id, "MEMBER_AVAILABLE", spec.member_id, -cost),
                         updated["points_available"],
                         *(transaction_id, "PROGRAM_REDEMPTION", None, cost, None),
                     )
-                    lots = await conn.fetch(SQL_SELECT_LOTS, spec.member_id, "AVAILABLE", 0)
+                    lots = await conn.fetch(
+                        SQL_SELECT_LOTS, spec.member_id, "AVAILABLE", 0, LOTS_PER_READ, 0
+                    )
                     if not lots or lots[0]["remaining"] < cost:
                         # the service would take from several lots (executemany): not mirrored
                         raise Refused("the oldest lot does not cover the cost")
                     await conn.execute(SQL_TAKE_FROM_LOT, cost, lots[0]["id"])
                     await conn.fetch(SQL_INSERT_CONSUMPTION, lots[0]["id"], transaction_id, cost)
                     result = {"redemption_id": issued["id"], "member_id": spec.member_id}
-                    await conn.execute(SQL_COMPLETE, json.dumps(result), key_id)
+                    event = {"redemption": {"id": issued["id"], "code": issued["code"]}}
+                    await conn.execute(
+                        SQL_AT_COMMIT,
+                        *(event_id(now), "redemption.issued", now, spec.member_id),
+                        json.dumps(event),
+                        *(event_id(now), "points.redeemed", json.dumps({"points": -cost})),
+                        *(json.dumps(result), key_id),
+                        *("API_KEY", "pos", fixture.pos_key_id, "bench pos", "redeemReward"),
+                        *(json.dumps([]), json.dumps({}), None),
+                    )
             except Refused as refusal:
                 return str(refusal)
         return ISSUED
