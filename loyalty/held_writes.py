@@ -1,12 +1,12 @@
 """Writes held back until commit, and sent then in one statement on PostgreSQL.
 
 A mutation ends with writes that nothing in its transaction reads back: its outbox events,
-the idempotency key's stored result, its audit entry. Each used to be a statement and a round
-trip of its own. Held here instead, they go at commit: on PostgreSQL as one statement of
-writable CTEs (``WITH w0 AS (INSERT ...), w1 AS (UPDATE ...) SELECT 1``), on SQLite one by one
-(an embedded database has no round trip to save). They commit or roll back with the
-transaction like any other write; ``write_now`` sends them earlier for a statement that must
-see them.
+the earning rules' awards, the idempotency key's stored result, its audit entry. Each used to
+be a statement and a round trip of its own. Held here instead, they go at commit: on
+PostgreSQL as one statement of writable CTEs (``WITH w0 AS (INSERT ...), w1 AS (UPDATE ...)
+SELECT 1``), on SQLite one by one (an embedded database has no round trip to save). They
+commit or roll back with the transaction like any other write; ``write_now`` sends them
+earlier for a statement that must see them.
 """
 
 import functools

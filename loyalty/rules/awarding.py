@@ -10,10 +10,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from loyalty import held_writes
 from loyalty.db import utcnow
 from loyalty.rules.book import RuleBook
 from loyalty.rules.definition import Limits
@@ -151,6 +152,7 @@ async def _member_usage(
 ) -> dict[int, Usage]:
     if not rules:
         return {}
+    await held_writes.write_now(session)  # awards this transaction made count too
     bounds = periods(local)
 
     def oldest_needed(limits: Limits) -> datetime:
@@ -204,10 +206,27 @@ _ADD_TO_BUDGET = (
     .where(EarningRule.__table__.c.id == bindparam("rule"))
     .values(budget_used=EarningRule.__table__.c.budget_used + bindparam("points"))
 )
-_INSERT_AWARDS = insert(RuleAward.__table__).returning(
-    RuleAward.__table__.c.id, sort_by_parameter_order=True
+_AWARDS = RuleAward.__table__
+_INSERT_AWARD = held_writes.HeldWrite.insert(
+    "rule_awards",
+    {
+        name: _AWARDS.c[name].type
+        for name in (
+            "rule_id",
+            "version_id",
+            "member_id",
+            "purchase_id",
+            "event_id",
+            "entry_id",
+            "awarded_for",
+            "points",
+            "budgeted",
+            "created_at",
+        )
+    },
 )
-"""With RETURNING, SQLAlchemy sends many rows as one multi-row INSERT (insertmanyvalues)."""
+"""Held until commit, with the transaction's events (``loyalty.held_writes``): only the caps
+and refunds read awards back, and they send what is held first."""
 
 
 async def record_awards(
@@ -222,9 +241,10 @@ async def record_awards(
     event_id: int | None = None,
 ) -> None:
     """Write what each rule gave (the caps count it) and charge the budgeted rules."""
-    await session.execute(
-        _INSERT_AWARDS,
-        [
+    for award, entry_id in zip(awards, entry_ids, strict=True):
+        held_writes.hold(
+            session,
+            _INSERT_AWARD,
             {
                 "rule_id": award.rule.rule_id,
                 "version_id": award.rule.version_id,
@@ -236,10 +256,8 @@ async def record_awards(
                 "points": award.points,
                 "budgeted": award.rule.limits.budget is not None,
                 "created_at": now,
-            }
-            for award, entry_id in zip(awards, entry_ids, strict=True)
-        ],
-    )
+            },
+        )
     budgeted = [
         {"rule": award.rule.rule_id, "points": award.points}
         for award in awards
@@ -263,6 +281,7 @@ async def release_for_refund(
     the points actually taken back: floor(rule's award × points recovered so far / points
     awarded) minus what earlier refunds freed. Points the member had already spent stay
     counted, so a refund can never let a campaign pay past its budget."""
+    await held_writes.write_now(session)
     rows = (
         await session.execute(
             select(
@@ -284,9 +303,10 @@ async def release_for_refund(
             releases.append((rule_id, version_id, budgeted, owed))
     if not releases:
         return
-    await session.execute(
-        _INSERT_AWARDS,
-        [
+    for rule_id, version_id, budgeted, owed in releases:
+        held_writes.hold(
+            session,
+            _INSERT_AWARD,
             {
                 "rule_id": rule_id,
                 "version_id": version_id,
@@ -298,10 +318,8 @@ async def release_for_refund(
                 "points": -owed,
                 "budgeted": budgeted,
                 "created_at": now,
-            }
-            for rule_id, version_id, budgeted, owed in releases
-        ],
-    )
+            },
+        )
     budgeted_releases = [
         {"rule": rule_id, "points": -owed} for rule_id, _, budgeted, owed in releases if budgeted
     ]
