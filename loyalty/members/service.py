@@ -4,12 +4,13 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from loyalty.db import insert_ignoring_conflicts, utcnow
+from loyalty.db import attach, columns_of, flush_changes, insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, invalid, not_found
+from loyalty.hot_statements import HotStatement
 from loyalty.idempotency import service as idempotency
 from loyalty.inputs import check_with, refused
 from loyalty.members.models import Channel, Member, MemberStatus
@@ -219,6 +220,19 @@ async def find_member_by_external_id(session: AsyncSession, *, external_id: str)
     return await session.scalar(select(Member).where(Member.external_id == key))
 
 
+def _locking(column: str) -> HotStatement:
+    table = Member.__table__
+    return HotStatement(
+        lambda _: (
+            select(*columns_of(Member)).where(table.c[column] == bindparam("key")).with_for_update()
+        )
+    )
+
+
+_LOCK_BY_ID = _locking("id")
+_LOCK_BY_EXTERNAL_ID = _locking("external_id")
+
+
 async def lock_member(
     session: AsyncSession,
     *,
@@ -226,19 +240,20 @@ async def lock_member(
     external_id: str | None = None,
     field: str = "memberId",
 ) -> Member:
-    """The member row, locked for this transaction (``FOR UPDATE`` on PostgreSQL)."""
+    """The member row, locked for this transaction (``FOR UPDATE`` on PostgreSQL) and freshly
+    read: every points change and redemption starts here."""
+    key: int | str
     if member_id is not None:
-        condition = Member.id == member_id
+        statement, key = _LOCK_BY_ID, member_id
     elif external_id is not None:
-        condition = Member.external_id == external_id
+        statement, key = _LOCK_BY_EXTERNAL_ID, external_id
     else:
         raise not_found("Member", field)
-    member = await session.scalar(
-        select(Member).where(condition).with_for_update().execution_options(populate_existing=True)
-    )
-    if member is None:
+    await flush_changes(session)
+    rows = await statement.rows(session, {"key": key})
+    if not rows:
         raise not_found("Member", field)
-    return member
+    return attach(session, Member, rows[0])
 
 
 def require_active(member: Member) -> None:
