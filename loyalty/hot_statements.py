@@ -15,6 +15,7 @@ goes through the session. SQLAlchemy's ``before_cursor_execute`` listeners still
 statement: the tests' posting guard and statement counts rely on them.
 """
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -80,7 +81,11 @@ class HotStatement:
             driver = adapter.driver_connection
             try:
                 if self._processors is None and compiled.results:
-                    prepared = await driver.prepare(compiled.sql)
+                    # Prepared once, only to learn the result's column types; a unique name,
+                    # as LOYALTY_DB_PGBOUNCER asks of every prepared statement.
+                    prepared = await driver.prepare(
+                        compiled.sql, name=f"__loyalty_hot_{uuid.uuid4().hex}__"
+                    )
                     self._processors = _result_processors(
                         compiled.results, dialect, prepared.get_attributes()
                     )
