@@ -208,22 +208,7 @@ _ADD_TO_BUDGET = (
 )
 _AWARDS = RuleAward.__table__
 _INSERT_AWARD = held_writes.HeldWrite.insert(
-    "rule_awards",
-    {
-        name: _AWARDS.c[name].type
-        for name in (
-            "rule_id",
-            "version_id",
-            "member_id",
-            "purchase_id",
-            "event_id",
-            "entry_id",
-            "awarded_for",
-            "points",
-            "budgeted",
-            "created_at",
-        )
-    },
+    "rule_awards", {column.name: column.type for column in _AWARDS.columns if column.name != "id"}
 )
 """Held until commit, with the transaction's events (``loyalty.held_writes``): only the caps
 and refunds read awards back, and they send what is held first."""
