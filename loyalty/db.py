@@ -7,7 +7,7 @@ share one pool (reads in autocommit) and writers lock the rows they change.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
@@ -149,20 +149,6 @@ def columns_of(model: type[Base], prefix: str = "") -> list[ColumnElement[Any]]:
         attribute.columns[0].label(prefix + attribute.key)
         for attribute in model.__mapper__.column_attrs
     ]
-
-
-class PerDialect:
-    """A statement built once per dialect, for hot paths that only bind values."""
-
-    def __init__(self, build: Callable[[AsyncSession], Any]) -> None:
-        self._build = build
-        self._built: dict[str, Any] = {}
-
-    def __call__(self, session: AsyncSession) -> Any:
-        dialect = session.get_bind().dialect.name
-        if dialect not in self._built:
-            self._built[dialect] = self._build(session)
-        return self._built[dialect]
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout: float) -> None:

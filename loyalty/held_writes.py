@@ -11,7 +11,7 @@ earlier for a statement that must see them.
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,9 +82,7 @@ async def write_now(session: AsyncSession) -> None:
     if session.get_bind().dialect.name != "postgresql":
         await session.run_sync(_write)
         return
-    held: list[tuple[HeldWrite, Mapping[str, Any]]] = session.info.pop(HELD)
-    for start in range(0, len(held), WRITES_PER_STATEMENT):
-        shape, values = _grouped(held[start : start + WRITES_PER_STATEMENT])
+    for shape, values in _statements(session.info.pop(HELD)):
         await _hot(shape).rows(session, values)
 
 
@@ -110,12 +108,19 @@ def _write(session: Session) -> None:
             if write.returned is not None:
                 write.returned(session, result)
         return
-    for start in range(0, len(held), WRITES_PER_STATEMENT):
-        shape, values = _grouped(held[start : start + WRITES_PER_STATEMENT])
+    for shape, values in _statements(held):
         session.execute(_together(shape), values)
 
 
 Shape = tuple[tuple[HeldWrite, int], ...]
+
+
+def _statements(
+    held: list[tuple[HeldWrite, Mapping[str, Any]]],
+) -> Iterator[tuple[Shape, dict[str, Any]]]:
+    """The held writes in statements of at most WRITES_PER_STATEMENT, in order."""
+    for start in range(0, len(held), WRITES_PER_STATEMENT):
+        yield _grouped(held[start : start + WRITES_PER_STATEMENT])
 
 
 def _grouped(held: list[tuple[HeldWrite, Mapping[str, Any]]]) -> tuple[Shape, dict[str, Any]]:

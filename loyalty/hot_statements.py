@@ -31,6 +31,20 @@ _CONNECTION = "loyalty_hot_connection"
 """``Session.info`` key: the transaction, its connection and the asyncpg adapter."""
 
 
+class PerDialect:
+    """A statement built once per dialect, for hot paths that only bind values."""
+
+    def __init__(self, build: Callable[[AsyncSession], Any]) -> None:
+        self._build = build
+        self._built: dict[str, Any] = {}
+
+    def __call__(self, session: AsyncSession) -> Any:
+        dialect = session.get_bind().dialect.name
+        if dialect not in self._built:
+            self._built[dialect] = self._build(session)
+        return self._built[dialect]
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -45,16 +59,9 @@ class HotStatement:
     """A statement built once per dialect by ``build``; ``rows`` runs it."""
 
     def __init__(self, build: Callable[[AsyncSession], Executable]) -> None:
-        self._build = build
-        self._built: dict[str, Executable] = {}
+        self.statement = PerDialect(build)
         self._compiled: dict[tuple[str, ...], _Compiled] = {}
         self._processors: tuple[tuple[str, Processor | None], ...] | None = None
-
-    def statement(self, session: AsyncSession) -> Executable:
-        dialect = session.get_bind().dialect.name
-        if dialect not in self._built:
-            self._built[dialect] = self._build(session)
-        return self._built[dialect]
 
     async def rows(
         self, session: AsyncSession, params: Mapping[str, Any]

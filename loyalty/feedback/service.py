@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty.db import PerDialect, insert_ignoring_conflicts, utcnow
+from loyalty.db import insert_ignoring_conflicts, utcnow
 from loyalty.errors import DomainError, ErrorCode, not_found
 from loyalty.events import service as events
 from loyalty.feedback.models import SCORE_RANGES, Feedback, FeedbackKind
+from loyalty.hot_statements import PerDialect
 from loyalty.idempotency import service as idempotency
 from loyalty.members import service as members
 from loyalty.members.models import MemberStatus
